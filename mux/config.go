@@ -1,0 +1,70 @@
+package mux
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/rs/zerolog"
+)
+
+// Config returns the yamux configuration portcullis uses on both ends of a
+// session. Each call returns a new value the caller may change further.
+//
+//   - AcceptBacklog 1024: pool warm-ups open about a thousand streams at
+//     once; both ends must agree.
+//   - keepalive every 15s, under common NAT and load-balancer idle timeouts;
+//     a failed keepalive closes the session.
+//   - ConnectionWriteTimeout 15s; StreamOpenTimeout 30s (firing closes the
+//     whole session, so [Client.Open] bounds its own wait well before);
+//     StreamCloseTimeout 60s for half-closed streams whose peer never closes.
+//   - MaxStreamWindowSize 4 MiB: a receive window; it bounds one stream's
+//     speed to about window/RTT and is the head-of-line cost other streams
+//     pay behind a bulk stream.
+//   - Logger: yamux's messages go to log, "[ERR]" at error level, "[WARN]" at
+//     warn level, the rest at debug level, with component=yamux. LogOutput
+//     is nil.
+func Config(log zerolog.Logger) *yamux.Config {
+	c := yamux.DefaultConfig()
+	c.AcceptBacklog = 1024
+	c.EnableKeepAlive = true
+	c.KeepAliveInterval = 15 * time.Second
+	c.ConnectionWriteTimeout = 15 * time.Second
+	c.MaxStreamWindowSize = 4 << 20
+	c.StreamOpenTimeout = 30 * time.Second
+	c.StreamCloseTimeout = 60 * time.Second
+	c.LogOutput = nil
+	c.Logger = yamuxLogger{log: log.With().Str("component", "yamux").Logger()}
+	return c
+}
+
+// yamuxLogger adapts zerolog to yamux.Logger (Print, Printf, Println).
+type yamuxLogger struct{ log zerolog.Logger }
+
+func (l yamuxLogger) Print(v ...any)                 { l.emit(fmt.Sprint(v...)) }
+func (l yamuxLogger) Println(v ...any)               { l.emit(fmt.Sprintln(v...)) }
+func (l yamuxLogger) Printf(format string, v ...any) { l.emit(fmt.Sprintf(format, v...)) }
+
+// emit maps yamux's "[ERR] yamux: ..." style prefixes to levels.
+func (l yamuxLogger) emit(msg string) {
+	msg = strings.TrimSpace(msg)
+	level := zerolog.DebugLevel
+	for _, p := range []struct {
+		prefix string
+		level  zerolog.Level
+	}{
+		{"[ERR]", zerolog.ErrorLevel},
+		{"[ERROR]", zerolog.ErrorLevel},
+		{"[WARN]", zerolog.WarnLevel},
+		{"[INFO]", zerolog.InfoLevel},
+		{"[DEBUG]", zerolog.DebugLevel},
+	} {
+		if rest, ok := strings.CutPrefix(msg, p.prefix); ok {
+			level, msg = p.level, strings.TrimSpace(rest)
+			break
+		}
+	}
+	msg = strings.TrimPrefix(msg, "yamux: ")
+	l.log.WithLevel(level).Msg(msg)
+}

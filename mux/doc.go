@@ -1,0 +1,29 @@
+// Package mux carries many TCP streams over one mutually authenticated TLS
+// connection. It owns the mux-mode wire protocol of portcullis and nothing
+// about policy:
+//
+//   - the yamux configuration both ends use ([Config]) and the TLS ALPN id
+//     ([ALPN]);
+//   - the stream-open exchange: a [Request] naming a route, answered by a
+//     [Response] with a [Status] and, unless OK, a short reason; then the
+//     stream carries raw bytes;
+//   - [Stream], a yamux stream with half-close ([Stream.CloseWrite]) and a
+//     full [Stream.Close];
+//   - [Pipe], bidirectional copying with half-close and pooled buffers;
+//   - [Client], the lazily dialed, shared and self-healing client session
+//     used by the tunnel;
+//   - [ServeStream], the per-stream server helper the gateway calls with its
+//     own decision function.
+//
+// Wire format of a stream request (client to gateway), all fields bounded:
+//
+//	[version u8 = 1][route length u8, 1..255][route bytes]
+//
+// and of the answer (gateway to client):
+//
+//	[status u8]                                                 status OK
+//	[status u8][reason length u16 big-endian, 0..1024][reason]  any other status
+//
+// Anything malformed ends that stream with [StatusBadRequest] and a reason,
+// never the session. Sentinel errors are listed in errors.go.
+package mux

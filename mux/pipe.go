@@ -1,0 +1,220 @@
+package mux
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"sync"
+
+	"github.com/hashicorp/yamux"
+)
+
+// BufferSize is the size of the pooled copy buffers of [Pipe].
+const BufferSize = 32 << 10
+
+// probeSize is the small per-direction buffer a Pipe reads into while the
+// source is idle, so that an idle direction holds no pooled buffer.
+const probeSize = 512
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, BufferSize); return &b }}
+
+func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufPool.Put(b) }
+
+// Pipe copies a to b and b to a until both directions are done, then closes
+// both connections and returns the byte counts and the first error.
+//
+// When one direction's source ends cleanly (io.EOF), Pipe half-closes that
+// direction's destination (CloseWrite on *net.TCPConn, *tls.Conn, *Stream
+// and other types that have it; Close on a bare *yamux.Stream, which is a
+// half-close) and keeps the other direction running. A destination that
+// cannot half-close stays open until the other direction ends.
+//
+// When a direction fails with anything but a clean end (a reset, a write
+// error, [ErrSessionClosed]), Pipe aborts: it resets the TCP connections
+// among a and b (SetLinger(0) then Close, also under a *tls.Conn) so their
+// peers see an error rather than a clean end of data, closes both, waits for
+// the other direction and returns the first error. A yamux stream that ends
+// because its session died counts as such a failure, not as io.EOF.
+//
+// Copy buffers of [BufferSize] bytes come from a pool and are held only
+// while data moves: a *net.TCPConn source (on Unix) is waited on for
+// readability without a buffer, and other sources are read into a small
+// per-direction buffer first.
+//
+// Pipe runs one direction in a goroutine it owns and waits for it. The
+// caller stops a Pipe early by closing a or b.
+func Pipe(a, b net.Conn) (aToB, bToA int64, err error) {
+	p := &piper{a: a, b: b}
+	var wg sync.WaitGroup
+	wg.Go(func() { aToB = p.copy(b, a) })
+	bToA = p.copy(a, b)
+	wg.Wait()
+	p.closeAll()
+	return aToB, bToA, p.err
+}
+
+type piper struct {
+	a, b    net.Conn
+	errOnce sync.Once
+	err     error
+}
+
+// fail records err as the first error and aborts both sides.
+func (p *piper) fail(err error) {
+	p.errOnce.Do(func() {
+		p.err = err
+		reset(p.a)
+		reset(p.b)
+		p.closeAll()
+	})
+}
+
+func (p *piper) closeAll() {
+	_ = p.a.Close()
+	_ = p.b.Close()
+}
+
+// copy moves bytes from src to dst until src ends or an error; it returns
+// the number of bytes written to dst.
+func (p *piper) copy(dst, src net.Conn) int64 {
+	r := newReader(src)
+	var total int64
+	for {
+		data, err := r.read()
+		if len(data) > 0 {
+			n, werr := dst.Write(data)
+			total += int64(n)
+			if werr == nil && n < len(data) {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				r.release()
+				p.fail(werr)
+				return total
+			}
+		}
+		r.release()
+		if err == io.EOF {
+			halfClose(dst)
+			return total
+		}
+		if err != nil {
+			p.fail(err)
+			return total
+		}
+	}
+}
+
+// reader reads from one source, holding a pooled buffer only while data
+// flows.
+type reader struct {
+	src     net.Conn
+	ystream *yamux.Stream // set when src is (or wraps) a yamux stream
+	raw     rawReader     // set for sources read with readiness waits
+	buf     *[]byte       // pooled buffer in use, or nil
+	bulk    bool          // the last read filled the buffer: keep it
+	probe   [probeSize]byte
+}
+
+func newReader(src net.Conn) *reader {
+	r := &reader{src: src}
+	switch s := src.(type) {
+	case *Stream:
+		r.ystream = s.Stream
+	case *yamux.Stream:
+		r.ystream = s
+	case *net.TCPConn:
+		r.raw = newRawReader(s)
+	}
+	return r
+}
+
+// read returns the next chunk of data, valid until release, and io.EOF at a
+// clean end.
+func (r *reader) read() ([]byte, error) {
+	if r.raw != nil {
+		buf, n, err := r.raw.read(r.buf)
+		r.buf = buf
+		if buf == nil {
+			return nil, err
+		}
+		r.bulk = n == len(*buf)
+		return (*buf)[:n], err
+	}
+	if r.buf != nil { // bulk mode: the previous read filled the buffer
+		n, err := r.src.Read(*r.buf)
+		r.bulk = n == len(*r.buf)
+		return (*r.buf)[:n], r.check(err)
+	}
+	if r.ystream != nil {
+		// Idle, or the last read drained the stream: drop yamux's receive
+		// buffer, which otherwise stays at its peak size.
+		r.ystream.Shrink()
+	}
+	n, err := r.src.Read(r.probe[:])
+	if n < len(r.probe) || err != nil {
+		return r.probe[:n], r.check(err)
+	}
+	// The probe filled up: more data is probably waiting; go on in a
+	// pooled buffer.
+	r.buf = getBuf()
+	b := *r.buf
+	copy(b, r.probe[:])
+	m, err := r.src.Read(b[n:])
+	n += m
+	r.bulk = n == len(b)
+	return b[:n], r.check(err)
+}
+
+// release returns the pooled buffer unless the last read filled it.
+func (r *reader) release() {
+	if r.buf != nil && !r.bulk {
+		putBuf(r.buf)
+		r.buf = nil
+	}
+}
+
+// check turns the io.EOF of a bare yamux stream whose session died into
+// ErrSessionClosed (a *Stream does so itself).
+func (r *reader) check(err error) error {
+	if err == io.EOF && r.ystream != nil && r.ystream.Session().IsClosed() {
+		return ErrSessionClosed
+	}
+	return err
+}
+
+// rawReader reads a socket after waiting for readability without a buffer.
+type rawReader interface {
+	// read fills buf (taken from the pool if nil, once data is ready) and
+	// returns the buffer in use (nil when none) and the byte count.
+	read(buf *[]byte) (*[]byte, int, error)
+}
+
+// halfClose ends the write side of c if c supports it.
+func halfClose(c net.Conn) {
+	switch c := c.(type) {
+	case interface{ CloseWrite() error }:
+		_ = c.CloseWrite()
+	case *yamux.Stream:
+		_ = c.Close()
+	}
+}
+
+// reset makes the next Close of c send a TCP RST, when c is or wraps a TCP
+// connection.
+func reset(c net.Conn) {
+	for range 4 { // unwrap a few layers at most
+		switch t := c.(type) {
+		case interface{ SetLinger(int) error }:
+			_ = t.SetLinger(0)
+			return
+		case *tls.Conn:
+			c = t.NetConn()
+		case interface{ NetConn() net.Conn }:
+			c = t.NetConn()
+		default:
+			return
+		}
+	}
+}

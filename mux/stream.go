@@ -1,0 +1,127 @@
+package mux
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// Stream is a yamux stream with the half-close of a TCP connection and
+// net.Conn semantics for Close:
+//
+//   - CloseWrite sends FIN: the peer reads io.EOF, this side keeps reading.
+//   - Close sends FIN if not sent yet and ends this side: pending and later
+//     Read and Write calls fail with an error wrapping net.ErrClosed.
+//   - Read returns [ErrSessionClosed] instead of io.EOF when the stream ended
+//     because its session died rather than because the peer closed it.
+//
+// Create one with [Wrap]. Like net.Conn, a Stream is safe for one reader and
+// one writer at a time plus concurrent Close and deadline calls.
+type Stream struct {
+	*yamux.Stream
+	closed atomic.Bool
+}
+
+var _ net.Conn = (*Stream)(nil)
+
+// Wrap returns s as a *Stream; nil gives nil.
+func Wrap(s *yamux.Stream) *Stream {
+	if s == nil {
+		return nil
+	}
+	return &Stream{Stream: s}
+}
+
+// Read reads stream data; see [Stream] for how it ends.
+func (s *Stream) Read(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, s.opErr("read", net.ErrClosed)
+	}
+	n, err := s.Stream.Read(b)
+	if err != nil {
+		switch {
+		case s.closed.Load():
+			return n, s.opErr("read", net.ErrClosed)
+		case err == io.EOF && s.Stream.Session().IsClosed():
+			return n, s.opErr("read", ErrSessionClosed)
+		case errors.Is(err, yamux.ErrTimeout):
+			return n, s.opErr("read", os.ErrDeadlineExceeded)
+		}
+	}
+	return n, err
+}
+
+// Write writes stream data. After CloseWrite or Close it fails.
+func (s *Stream) Write(b []byte) (int, error) {
+	if s.closed.Load() {
+		return 0, s.opErr("write", net.ErrClosed)
+	}
+	n, err := s.Stream.Write(b)
+	if err != nil {
+		switch {
+		case s.closed.Load():
+			return n, s.opErr("write", net.ErrClosed)
+		case errors.Is(err, yamux.ErrTimeout):
+			return n, s.opErr("write", os.ErrDeadlineExceeded)
+		case errors.Is(err, yamux.ErrSessionShutdown):
+			return n, s.opErr("write", ErrSessionClosed)
+		}
+	}
+	return n, err
+}
+
+// CloseWrite half-closes the stream: it sends FIN, so the peer reads io.EOF
+// once it has read everything written before; this side can still read.
+// Writes after it fail. Calling it again, or after Close, does nothing.
+func (s *Stream) CloseWrite() error {
+	return s.Stream.Close() // yamux Close is a half-close
+}
+
+// Close closes the stream: it sends FIN unless CloseWrite already did, and
+// unblocks pending Read and Write calls, which then return an error wrapping
+// net.ErrClosed. The stream's resources are freed once the peer closes its
+// side too, or after the session's StreamCloseTimeout. Close is idempotent;
+// calls after the first return nil.
+func (s *Stream) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	err := s.Stream.Close()
+	// Wake a Read blocked in yamux; the closed flag turns the timeout
+	// into net.ErrClosed. Writers are woken by yamux's own Close.
+	_ = s.Stream.SetReadDeadline(time.Unix(1, 0))
+	return err
+}
+
+// SetDeadline sets the read and write deadlines, like net.Conn.
+func (s *Stream) SetDeadline(t time.Time) error {
+	if s.closed.Load() {
+		return s.opErr("set deadline", net.ErrClosed)
+	}
+	return s.Stream.SetDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline, like net.Conn.
+func (s *Stream) SetReadDeadline(t time.Time) error {
+	if s.closed.Load() {
+		return s.opErr("set deadline", net.ErrClosed)
+	}
+	return s.Stream.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, like net.Conn.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	if s.closed.Load() {
+		return s.opErr("set deadline", net.ErrClosed)
+	}
+	return s.Stream.SetWriteDeadline(t)
+}
+
+func (s *Stream) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "mux", Source: s.Stream.LocalAddr(), Addr: s.Stream.RemoteAddr(), Err: err}
+}
