@@ -1,0 +1,410 @@
+package mux
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/rs/zerolog"
+)
+
+// DialFunc connects to a gateway and returns a connection ready for yamux:
+// the TLS handshake done and ALPN [ALPN] checked. It must honour ctx.
+type DialFunc func(ctx context.Context) (net.Conn, error)
+
+// ClientConfig configures a [Client]. Dial is required; zero values of the
+// other fields mean the defaults given.
+type ClientConfig struct {
+	// Dial connects to the gateway. Required.
+	Dial DialFunc
+	// Logger receives session events; the zero Logger discards them.
+	Logger zerolog.Logger
+	// Yamux is the session configuration; nil means Config(Logger).
+	Yamux *yamux.Config
+	// MinBackoff is the shortest wait between two dials; default 100ms.
+	MinBackoff time.Duration
+	// MaxBackoff caps the wait after consecutive dial failures; default
+	// 30s. After n failures the wait is drawn uniformly between MinBackoff
+	// and min(MaxBackoff, MinBackoff*2^n) (full jitter above the minimum).
+	MaxBackoff time.Duration
+	// DialTimeout bounds one dial, whoever waits for it; default 30s.
+	DialTimeout time.Duration
+	// OpenTimeout bounds opening a stream and reading the gateway's answer
+	// when the Open context has no earlier deadline; default 30s.
+	OpenTimeout time.Duration
+	// Coalesce wraps each dialed connection with [Coalesce], so the header
+	// and the body of a small yamux frame leave in one write.
+	Coalesce bool
+}
+
+// Defaults of ClientConfig.
+const (
+	DefaultMinBackoff  = 100 * time.Millisecond
+	DefaultMaxBackoff  = 30 * time.Second
+	DefaultDialTimeout = 30 * time.Second
+	DefaultOpenTimeout = 30 * time.Second
+)
+
+// Client is the tunnel side of mux mode: one yamux session over one
+// connection to the gateway, dialed when first needed, shared by all
+// streams, and dialed again when it dies, with exponential backoff and
+// jitter after failures. A Client is safe for concurrent use.
+type Client struct {
+	cfg  ClientConfig
+	ycfg *yamux.Config
+	log  zerolog.Logger
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // dial and open goroutines
+
+	mu       sync.Mutex
+	closed   bool
+	sess     *yamux.Session
+	retired  []*yamux.Session // sessions the gateway sent GoAway on
+	dial     *dialCall        // the dial in flight, shared by waiters
+	failures int              // consecutive dial failures
+	lastErr  error            // error of the last failed dial
+	nextDial time.Time        // no dial starts before this
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// dialCall is one dial shared by every Open waiting for a session.
+type dialCall struct {
+	done chan struct{} // closed when the dial finished
+	sess *yamux.Session
+	err  error
+	at   time.Time // when the dial starts (after the backoff)
+}
+
+// NewClient returns a Client; it dials nothing until the first Open.
+// It panics if cfg.Dial is nil, a programming error.
+func NewClient(cfg ClientConfig) *Client {
+	if cfg.Dial == nil {
+		panic("mux.NewClient: ClientConfig.Dial is nil")
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = DefaultMinBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = cfg.MinBackoff
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if cfg.OpenTimeout <= 0 {
+		cfg.OpenTimeout = DefaultOpenTimeout
+	}
+	ycfg := cfg.Yamux
+	if ycfg == nil {
+		ycfg = Config(cfg.Logger)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{cfg: cfg, ycfg: ycfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
+}
+
+// Open opens a stream to route: it makes sure a session is up (dialing if
+// there is none or it died, after waiting out the backoff of earlier
+// failures), opens a stream, sends the [Request] and reads the [Response].
+// On StatusOK it returns the stream ready for raw bytes; the caller closes
+// it.
+//
+// Errors: a refusal is a *[RefusedError]; a failed dial is wrapped as
+// "dialing gateway: ..." (and, when ctx ended during the backoff, wraps both
+// ctx.Err() and the last dial error); an invalid route wraps [ErrRoute];
+// after Close, an error wrapping net.ErrClosed. ctx bounds the whole call,
+// and so does OpenTimeout for the stream exchange.
+func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
+	if err := ValidRoute(route); err != nil {
+		return nil, err
+	}
+	for attempt := 0; ; attempt++ {
+		sess, err := c.session(ctx)
+		if err != nil {
+			return nil, err
+		}
+		st, err := c.open(ctx, sess, route)
+		if err == nil {
+			return st, nil
+		}
+		// The session died or the gateway is draining it, before the
+		// request left: retry once on a fresh session.
+		if attempt == 0 && (errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, yamux.ErrRemoteGoAway)) {
+			c.retire(sess, err)
+			continue
+		}
+		return nil, err
+	}
+}
+
+// open opens one stream on sess and does the request/response exchange.
+func (c *Client) open(ctx context.Context, sess *yamux.Session, route string) (*Stream, error) {
+	deadline := time.Now().Add(c.cfg.OpenTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+
+	ys, err := c.openStream(ctx, sess)
+	if err != nil {
+		return nil, err
+	}
+	st := Wrap(ys)
+	// Bound the exchange by the deadline, and by cancellation of ctx.
+	_ = st.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = st.Stream.SetDeadline(time.Unix(1, 0)) })
+	resp, err := exchange(st, route)
+	if !stop() {
+		_ = st.Close()
+		return nil, fmt.Errorf("opening stream for route %q: %w", route, context.Cause(ctx))
+	}
+	if err != nil {
+		_ = st.Close()
+		return nil, fmt.Errorf("opening stream for route %q: %w", route, err)
+	}
+	_ = st.SetDeadline(time.Time{})
+	if resp.Status != StatusOK {
+		_ = st.Close()
+		return nil, &RefusedError{Route: route, Status: resp.Status, Reason: resp.Reason}
+	}
+	return st, nil
+}
+
+func exchange(st *Stream, route string) (Response, error) {
+	if err := WriteRequest(st, Request{Route: route}); err != nil {
+		return Response{}, err
+	}
+	return ReadResponse(st)
+}
+
+// openStream calls sess.OpenStream, which can block without a context when
+// many opens are unacknowledged, in a goroutine owned by c, and gives up
+// when ctx ends; a stream opened too late is closed.
+func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.Stream, error) {
+	type result struct {
+		st  *yamux.Stream
+		err error
+	}
+	var (
+		mu        sync.Mutex
+		abandoned bool
+		ch        = make(chan result, 1)
+	)
+	c.wg.Go(func() {
+		st, err := sess.OpenStream()
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			if st != nil {
+				_ = st.Close()
+			}
+			return
+		}
+		ch <- result{st, err}
+	})
+	select {
+	case r := <-ch:
+		return r.st, r.err
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		select {
+		case r := <-ch: // it just finished
+			return r.st, r.err
+		default:
+			abandoned = true
+			return nil, fmt.Errorf("opening stream: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// session returns a live session, dialing or waiting for the shared dial.
+func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+		}
+		if c.sess != nil {
+			if !c.sess.IsClosed() {
+				s := c.sess
+				c.mu.Unlock()
+				return s, nil
+			}
+			c.log.Info().Msg("gateway session closed; dialing again")
+			c.sess = nil
+		}
+		call := c.dial
+		if call == nil {
+			call = c.startDialLocked()
+		}
+		lastErr := c.lastErr
+		c.mu.Unlock()
+
+		select {
+		case <-call.done:
+			if call.err != nil {
+				return nil, call.err
+			}
+			// Loop: the session may already be gone again.
+		case <-ctx.Done():
+			if lastErr != nil && time.Now().Before(call.at) {
+				return nil, fmt.Errorf("dialing gateway: %w while waiting %v to retry after: %w",
+					context.Cause(ctx), time.Until(call.at).Round(time.Millisecond), lastErr)
+			}
+			return nil, fmt.Errorf("dialing gateway: %w", context.Cause(ctx))
+		}
+	}
+}
+
+// startDialLocked starts the shared dial; c.mu is held.
+func (c *Client) startDialLocked() *dialCall {
+	now := time.Now()
+	at := c.nextDial
+	if at.Before(now) {
+		at = now
+	}
+	call := &dialCall{done: make(chan struct{}), at: at}
+	c.dial = call
+	c.wg.Go(func() { c.runDial(call) })
+	return call
+}
+
+func (c *Client) runDial(call *dialCall) {
+	sess, err := c.dialSession(call.at)
+	c.mu.Lock()
+	c.dial = nil
+	start := time.Now()
+	switch {
+	case err != nil:
+		c.failures++
+		c.lastErr = err
+		c.nextDial = start.Add(c.backoff(c.failures))
+		c.log.Warn().Err(err).Int("failures", c.failures).
+			Dur("retry_in", time.Until(c.nextDial)).Msg("dialing gateway failed")
+	case c.closed:
+		_ = sess.Close()
+		sess, err = nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+	default:
+		c.failures = 0
+		c.lastErr = nil
+		// Even after success, never dial twice within MinBackoff: a
+		// gateway that accepts and drops at once is not hammered.
+		c.nextDial = call.at.Add(c.cfg.MinBackoff)
+		c.sess = sess
+		c.log.Debug().Msg("gateway session up")
+	}
+	c.mu.Unlock()
+	call.sess, call.err = sess, err
+	close(call.done)
+}
+
+// dialSession waits until at, dials and starts a yamux client session.
+func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
+	if d := time.Until(at); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
+	defer cancel()
+	conn, err := c.cfg.Dial(ctx)
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+		}
+		return nil, fmt.Errorf("dialing gateway: %w", err)
+	}
+	if c.cfg.Coalesce {
+		conn = Coalesce(conn)
+	}
+	sess, err := yamux.Client(conn, c.ycfg)
+	if err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("dialing gateway: starting yamux session: %w", err)
+	}
+	return sess, nil
+}
+
+// backoff returns the wait after n consecutive failures.
+func (c *Client) backoff(n int) time.Duration {
+	lo, hi := c.cfg.MinBackoff, c.cfg.MaxBackoff
+	ceil := lo
+	for i := 0; i < n && ceil < hi; i++ {
+		ceil *= 2
+	}
+	ceil = min(ceil, hi)
+	if ceil <= lo {
+		return lo
+	}
+	return lo + rand.N(ceil-lo+1)
+}
+
+// retire stops using sess for new streams. A dead session is dropped; one
+// the gateway sent GoAway on keeps its streams until they end, and Close
+// closes it.
+func (c *Client) retire(sess *yamux.Session, why error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == sess {
+		c.sess = nil
+		c.log.Info().Err(why).Msg("gateway session retired")
+	}
+	if !sess.IsClosed() && !c.closed {
+		live := c.retired[:0]
+		for _, s := range c.retired {
+			if !s.IsClosed() {
+				live = append(live, s)
+			}
+		}
+		c.retired = append(live, sess)
+	}
+}
+
+// Session returns the current session, or nil when none is up. It is meant
+// for tests and metrics; streams should come from Open.
+func (c *Client) Session() *yamux.Session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sess
+}
+
+// Close closes the session (and any the gateway retired), stops a dial in
+// flight and waits for the client's goroutines. Streams on the sessions end
+// with [ErrSessionClosed]. Later Opens fail with an error wrapping
+// net.ErrClosed. Close is idempotent; calls after the first return nil.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		sessions := append(c.retired, c.sess)
+		c.sess, c.retired = nil, nil
+		c.mu.Unlock()
+		c.cancel()
+		for _, s := range sessions {
+			if s != nil {
+				if err := s.Close(); err != nil && c.closeErr == nil {
+					c.closeErr = err
+				}
+			}
+		}
+		c.wg.Wait()
+	})
+	return c.closeErr
+}
