@@ -178,7 +178,7 @@ func TestSignCSRTakesOnlyKeyAndSANs(t *testing.T) {
 		IsCA bool
 	}{true})
 	eku, _ := asn1.Marshal([]asn1.ObjectIdentifier{{1, 3, 6, 1, 5, 5, 7, 3, 1}, {1, 3, 6, 1, 5, 5, 7, 3, 2}}) // serverAuth, clientAuth
-	ku, _ := asn1.Marshal(asn1.BitString{Bytes: []byte{0x06}, BitLength: 7})                                // keyCertSign, cRLSign
+	ku, _ := asn1.Marshal(asn1.BitString{Bytes: []byte{0x06}, BitLength: 7})                                  // keyCertSign, cRLSign
 	u, _ := url.Parse("spiffe://corp/app/web")
 	tmpl := &x509.CertificateRequest{
 		Subject:        pkix.Name{CommonName: "web", Organization: []string{"Evil"}},
