@@ -1,0 +1,177 @@
+package conn
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/rs/zerolog"
+)
+
+// GateConfig configures a Gate.
+type GateConfig struct {
+	// Rules is the network allow-list. Its zero value denies everything.
+	Rules *acl.Holder
+	// MaxConns caps the connections open at once (0: no cap). The slot is
+	// reserved before Accept, so a full gateway stops accepting rather than
+	// accepting and dropping.
+	MaxConns int
+	// Log receives one "deny" event per denied connection, at most
+	// DenyLogBurst at once and DenyLogPerSec per second after that; the
+	// events left out are counted in the next one's "suppressed" field.
+	Log           zerolog.Logger
+	DenyLogPerSec float64 // default 10
+	DenyLogBurst  float64 // default 20
+}
+
+// Gate is a net.Listener that checks each accepted connection's source
+// address against the allow-list before anything reads from it. A denied
+// connection is reset and closed inside Accept itself: no goroutine, no TLS.
+// Accept returns only allowed connections. Gate is safe for concurrent use.
+type Gate struct {
+	net.Listener
+	cfg    GateConfig
+	slots  chan struct{} // nil without MaxConns
+	closed chan struct{}
+	once   sync.Once
+
+	allowed, denied atomic.Uint64
+	logMu           sync.Mutex
+	tokens          float64
+	last            time.Time
+	suppressed      uint64
+}
+
+var _ net.Listener = (*Gate)(nil)
+
+// NewGate wraps ln.
+func NewGate(ln net.Listener, cfg GateConfig) *Gate {
+	if cfg.DenyLogPerSec <= 0 {
+		cfg.DenyLogPerSec = 10
+	}
+	if cfg.DenyLogBurst <= 0 {
+		cfg.DenyLogBurst = 20
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = new(acl.Holder)
+	}
+	g := &Gate{Listener: ln, cfg: cfg, closed: make(chan struct{}), tokens: cfg.DenyLogBurst}
+	if cfg.MaxConns > 0 {
+		g.slots = make(chan struct{}, cfg.MaxConns)
+	}
+	return g
+}
+
+// Accept waits for a connection that the rules allow.
+func (g *Gate) Accept() (net.Conn, error) {
+	for {
+		if g.slots != nil {
+			select {
+			case g.slots <- struct{}{}:
+			case <-g.closed:
+				return nil, net.ErrClosed
+			}
+		}
+		c, err := g.Listener.Accept()
+		if err != nil {
+			g.release()
+			return nil, err
+		}
+		addr := RemoteAddrPort(c)
+		d := g.cfg.Rules.Decide(addr.Addr())
+		if d.Allowed {
+			g.allowed.Add(1)
+			if g.slots == nil {
+				return c, nil
+			}
+			return &slotConn{Conn: c, release: g.release}, nil
+		}
+		g.denied.Add(1)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // reset: no TIME_WAIT left behind by a flood
+		}
+		_ = c.Close()
+		g.release()
+		g.logDeny(addr, d)
+	}
+}
+
+func (g *Gate) release() {
+	if g.slots != nil {
+		<-g.slots
+	}
+}
+
+// Close closes the listener; a blocked Accept returns net.ErrClosed.
+func (g *Gate) Close() error {
+	g.once.Do(func() { close(g.closed) })
+	return g.Listener.Close()
+}
+
+// Counts returns how many connections the gate has allowed and denied.
+func (g *Gate) Counts() (allowed, denied uint64) { return g.allowed.Load(), g.denied.Load() }
+
+func (g *Gate) logDeny(addr netip.AddrPort, d acl.Decision) {
+	g.logMu.Lock()
+	now := time.Now()
+	if !g.last.IsZero() {
+		g.tokens += now.Sub(g.last).Seconds() * g.cfg.DenyLogPerSec
+		if g.tokens > g.cfg.DenyLogBurst {
+			g.tokens = g.cfg.DenyLogBurst
+		}
+	}
+	g.last = now
+	if g.tokens < 1 {
+		g.suppressed++
+		g.logMu.Unlock()
+		return
+	}
+	g.tokens--
+	suppressed := g.suppressed
+	g.suppressed = 0
+	g.logMu.Unlock()
+	ev := g.cfg.Log.Info().Str("event", "deny").Str("peer", addr.String()).Str("rule", d.String())
+	if suppressed > 0 {
+		ev = ev.Uint64("suppressed", suppressed)
+	}
+	ev.Msg("connection denied by network rules")
+}
+
+// RemoteAddrPort returns the peer address of c as a netip.AddrPort, unmapped
+// (an IPv4-mapped IPv6 address becomes IPv4). The zero AddrPort when c is not
+// an IP connection.
+func RemoteAddrPort(c net.Conn) netip.AddrPort {
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+// slotConn gives back its Gate slot when closed.
+type slotConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *slotConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
+
+// CloseWrite half-closes the underlying connection when it can.
+func (c *slotConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("connection does not support half-close")
+}

@@ -1,0 +1,274 @@
+package conn
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"reflect"
+	"sync/atomic"
+	"time"
+)
+
+// cipherSuites are the TLS 1.2 suites we accept: ECDHE key exchange with an
+// AEAD cipher only. TLS 1.3 suites are all AEAD and not configurable.
+var cipherSuites = []uint16{
+	tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+	tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+}
+
+// ServerConfig returns the gateway's TLS configuration for this snapshot:
+// TLS 1.2 at least with ECDHE+AEAD suites, a client certificate required and
+// verified against the CA bundle (chain, validity, EKU clientAuth), then
+// checked against the CRL. Each snapshot gets fresh session ticket keys, so a
+// reload also ends resumption of sessions made under the old trust.
+//
+// The caller may set NextProtos, GetConfigForClient and VerifyConnection on
+// the result (VerifyConnection is called after the revocation check).
+func (st *ServerState) ServerConfig() *tls.Config {
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		CipherSuites: cipherSuites,
+		Certificates: []tls.Certificate{st.Cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    st.ClientCAs,
+	}
+	var key [32]byte
+	if _, err := rand.Read(key[:]); err == nil {
+		cfg.SetSessionTicketKeys([][32]byte{key})
+	}
+	return cfg
+}
+
+// CheckRevoked returns an error wrapping ErrRevoked when a certificate of the
+// verified chains is listed in the snapshot's CRL. It must be called from
+// VerifyConnection (which also runs on resumed sessions), not only from
+// VerifyPeerCertificate.
+func (st *ServerState) CheckRevoked(cs tls.ConnectionState) error {
+	if st.CRL == nil {
+		return nil
+	}
+	for _, chain := range cs.VerifiedChains {
+		for _, c := range chain {
+			if st.CRL.Revoked(c) {
+				return fmt.Errorf("%w: serial %s (subject %q)", ErrRevoked, c.SerialNumber.Text(16), c.Subject)
+			}
+		}
+	}
+	return nil
+}
+
+// ClientFiles names the files the tunnel's TLS state is loaded from.
+type ClientFiles struct {
+	Cert string // client certificate chain, PEM
+	Key  string // its private key, PEM
+	CA   string // CA bundle the gateway's certificate must chain to, PEM
+}
+
+// ClientState is one immutable snapshot of the tunnel's credentials.
+type ClientState struct {
+	Cert     tls.Certificate
+	Roots    *x509.CertPool
+	Warnings []string
+}
+
+// LoadClient reads and checks the tunnel's files.
+func LoadClient(f ClientFiles, now time.Time) (*ClientState, error) {
+	cert, err := loadKeyPair(f.Cert, f.Key)
+	if err != nil {
+		return nil, err
+	}
+	st := &ClientState{Cert: cert, Roots: x509.NewCertPool()}
+	if now.After(cert.Leaf.NotAfter) {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expired at %s: the gateway will refuse it",
+			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+	} else if cert.Leaf.NotAfter.Sub(now) < ExpiryWarning {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expires at %s",
+			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+	}
+	cas, err := LoadCerts(f.CA)
+	if err != nil {
+		return nil, fmt.Errorf("gateway CA bundle: %w", err)
+	}
+	for _, c := range cas {
+		st.Roots.AddCert(c)
+	}
+	return st, nil
+}
+
+// ClientCreds holds the tunnel's current credentials; Reload swaps them
+// atomically, and connections made afterwards use the new ones. It is safe
+// for concurrent use.
+type ClientCreds struct {
+	files ClientFiles
+	cur   atomic.Pointer[ClientState]
+}
+
+// NewClientCreds loads the files once; see Reload.
+func NewClientCreds(f ClientFiles) (*ClientCreds, error) {
+	c := &ClientCreds{files: f}
+	if err := c.Reload(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Reload loads the files again; on error the old credentials stay.
+func (c *ClientCreds) Reload() error {
+	st, err := LoadClient(c.files, time.Now())
+	if err != nil {
+		return err
+	}
+	c.cur.Store(st)
+	return nil
+}
+
+// State returns the current snapshot.
+func (c *ClientCreds) State() *ClientState { return c.cur.Load() }
+
+// ClientOptions shape a client TLS configuration.
+type ClientOptions struct {
+	ServerName string   // the name the gateway's certificate must be valid for
+	SNI        string   // the name sent in the ClientHello; "" means ServerName
+	ALPN       []string // protocols to offer
+	Pins       []string // optional: the gateway's leaf must have one of these SHA-256 fingerprints (lowercase hex)
+}
+
+// TLSConfig returns a client configuration that presents the current client
+// certificate and verifies the gateway's chain against the current CA bundle
+// and ServerName (and pins, if any). SNI can differ from the verified name:
+// direct mode sends the route name as SNI.
+func (c *ClientCreds) TLSConfig(o ClientOptions) *tls.Config {
+	sni := o.SNI
+	if sni == "" {
+		sni = o.ServerName
+	}
+	return &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       cipherSuites,
+		ServerName:         sni,
+		NextProtos:         o.ALPN,
+		InsecureSkipVerify: true, // verified below, against ServerName rather than SNI
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			cert := c.cur.Load().Cert
+			return &cert, nil
+		},
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			return verifyServer(cs, c.cur.Load().Roots, o.ServerName, o.Pins)
+		},
+	}
+}
+
+// ErrPin is wrapped when the gateway's certificate matches none of the pins.
+var ErrPin = errors.New("gateway certificate matches no --pin")
+
+func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, name string, pins []string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("gateway sent no certificate")
+	}
+	opts := x509.VerifyOptions{
+		Roots:         roots,
+		DNSName:       name,
+		Intermediates: x509.NewCertPool(),
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, ic := range cs.PeerCertificates[1:] {
+		opts.Intermediates.AddCert(ic)
+	}
+	if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+	}
+	if len(pins) > 0 {
+		fp := IdentityOf(cs.PeerCertificates[0]).SHA256
+		for _, p := range pins {
+			if p == fp {
+				return nil
+			}
+		}
+		return fmt.Errorf("%w: it has sha256:%s", ErrPin, fp)
+	}
+	return nil
+}
+
+// TLS alert numbers (RFC 8446 section 6) that the explanations below name.
+const (
+	alertHandshakeFailure    = 40
+	alertBadCertificate      = 42
+	alertUnsupportedCert     = 43
+	alertCertificateRevoked  = 44
+	alertCertificateExpired  = 45
+	alertCertificateUnknown  = 46
+	alertUnknownCA           = 48
+	alertAccessDenied        = 49
+	alertProtocolVersion     = 70
+	alertCertificateRequired = 116
+	alertNoApplicationProto  = 120
+)
+
+// RemoteAlert returns the TLS alert the peer sent, if err carries one.
+func RemoteAlert(err error) (uint8, bool) {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil {
+		if v := reflect.ValueOf(op.Err); v.Kind() == reflect.Uint8 {
+			return uint8(v.Uint()), true
+		}
+	}
+	return 0, false
+}
+
+// ExplainClientError turns a handshake error seen by the tunnel into a
+// sentence that says which side refused and why, as far as TLS reveals it.
+func ExplainClientError(err error, serverName string) string {
+	if a, ok := RemoteAlert(err); ok {
+		why := map[uint8]string{
+			alertCertificateRequired: "the gateway requires a client certificate (set --cert and --key)",
+			alertUnknownCA:           "the gateway does not trust the issuer of our client certificate (is --cert issued by the CA the gateway's --ca names?)",
+			alertCertificateExpired:  "the gateway refused our client certificate as expired or not yet valid (check its dates: gateway pki show FILE)",
+			alertBadCertificate:      "the gateway refused our client certificate (not a client certificate (EKU), revoked, or its identity is not allowed; the gateway's log says which)",
+			alertUnsupportedCert:     "the gateway refused our client certificate's key type",
+			alertCertificateRevoked:  "the gateway says our client certificate is revoked",
+			alertCertificateUnknown:  "the gateway refused our client certificate",
+			alertAccessDenied:        "the gateway denied access",
+			alertProtocolVersion:     "the gateway refused our TLS version (it needs TLS 1.2 or later)",
+			alertHandshakeFailure:    "the gateway found no TLS parameters in common with us (cipher suites or curves)",
+			alertNoApplicationProto:  "the gateway does not speak the application protocol we offered (ALPN)",
+		}[a]
+		if why == "" {
+			why = "the gateway aborted the handshake"
+		}
+		return fmt.Sprintf("%s [%v]", why, err)
+	}
+	var cve *tls.CertificateVerificationError
+	if errors.As(err, &cve) {
+		var ua x509.UnknownAuthorityError
+		var hn x509.HostnameError
+		var ci x509.CertificateInvalidError
+		switch {
+		case errors.As(err, &ua):
+			return fmt.Sprintf("we refused the gateway's certificate: it is not signed by a CA in --ca [%v]", cve.Err)
+		case errors.As(err, &hn):
+			return fmt.Sprintf("we refused the gateway's certificate: it is not valid for --server-name %q [%v]", serverName, cve.Err)
+		case errors.As(err, &ci) && ci.Reason == x509.Expired:
+			return fmt.Sprintf("we refused the gateway's certificate: expired or not yet valid [%v]", cve.Err)
+		}
+		return fmt.Sprintf("we refused the gateway's certificate [%v]", cve.Err)
+	}
+	if errors.Is(err, ErrPin) {
+		return fmt.Sprintf("we refused the gateway's certificate: %v", err)
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Sprintf("the TLS handshake timed out [%v]", err)
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		return fmt.Sprintf("the peer does not speak TLS [%v]", err)
+	}
+	return err.Error()
+}

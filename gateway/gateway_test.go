@@ -1,0 +1,302 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/internal/testpki"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/pki"
+	"github.com/portcullis-gw/portcullis/tunnel"
+)
+
+// Many concurrent streams over one session, to a real TCP backend and to the
+// builtin echo, each carrying random data both ways, every byte checked.
+func TestConcurrentStreamsRoundTrip(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p,
+		config.Route{Name: "tcpecho", Backend: echoBackend(t)},
+		config.Route{Name: "echo", Backend: "builtin:echo"}))
+	d := e.dialer(t, p.Client, false)
+	n, size := 100, 1<<20
+	if testing.Short() {
+		n, size = 20, 64<<10
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			route := "tcpecho"
+			if i%2 == 1 {
+				route = "echo"
+			}
+			c, err := d.Dial(ctxT(t), route)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			if err := roundTrip(c, size); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	st := e.srv.Stats()
+	if st.HandshakesOK != 1 {
+		t.Errorf("%d handshakes for one tunnel; want 1 shared session", st.HandshakesOK)
+	}
+	if st.StreamsOK != uint64(n) {
+		t.Errorf("StreamsOK = %d, want %d", st.StreamsOK, n)
+	}
+}
+
+// Direct mode: a plain Go TLS client with a client certificate, route by SNI.
+func TestDirectModeGoClient(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "gw.test", Backend: echoBackend(t)}))
+	d := e.dialer(t, p.Client, true)
+	c, err := d.Dial(ctxT(t), "gw.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := roundTrip(c, 256<<10); err != nil {
+		t.Fatal(err)
+	}
+
+	// A client offering other ALPN protocols (like curl) is served in direct mode.
+	cert, _ := p.Client.Issued.TLSCertificate()
+	tc, err := tls.Dial("tcp", e.addr, &tls.Config{ServerName: "gw.test", RootCAs: p.CA.Pool(),
+		Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if err := roundTrip(tc, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	p := testpki.New(t)
+	cfg := baseConfig(p,
+		config.Route{Name: "echo", Backend: "builtin:echo"},
+		config.Route{Name: "down", Backend: deadAddr(t)})
+	e := start(t, p, cfg)
+	otherCA := testpki.New(t)
+	cases := []struct {
+		name     string
+		pair     testpki.Pair
+		route    string
+		wantDial bool       // a *tunnel.DialError
+		status   mux.Status // else a refusal with this status
+		msg      string     // in the error text
+	}{
+		{"unknown route", p.Client, "nope", false, mux.StatusUnknownRoute, `no route named "nope"`},
+		{"backend down", p.Client, "down", false, mux.StatusUnreachable, "unreachable"},
+		{"identity not allowed", p.Issue(t, "bob", pki.Request{Kind: pki.Client, Name: "bob", URIs: []string{"spiffe://test/other/bob"}}),
+			"echo", false, mux.StatusForbidden, "uri:spiffe://test/other/bob is not allowed"},
+		{"wrong CA", testpki.WritePair(t, p.Dir, "stranger", otherCA.CA, pki.Request{Kind: pki.Client, Name: "stranger", URIs: []string{"spiffe://test/app/x"}}),
+			"echo", true, 0, "does not trust the issuer"},
+		{"expired", p.Expired(t), "echo", true, 0, "expired or not yet valid"},
+		{"not yet valid", p.NotYetValid(t), "echo", true, 0, "expired or not yet valid"},
+		{"server EKU as client", p.Server, "echo", true, 0, "refused our client certificate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := e.dialer(t, tc.pair, false)
+			c, err := d.Dial(ctxT(t), tc.route)
+			if err == nil {
+				c.Close()
+				t.Fatal("stream opened; want a refusal")
+			}
+			var re *mux.RefusedError
+			var de *tunnel.DialError
+			switch {
+			case tc.wantDial && !errors.As(err, &de):
+				t.Fatalf("error %v (%T); want a *tunnel.DialError", err, err)
+			case !tc.wantDial && !errors.As(err, &re):
+				t.Fatalf("error %v (%T); want a *mux.RefusedError", err, err)
+			case !tc.wantDial && re.Status != tc.status:
+				t.Fatalf("status %v; want %v", re.Status, tc.status)
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Fatalf("error %q does not say %q", err, tc.msg)
+			}
+			// The gateway still serves a good client afterwards.
+			good, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
+			if err != nil {
+				t.Fatalf("good client after refusal: %v", err)
+			}
+			defer good.Close()
+			if err := roundTrip(good, 1000); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func deadAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// Raw-socket refusals: a denied source address, no client certificate, TLS
+// 1.1, plaintext, a silent client past the handshake deadline.
+func TestConnectionLevelRefusals(t *testing.T) {
+	p := testpki.New(t)
+	cfg := baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"})
+	cfg.HandshakeTimeout = 500 * time.Millisecond
+	e := start(t, p, cfg)
+	cert, _ := p.Client.Issued.TLSCertificate()
+
+	t.Run("denied source address gets no TLS byte", func(t *testing.T) {
+		dl := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 2 * time.Second}
+		c, err := dl.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("\x16\x03\x01\x00\x05hello")) // what a ClientHello starts with
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, err := c.Read(make([]byte, 1))
+		if n != 0 || err == nil || isTimeout(err) {
+			t.Fatalf("read %d bytes, err %v; want the connection closed with no byte", n, err)
+		}
+		waitFor(t, func() bool { return e.srv.Stats().Denied >= 1 })
+		waitFor(t, func() bool { return strings.Contains(e.logs.String(), `"event":"deny","peer":"127.0.0.2:`) })
+	})
+	t.Run("no client certificate", func(t *testing.T) {
+		err := tlsExchange(e.addr, &tls.Config{RootCAs: p.CA.Pool(), ServerName: "localhost"})
+		if err == nil || !strings.Contains(err.Error(), "certificate required") {
+			t.Fatalf("err %v; want certificate required", err)
+		}
+	})
+	t.Run("TLS 1.1", func(t *testing.T) {
+		err := tlsExchange(e.addr, &tls.Config{RootCAs: p.CA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{cert},
+			MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+		if err == nil || !strings.Contains(err.Error(), "protocol version") {
+			t.Fatalf("err %v; want protocol version refused", err)
+		}
+	})
+	t.Run("plaintext garbage", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, _ = c.Write([]byte("GET / HTTP/1.0\r\n\r\n"))
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		b, _ := io.ReadAll(c)
+		if strings.Contains(string(b), "HTTP") {
+			t.Fatalf("gateway answered plaintext: %q", b)
+		}
+		waitFor(t, func() bool { return strings.Contains(e.logs.String(), "not TLS") })
+	})
+	t.Run("silent client past the handshake deadline", func(t *testing.T) {
+		c, err := net.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		start := time.Now()
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		if err == nil || isTimeout(err) {
+			t.Fatalf("err %v; want the gateway to close a silent client", err)
+		}
+		if el := time.Since(start); el < 400*time.Millisecond {
+			t.Fatalf("closed after %v, before the 500ms deadline", el)
+		}
+		waitFor(t, func() bool { return strings.Contains(e.logs.String(), "handshake timed out") })
+	})
+	// And a good client is still served.
+	good, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if err := roundTrip(good, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tlsExchange completes a handshake and a first read, where TLS 1.3 reports
+// the server's refusal of the client certificate.
+func tlsExchange(addr string, cfg *tls.Config) error {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Shutdown lets an open stream finish, refuses new ones, and returns.
+func TestShutdownDrains(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"}))
+	d := e.dialer(t, p.Client, false)
+	c, err := d.Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		done <- e.srv.Shutdown(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// The open stream still works during the drain.
+	if err := roundTrip(c, 64<<10); err != nil {
+		t.Fatalf("stream during drain: %v", err)
+	}
+	c.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last stream closed")
+	}
+}

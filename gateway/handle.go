@@ -1,0 +1,331 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/rs/zerolog"
+)
+
+// requestTimeout bounds how long a new stream may take to send its request.
+const requestTimeout = 10 * time.Second
+
+// serverConn is one accepted connection, from handshake to close.
+type serverConn struct {
+	srv   *Server
+	raw   net.Conn
+	id    uint64
+	peer  netip.AddrPort
+	start time.Time
+	log   zerolog.Logger
+
+	mu       sync.Mutex
+	tls      *tls.Conn
+	sess     *yamux.Session
+	closed   bool
+	draining bool
+	active   int // streams being served
+	streams  sync.WaitGroup
+}
+
+func (c *serverConn) serve() {
+	defer c.srv.untrack(c)
+	defer c.close()
+	s := c.srv
+	c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Logger()
+
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	defer cancel()
+	select {
+	case s.handshakes <- struct{}{}:
+	case <-ctx.Done():
+		s.handshakeFail.Add(1)
+		c.log.Warn().Str("event", "handshake_failed").Str("reason", "overloaded: too many handshakes in flight").
+			Int("max_handshakes", cap(s.handshakes)).Msg("handshake not started")
+		return
+	}
+	tc := tls.Server(c.raw, s.tls)
+	c.mu.Lock()
+	c.tls = tc
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		<-s.handshakes
+		return
+	}
+	_ = c.raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	err := tc.HandshakeContext(ctx)
+	<-s.handshakes
+	if err != nil {
+		s.handshakeFail.Add(1)
+		ev := c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err))
+		var rf *refusal
+		if errors.As(err, &rf) {
+			ev = c.log.Info().Str("event", "stream_refused").Str("mode", "direct").
+				Str("status", rf.v.status.String()).Str("rule", rf.v.rule).Str("reason", rf.v.reason)
+		}
+		ev.Dur("duration", time.Since(c.start)).Msg("handshake failed")
+		return
+	}
+	_ = c.raw.SetDeadline(time.Time{})
+	s.handshakeOK.Add(1)
+	cs := tc.ConnectionState()
+	id := conn.IdentityOf(cs.PeerCertificates[0])
+	c.log = c.log.With().Object("identity", id).Logger()
+	ev := c.log.Info().Str("event", "accept").Str("tls", tls.VersionName(cs.Version)).Bool("resumed", cs.DidResume)
+	if cs.NegotiatedProtocol == mux.ALPN {
+		ev.Str("mode", "mux").Msg("connection accepted")
+	} else {
+		ev.Str("mode", "direct").Str("sni", cs.ServerName).Msg("connection accepted")
+	}
+	if left := time.Until(id.NotAfter); left < conn.ExpiryWarning {
+		c.log.Warn().Str("event", "client_cert_expiring").Time("not_after", id.NotAfter).
+			Msg("client certificate expires in less than 30 days")
+	}
+	if cs.NegotiatedProtocol == mux.ALPN {
+		c.serveMux(tc, &id)
+		return
+	}
+	c.serveDirect(tc, &id, cs.ServerName)
+}
+
+// handshakeReason says in words why a handshake failed, for the log.
+func handshakeReason(err error) string {
+	var rf *refusal
+	switch {
+	case errors.As(err, &rf):
+		return rf.Error()
+	case errors.Is(err, conn.ErrRevoked):
+		return "client certificate revoked: " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return "handshake timed out"
+	}
+	var rh tls.RecordHeaderError
+	if errors.As(err, &rh) {
+		return "not TLS: " + err.Error()
+	}
+	if errors.Is(err, io.EOF) {
+		return "client closed the connection during the handshake"
+	}
+	return err.Error()
+}
+
+// serveMux runs a yamux server session: each stream opens with a request
+// naming a route, which is authorized, answered and then piped.
+func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
+	s := c.srv
+	sess, err := yamux.Server(tc, s.yamux)
+	if err != nil {
+		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
+		return
+	}
+	c.mu.Lock()
+	c.sess = sess
+	c.mu.Unlock()
+	if s.isDraining() {
+		c.drain()
+	}
+	defer func() {
+		c.streams.Wait()
+		sess.Close()
+		c.log.Info().Str("event", "close").Dur("duration", time.Since(c.start)).Msg("connection closed")
+	}()
+	for {
+		st, err := sess.AcceptStream()
+		if err != nil {
+			return // session closed by the peer, by keepalive failure, or by drain
+		}
+		stream := mux.Wrap(st)
+		overloaded := sess.NumStreams() > s.cfg.MaxStreams
+		c.streamStarted()
+		go func() {
+			defer c.streamDone()
+			if overloaded {
+				s.streamsRefused.Add(1)
+				c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "too many streams on this connection"}, "", "max-streams")
+				return
+			}
+			c.serveStream(stream, id)
+		}()
+	}
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// serveStream reads one stream's request, authorizes it against the current
+// state, answers, and pipes the stream to its backend.
+func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
+	s := c.srv
+	start := time.Now()
+	_ = stream.SetReadDeadline(start.Add(requestTimeout))
+	req, err := mux.ReadRequest(stream)
+	_ = stream.SetReadDeadline(time.Time{})
+	if err != nil {
+		s.streamsRefused.Add(1)
+		c.refuse(stream, mux.Response{Status: mux.StatusBadRequest, Reason: err.Error()}, "", "request")
+		return
+	}
+	if s.isDraining() {
+		s.streamsRefused.Add(1)
+		c.refuse(stream, mux.Response{Status: mux.StatusShuttingDown, Reason: "the gateway is shutting down"}, req.Route, "drain")
+		return
+	}
+	v := s.state.Load().authorize(id, req.Route, c.peer.Addr())
+	if v.status != mux.StatusOK {
+		s.streamsRefused.Add(1)
+		c.refuse(stream, mux.Response{Status: v.status, Reason: v.reason}, req.Route, v.rule)
+		return
+	}
+	backend, err := c.dial(v.route)
+	if err != nil {
+		s.streamsRefused.Add(1)
+		c.log.Warn().Str("event", "backend_unreachable").Str("route", req.Route).Str("backend", v.route.backend).Err(err).Send()
+		c.refuse(stream, mux.Response{Status: mux.StatusUnreachable, Reason: "backend for route " + quote(req.Route) + " is unreachable"}, req.Route, v.rule)
+		return
+	}
+	if err := mux.WriteResponse(stream, mux.Response{Status: mux.StatusOK}); err != nil {
+		stream.Close()
+		if backend != nil {
+			backend.Close()
+		}
+		return
+	}
+	s.streamsOK.Add(1)
+	c.log.Info().Str("event", "stream_open").Uint32("stream", stream.StreamID()).Str("route", req.Route).Str("rule", v.rule).Send()
+	in, out, err := c.carry(stream, v.route, backend)
+	ev := c.log.Info().Str("event", "stream_close").Uint32("stream", stream.StreamID()).Str("route", req.Route).
+		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration", time.Since(start))
+	if err != nil {
+		ev = ev.Str("error", err.Error())
+	}
+	ev.Send()
+}
+
+// refuse answers a stream with a refusal and closes it; the session goes on.
+func (c *serverConn) refuse(stream *mux.Stream, resp mux.Response, route, rule string) {
+	_ = stream.SetWriteDeadline(time.Now().Add(requestTimeout))
+	_ = mux.WriteResponse(stream, resp)
+	stream.Close()
+	c.log.Info().Str("event", "stream_refused").Uint32("stream", stream.StreamID()).Str("route", route).
+		Str("status", resp.Status.String()).Str("rule", rule).Str("reason", resp.Reason).Send()
+}
+
+// dial connects to a route's backend; builtins need no connection (nil).
+func (c *serverConn) dial(r *route) (net.Conn, error) {
+	if r.backend == BuiltinEcho || r.backend == BuiltinDiscard {
+		return nil, nil
+	}
+	d := net.Dialer{Timeout: c.srv.cfg.DialTimeout}
+	return d.Dial("tcp", r.backend)
+}
+
+// carry moves bytes between the client side and the backend until both
+// directions end, and returns the bytes received from and sent to the client.
+func (c *serverConn) carry(client net.Conn, r *route, backend net.Conn) (in, out int64, err error) {
+	if idle := c.srv.cfg.IdleTimeout; idle > 0 {
+		client = newIdleConn(client, idle)
+	}
+	switch r.backend {
+	case BuiltinEcho:
+		return echo(client)
+	case BuiltinDiscard:
+		n, err := io.Copy(io.Discard, client)
+		client.Close()
+		return n, 0, err
+	}
+	return mux.Pipe(client, backend)
+}
+
+// serveDirect carries one direct-mode connection to the route its SNI names
+// (authorized already during the handshake).
+func (c *serverConn) serveDirect(tc *tls.Conn, id *conn.Identity, sni string) {
+	s := c.srv
+	start := time.Now()
+	st := s.state.Load()
+	name := st.directRoute(sni)
+	v := st.authorize(id, name, c.peer.Addr()) // again: a reload may have come between handshake and now
+	if v.status != mux.StatusOK {
+		s.streamsRefused.Add(1)
+		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", name).
+			Str("status", v.status.String()).Str("rule", v.rule).Str("reason", v.reason).Send()
+		return
+	}
+	backend, err := c.dial(v.route)
+	if err != nil {
+		s.streamsRefused.Add(1)
+		c.log.Warn().Str("event", "backend_unreachable").Str("mode", "direct").Str("route", name).
+			Str("backend", v.route.backend).Err(err).Send()
+		return
+	}
+	s.streamsOK.Add(1)
+	c.log.Info().Str("event", "stream_open").Str("mode", "direct").Str("route", name).Str("rule", v.rule).Send()
+	in, out, err := c.carry(tc, v.route, backend)
+	ev := c.log.Info().Str("event", "stream_close").Str("mode", "direct").Str("route", name).
+		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration", time.Since(start))
+	if err != nil {
+		ev = ev.Str("error", err.Error())
+	}
+	ev.Send()
+}
+
+func (c *serverConn) streamStarted() {
+	c.mu.Lock()
+	c.active++
+	c.mu.Unlock()
+	c.streams.Add(1)
+}
+
+// streamDone ends a stream; the last one of a draining session closes it.
+func (c *serverConn) streamDone() {
+	c.mu.Lock()
+	c.active--
+	if c.draining && c.active == 0 && c.sess != nil {
+		c.sess.Close()
+	}
+	c.mu.Unlock()
+	c.streams.Done()
+}
+
+// drain stops new streams on this connection (yamux GoAway) and closes the
+// session once its open streams have ended; a direct connection goes on
+// until it ends or close is called.
+func (c *serverConn) drain() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.draining = true
+	if c.sess != nil {
+		_ = c.sess.GoAway()
+		if c.active == 0 {
+			c.sess.Close()
+		}
+	} else if c.tls == nil || !c.tls.ConnectionState().HandshakeComplete {
+		// Not yet serving: nothing to wait for.
+		c.closed = true
+		c.raw.Close()
+	}
+}
+
+// close ends the connection and everything on it. Idempotent.
+func (c *serverConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.sess != nil {
+		c.sess.Close()
+	}
+	c.raw.Close()
+}

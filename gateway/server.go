@@ -1,0 +1,273 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/rs/zerolog"
+)
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("gateway: server closed")
+
+// Server is the gateway. Create it with New; it is safe for concurrent use.
+type Server struct {
+	cfg   *config.Gateway
+	log   zerolog.Logger
+	state atomic.Pointer[state]
+	rules acl.Holder // the network rules of the current state, for the gate
+	tls   *tls.Config
+	yamux *yamux.Config
+
+	handshakes chan struct{} // slots for handshakes in flight
+
+	mu       sync.Mutex
+	gates    map[*conn.Gate]struct{}
+	conns    map[*serverConn]struct{}
+	draining bool
+	wg       sync.WaitGroup // one per connection handler
+	nextID   atomic.Uint64
+
+	// counters, read by Stats
+	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
+}
+
+// New loads everything the settings name and returns a server ready to Serve.
+func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:        cfg,
+		log:        log,
+		handshakes: make(chan struct{}, max(cfg.MaxHandshakes, 1)),
+		gates:      map[*conn.Gate]struct{}{},
+		conns:      map[*serverConn]struct{}{},
+	}
+	s.yamux = mux.Config(log)
+	s.tls = &tls.Config{GetConfigForClient: s.configForClient}
+	if err := s.Reload(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Reload builds a new state from the files and swaps it in. On error the old
+// state stays and the error says why. Connections and streams already open
+// carry on; new handshakes and new streams see the new state.
+func (s *Server) Reload() error {
+	st, err := loadState(s.cfg, time.Now())
+	if err != nil {
+		s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
+		return err
+	}
+	s.state.Store(st)
+	s.rules.Store(st.rules)
+	for _, w := range st.creds.Warnings {
+		s.log.Warn().Str("event", "credential_warning").Msg(w)
+	}
+	s.log.Info().Str("event", "loaded").Int("rules", st.rules.Len()).Int("routes", len(st.routes)).
+		Str("cert_not_after", st.creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339)).Msg("state loaded")
+	return nil
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and returns
+// ErrServerClosed then. Each accepted connection passes the network gate
+// inside the accept loop first; denied ones never reach a goroutine.
+func (s *Server) Serve(ln net.Listener) error {
+	gate := conn.NewGate(ln, conn.GateConfig{Rules: &s.rules, MaxConns: s.cfg.MaxConns, Log: s.log})
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.gates[gate] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.gates, gate)
+		s.mu.Unlock()
+	}()
+	s.log.Info().Str("event", "listening").Str("addr", ln.Addr().String()).Msg("gateway listening")
+	var backoff time.Duration
+	for {
+		c, err := gate.Accept()
+		if err != nil {
+			s.mu.Lock()
+			draining := s.draining
+			s.mu.Unlock()
+			if draining || errors.Is(err, net.ErrClosed) {
+				return ErrServerClosed
+			}
+			// Out of file descriptors and the like: back off, do not spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.log.Error().Str("event", "accept_error").Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		sc := s.track(c)
+		if sc == nil {
+			c.Close()
+			continue
+		}
+		go sc.serve()
+	}
+}
+
+// track registers a connection for draining; nil when draining already.
+func (s *Server) track(c net.Conn) *serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return nil
+	}
+	sc := &serverConn{srv: s, raw: c, id: s.nextID.Add(1), peer: conn.RemoteAddrPort(c), start: time.Now()}
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	return sc
+}
+
+func (s *Server) untrack(sc *serverConn) {
+	s.mu.Lock()
+	delete(s.conns, sc)
+	s.mu.Unlock()
+	s.wg.Done()
+}
+
+// Shutdown stops accepting, tells every mux session that no new streams may
+// open (yamux GoAway), and waits for streams and direct connections to end
+// until ctx is done; then it closes whatever is left. It returns ctx.Err()
+// when it had to cut connections, nil when all ended on their own.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for g := range s.gates {
+		g.Close()
+	}
+	for sc := range s.conns {
+		sc.drain()
+	}
+	s.mu.Unlock()
+	s.log.Info().Str("event", "draining").Msg("draining: no new connections or streams")
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.closeAll()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Close stops accepting and closes every connection at once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.draining = true
+	for g := range s.gates {
+		g.Close()
+	}
+	s.mu.Unlock()
+	s.closeAll()
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sc := range s.conns {
+		sc.close()
+	}
+}
+
+// Stats are the server's counters since New.
+type Stats struct {
+	Allowed, Denied                uint64 // connections at the network gate
+	HandshakesOK, HandshakesFailed uint64
+	StreamsOK, StreamsRefused      uint64 // mux streams and direct-mode connections
+	Open                           int    // connections open now
+}
+
+// Stats returns the current counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		HandshakesOK: s.handshakeOK.Load(), HandshakesFailed: s.handshakeFail.Load(),
+		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
+	}
+	s.mu.Lock()
+	for g := range s.gates {
+		a, d := g.Counts()
+		st.Allowed += a
+		st.Denied += d
+	}
+	st.Open = len(s.conns)
+	s.mu.Unlock()
+	return st
+}
+
+// configForClient picks the current state's TLS configuration for each
+// handshake, and the mode: mux when the client offers our ALPN, direct
+// otherwise (with no ALPN negotiated, so any TLS client is served).
+func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	st := s.state.Load()
+	cfg := st.creds.ServerConfig()
+	muxMode := false
+	for _, p := range hello.SupportedProtos {
+		if p == mux.ALPN {
+			muxMode = true
+			break
+		}
+	}
+	var peer = conn.RemoteAddrPort(hello.Conn)
+	if muxMode {
+		cfg.NextProtos = []string{mux.ALPN}
+		cfg.VerifyConnection = st.creds.CheckRevoked
+		return cfg, nil
+	}
+	// Direct mode: the route is known now (SNI), so refuse during the
+	// handshake: the client gets an alert, and no byte reaches a backend.
+	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := st.creds.CheckRevoked(cs); err != nil {
+			return err
+		}
+		id := conn.IdentityOf(cs.PeerCertificates[0])
+		name := st.directRoute(cs.ServerName)
+		if name == "" {
+			return fmt.Errorf("direct mode: SNI %q names no route and there is no --default-route", cs.ServerName)
+		}
+		if v := st.authorize(&id, name, peer.Addr()); v.status != mux.StatusOK {
+			return &refusal{v: v}
+		}
+		return nil
+	}
+	return cfg, nil
+}
+
+// directRoute picks the route for a direct-mode connection: the one named by
+// SNI, else the default route ("" when neither).
+func (st *state) directRoute(sni string) string {
+	if st.routes[sni] != nil {
+		return sni
+	}
+	return st.defaultRoute
+}
+
+// refusal carries an authorization verdict out of a TLS callback.
+type refusal struct{ v verdict }
+
+func (r *refusal) Error() string { return r.v.status.String() + ": " + r.v.reason }

@@ -1,0 +1,190 @@
+package tunnel
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/rs/zerolog"
+)
+
+// Options configure a Dialer.
+type Options struct {
+	Gateways       []string          // HOST:PORT, tried in order (failover)
+	Creds          *conn.ClientCreds // client certificate and the CA the gateway must chain to
+	ServerName     string            // name the gateway's certificate must be valid for
+	Pins           []string          // optional SHA-256 pins (lowercase hex) of the gateway's certificate
+	ConnectTimeout time.Duration     // TCP connect + TLS handshake, per gateway; default 10s
+	Direct         bool              // one TLS connection per stream, SNI = route, no mux
+	Log            zerolog.Logger
+}
+
+// DialError is returned when no gateway could be reached or a handshake
+// failed. Explanation says which side refused and why, as far as TLS tells.
+type DialError struct {
+	Gateway     string
+	Explanation string
+	Err         error
+}
+
+func (e *DialError) Error() string {
+	return fmt.Sprintf("gateway %s: %s", e.Gateway, e.Explanation)
+}
+
+func (e *DialError) Unwrap() error { return e.Err }
+
+// Dialer opens streams to routes. It is safe for concurrent use.
+type Dialer struct {
+	opts   Options
+	client *mux.Client // nil in direct mode
+
+	mu      sync.Mutex
+	lastErr error // the last read error of a session connection (a TLS alert after the handshake)
+}
+
+// NewDialer checks the options; it dials nothing until the first stream.
+func NewDialer(o Options) (*Dialer, error) {
+	if len(o.Gateways) == 0 {
+		return nil, errors.New("tunnel: no gateway address")
+	}
+	if o.Creds == nil {
+		return nil, errors.New("tunnel: no client credentials")
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	d := &Dialer{opts: o}
+	if !o.Direct {
+		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log})
+	}
+	return d, nil
+}
+
+// Dial opens a stream to route. A refusal by the gateway is a
+// *mux.RefusedError; a failure to reach or handshake with every gateway is a
+// *DialError.
+func (d *Dialer) Dial(ctx context.Context, route string) (net.Conn, error) {
+	if err := mux.ValidRoute(route); err != nil {
+		return nil, err
+	}
+	if d.opts.Direct {
+		return d.dialDirect(ctx, route)
+	}
+	s, err := d.client.Open(ctx, route)
+	if err != nil {
+		var re *mux.RefusedError
+		var de *DialError
+		if errors.As(err, &re) || errors.As(err, &de) {
+			return nil, err
+		}
+		// The session died under the first stream: a TLS 1.3 server refuses
+		// a client certificate after the client's handshake has completed,
+		// so the alert arrives on the first read. Report it as such.
+		d.mu.Lock()
+		last := d.lastErr
+		d.mu.Unlock()
+		if _, ok := conn.RemoteAlert(last); ok {
+			return nil, &DialError{Gateway: d.opts.Gateways[0], Explanation: conn.ExplainClientError(last, d.opts.ServerName), Err: last}
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// DialContext is Dial with a net.Dialer-like signature, so a Dialer can stand
+// in for one in a database driver. The address is the route name, optionally
+// followed by ":port" (ignored), e.g. "pg" or "pg:5432".
+func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if network != "tcp" && network != "tcp4" && network != "tcp6" {
+		return nil, fmt.Errorf("tunnel: network %q: only tcp", network)
+	}
+	route := addr
+	if h, _, err := net.SplitHostPort(addr); err == nil && mux.ValidRoute(addr) != nil {
+		route = h
+	}
+	return d.Dial(ctx, route)
+}
+
+// Close ends the shared session; streams on it end too.
+func (d *Dialer) Close() error {
+	if d.client != nil {
+		return d.client.Close()
+	}
+	return nil
+}
+
+// dialSession connects to the first gateway that answers, with our ALPN.
+func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
+	c, err := d.dialTLS(ctx, d.opts.ServerName, []string{mux.ALPN})
+	if err != nil {
+		return nil, err
+	}
+	if p := c.ConnectionState().NegotiatedProtocol; p != mux.ALPN {
+		c.Close()
+		return nil, &DialError{Gateway: c.RemoteAddr().String(),
+			Explanation: fmt.Sprintf("the server does not speak %s (it negotiated %q): is it a portcullis gateway? For a plain TLS server use --direct", mux.ALPN, p)}
+	}
+	d.mu.Lock()
+	d.lastErr = nil
+	d.mu.Unlock()
+	return &watchConn{Conn: c, d: d}, nil
+}
+
+func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error) {
+	c, err := d.dialTLS(ctx, route, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialTLS tries each gateway in order and returns the first completed
+// handshake; the error of the last one otherwise.
+func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.Conn, error) {
+	var lastErr error
+	for _, gw := range d.opts.Gateways {
+		cfg := d.opts.Creds.TLSConfig(conn.ClientOptions{ServerName: d.opts.ServerName, SNI: sni, ALPN: alpn, Pins: d.opts.Pins})
+		dctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
+		td := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+		c, err := td.DialContext(dctx, "tcp", gw)
+		cancel()
+		if err == nil {
+			return c.(*tls.Conn), nil
+		}
+		expl := conn.ExplainClientError(err, d.opts.ServerName)
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" {
+			expl = "cannot connect: " + strings.TrimPrefix(err.Error(), "dial tcp "+gw+": ")
+		}
+		lastErr = &DialError{Gateway: gw, Explanation: expl, Err: err}
+		d.opts.Log.Debug().Str("gateway", gw).Err(err).Msg("gateway dial failed")
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+// watchConn remembers the first read error of a session's connection, so a
+// TLS alert that kills the session can be reported to the caller.
+type watchConn struct {
+	net.Conn
+	d *Dialer
+}
+
+func (w *watchConn) Read(b []byte) (int, error) {
+	n, err := w.Conn.Read(b)
+	if err != nil {
+		w.d.mu.Lock()
+		w.d.lastErr = err
+		w.d.mu.Unlock()
+	}
+	return n, err
+}

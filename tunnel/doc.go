@@ -1,0 +1,9 @@
+// Package tunnel is the portcullis client as Go types: a Dialer that reaches
+// routes behind a gateway (one shared mux session over mutual TLS, re-dialed
+// with backoff when it dies, or one TLS connection per stream in direct
+// mode), local port forwarding on top of it, and a netcat-style copy between
+// a reader/writer pair and one stream.
+//
+// A Dialer's DialContext can serve as the DialContext of a database driver:
+// the address names the route.
+package tunnel
