@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -137,13 +138,21 @@ func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
 		if err == nil {
 			return st, nil
 		}
-		// The session died or the gateway is draining it, before the
-		// request left: retry once on a fresh session.
-		if attempt == 0 && (errors.Is(err, yamux.ErrSessionShutdown) || errors.Is(err, yamux.ErrRemoteGoAway)) {
-			c.retire(sess, err)
-			continue
+		if attempt >= 2 || ctx.Err() != nil {
+			return nil, err
 		}
-		return nil, err
+		switch {
+		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, yamux.ErrRemoteGoAway):
+			// The session died or the gateway is draining it: no byte
+			// of the caller's went out; retry on a fresh session.
+			c.retire(sess, err)
+		case errors.Is(err, yamux.ErrConnectionReset):
+			// The gateway reset the stream before answering, as yamux
+			// does for opens that cross its GoAway: try again, which
+			// either works or meets ErrRemoteGoAway above.
+		default:
+			return nil, err
+		}
 	}
 }
 
@@ -168,6 +177,10 @@ func (c *Client) open(ctx context.Context, sess *yamux.Session, route string) (*
 	if !stop() {
 		_ = st.Close()
 		return nil, fmt.Errorf("opening stream for route %q: %w", route, context.Cause(ctx))
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) { // the deadline above, just before ctx saw it
+		_ = st.Close()
+		return nil, fmt.Errorf("opening stream for route %q: no answer from the gateway: %w", route, context.DeadlineExceeded)
 	}
 	if err != nil {
 		_ = st.Close()

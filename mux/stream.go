@@ -25,6 +25,10 @@ import (
 type Stream struct {
 	*yamux.Stream
 	closed atomic.Bool
+	// Deadlines as Unix nanoseconds, 0 for none: yamux checks its own
+	// only when a call has to wait, but a net.Conn call must fail at once
+	// when its deadline has passed.
+	readDeadline, writeDeadline atomic.Int64
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -41,6 +45,9 @@ func Wrap(s *yamux.Stream) *Stream {
 func (s *Stream) Read(b []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, s.opErr("read", net.ErrClosed)
+	}
+	if passed(&s.readDeadline) {
+		return 0, s.opErr("read", os.ErrDeadlineExceeded)
 	}
 	n, err := s.Stream.Read(b)
 	if err != nil {
@@ -60,6 +67,9 @@ func (s *Stream) Read(b []byte) (int, error) {
 func (s *Stream) Write(b []byte) (int, error) {
 	if s.closed.Load() {
 		return 0, s.opErr("write", net.ErrClosed)
+	}
+	if passed(&s.writeDeadline) {
+		return 0, s.opErr("write", os.ErrDeadlineExceeded)
 	}
 	n, err := s.Stream.Write(b)
 	if err != nil {
@@ -103,6 +113,8 @@ func (s *Stream) SetDeadline(t time.Time) error {
 	if s.closed.Load() {
 		return s.opErr("set deadline", net.ErrClosed)
 	}
+	store(&s.readDeadline, t)
+	store(&s.writeDeadline, t)
 	return s.Stream.SetDeadline(t)
 }
 
@@ -111,6 +123,7 @@ func (s *Stream) SetReadDeadline(t time.Time) error {
 	if s.closed.Load() {
 		return s.opErr("set deadline", net.ErrClosed)
 	}
+	store(&s.readDeadline, t)
 	return s.Stream.SetReadDeadline(t)
 }
 
@@ -119,9 +132,24 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 	if s.closed.Load() {
 		return s.opErr("set deadline", net.ErrClosed)
 	}
+	store(&s.writeDeadline, t)
 	return s.Stream.SetWriteDeadline(t)
 }
 
 func (s *Stream) opErr(op string, err error) error {
 	return &net.OpError{Op: op, Net: "mux", Source: s.Stream.LocalAddr(), Addr: s.Stream.RemoteAddr(), Err: err}
+}
+
+func store(d *atomic.Int64, t time.Time) {
+	if t.IsZero() {
+		d.Store(0)
+	} else {
+		d.Store(t.UnixNano())
+	}
+}
+
+// passed reports whether the deadline d is set and in the past.
+func passed(d *atomic.Int64) bool {
+	v := d.Load()
+	return v != 0 && time.Now().UnixNano() >= v
 }
