@@ -289,13 +289,10 @@ func (c *serverConn) streamStarted() {
 	c.streams.Add(1)
 }
 
-// streamDone ends a stream; the last one of a draining session closes it.
+// streamDone ends a stream.
 func (c *serverConn) streamDone() {
 	c.mu.Lock()
 	c.active--
-	if c.draining && c.active == 0 && c.sess != nil {
-		c.sess.Close()
-	}
 	c.mu.Unlock()
 	c.streams.Done()
 }
@@ -306,16 +303,42 @@ func (c *serverConn) streamDone() {
 func (c *serverConn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.draining {
+		return
+	}
 	c.draining = true
 	if c.sess != nil {
 		_ = c.sess.GoAway()
-		if c.active == 0 {
-			c.sess.Close()
-		}
+		c.streams.Add(1)
+		go c.closeWhenIdle(c.sess)
 	} else if c.tls == nil || !c.tls.ConnectionState().HandshakeComplete {
 		// Not yet serving: nothing to wait for.
 		c.closed = true
 		c.raw.Close()
+	}
+}
+
+// closeWhenIdle closes a draining session once no stream is left on it,
+// not even one half-closed whose last frames are still on their way (so a
+// client sees its streams end cleanly, not the session die). The server's
+// drain deadline bounds the wait: closeAll cuts it short.
+func (c *serverConn) closeWhenIdle(sess *yamux.Session) {
+	defer c.streams.Done()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		idle := c.active == 0 && sess.NumStreams() == 0
+		c.mu.Unlock()
+		if idle {
+			sess.Close()
+			return
+		}
+		select {
+		case <-sess.CloseChan():
+			return
+		case <-tick.C:
+		}
 	}
 }
 

@@ -87,15 +87,31 @@ func (d *Dialer) Dial(ctx context.Context, route string) (net.Conn, error) {
 		// The session died under the first stream: a TLS 1.3 server refuses
 		// a client certificate after the client's handshake has completed,
 		// so the alert arrives on the first read. Report it as such.
-		d.mu.Lock()
-		last := d.lastErr
-		d.mu.Unlock()
-		if _, ok := conn.RemoteAlert(last); ok {
+		if last := d.sessionAlert(); last != nil {
 			return nil, &DialError{Gateway: d.opts.Gateways[0], Explanation: conn.ExplainClientError(last, d.opts.ServerName), Err: last}
 		}
 		return nil, err
 	}
 	return s, nil
+}
+
+// sessionAlert returns the TLS alert that ended the last session, if one
+// did. The alert may still be on its way to the session's reader when the
+// stream's write fails, so it waits for it a little (bounded).
+func (d *Dialer) sessionAlert() error {
+	for range 50 {
+		d.mu.Lock()
+		last := d.lastErr
+		d.mu.Unlock()
+		if _, ok := conn.RemoteAlert(last); ok {
+			return last
+		}
+		if last != nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return nil
 }
 
 // DialContext is Dial with a net.Dialer-like signature, so a Dialer can stand
@@ -134,7 +150,7 @@ func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
 	d.mu.Lock()
 	d.lastErr = nil
 	d.mu.Unlock()
-	return &watchConn{Conn: c, d: d}, nil
+	return &watchConn{Conn: c, d: d, readFailed: make(chan struct{})}, nil
 }
 
 func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error) {
@@ -173,18 +189,41 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 }
 
 // watchConn remembers the first read error of a session's connection, so a
-// TLS alert that kills the session can be reported to the caller.
+// TLS alert that kills the session can be reported to the caller. A TLS 1.3
+// gateway refuses a client certificate after our side of the handshake is
+// done: the alert arrives on the first read, while the first write may fail
+// (the gateway reset the connection) and make yamux close the connection
+// before its reader has seen the alert. So a failed write waits, briefly,
+// for the reader to get there first.
 type watchConn struct {
 	net.Conn
-	d *Dialer
+	d          *Dialer
+	once       sync.Once
+	readFailed chan struct{}
 }
 
 func (w *watchConn) Read(b []byte) (int, error) {
 	n, err := w.Conn.Read(b)
 	if err != nil {
-		w.d.mu.Lock()
-		w.d.lastErr = err
-		w.d.mu.Unlock()
+		w.once.Do(func() {
+			w.d.mu.Lock()
+			w.d.lastErr = err
+			w.d.mu.Unlock()
+			close(w.readFailed)
+		})
+	}
+	return n, err
+}
+
+func (w *watchConn) Write(b []byte) (int, error) {
+	n, err := w.Conn.Write(b)
+	if err != nil {
+		t := time.NewTimer(200 * time.Millisecond)
+		select {
+		case <-w.readFailed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 	return n, err
 }

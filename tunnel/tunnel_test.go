@@ -1,0 +1,214 @@
+package tunnel_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testpki"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
+	"github.com/rs/zerolog"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startGateway runs a real gateway on loopback with an echo and a discard route.
+func startGateway(t *testing.T, p *testpki.PKI) (*gateway.Server, string) {
+	t.Helper()
+	rules, _ := acl.ParseList("127.0.0.1,::1")
+	cfg := &config.Gateway{
+		Listen: "127.0.0.1:0", Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile, Allow: rules,
+		Routes:           []config.Route{{Name: "echo", Backend: "builtin:echo"}, {Name: "sink", Backend: "builtin:discard"}},
+		AllowIDs:         []conn.Pattern{conn.MustPattern("uri:spiffe://test/app/*")},
+		LogLevel:         "info", LogFormat: "json",
+		HandshakeTimeout: 5 * time.Second, DialTimeout: 2 * time.Second, DrainTimeout: time.Second,
+		MaxConns: 1000, MaxHandshakes: 64, MaxStreams: 4096,
+	}
+	srv, err := gateway.New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return srv, ln.Addr().String()
+}
+
+func newDialer(t *testing.T, p *testpki.PKI, addrs ...string) *tunnel.Dialer {
+	t.Helper()
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := tunnel.NewDialer(tunnel.Options{Gateways: addrs, Creds: creds, ServerName: "localhost", ConnectTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func TestNCRoundTripWithHalfClose(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	data := make([]byte, 1<<20)
+	_, _ = rand.Read(data)
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// NC returns only after the echo has sent everything back and closed:
+	// that needs the half-close of the stream when stdin ends.
+	if err := tunnel.NC(ctx, d, "echo", bytes.NewReader(data), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("got %d bytes back, want the %d sent, byte for byte", out.Len(), len(data))
+	}
+}
+
+func TestNCRefused(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	err := tunnel.NC(context.Background(), d, "missing", bytes.NewReader(nil), io.Discard)
+	var re *mux.RefusedError
+	if !errors.As(err, &re) || re.Status != mux.StatusUnknownRoute {
+		t.Fatalf("err = %v; want an unknown-route refusal", err)
+	}
+}
+
+func TestForwardManyConcurrent(t *testing.T) {
+	p := testpki.New(t)
+	srv, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	f, err := tunnel.Listen(d, []tunnel.Local{{Bind: "127.0.0.1:0", Route: "echo"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx) }()
+	defer func() { cancel(); <-served }()
+	local := f.Addrs()[0].String()
+
+	n, size := 100, 1<<20
+	if testing.Short() {
+		n, size = 16, 64<<10
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.DialTimeout("tcp", local, 5*time.Second)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			errs <- echoCheck(c.(*net.TCPConn), size)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if st := srv.Stats(); st.HandshakesOK != 1 || st.StreamsOK != uint64(n) {
+		t.Errorf("gateway saw %d handshakes and %d streams; want 1 and %d", st.HandshakesOK, st.StreamsOK, n)
+	}
+}
+
+// A forwarded connection whose stream cannot open is reset, so the
+// application sees an error rather than an empty answer.
+func TestForwardResetsWhenGatewayDown(t *testing.T) {
+	p := testpki.New(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	d := newDialer(t, p, dead)
+	f, err := tunnel.Listen(d, []tunnel.Local{{Bind: "127.0.0.1:0", Route: "echo"}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(ctx) }()
+	defer func() { cancel(); <-served }()
+	c, err := net.Dial("tcp", f.Addrs()[0].String())
+	if err == nil { // the reset may even beat connect() on loopback
+		defer c.Close()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+	}
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("read err %v; want a connection reset", err)
+	}
+}
+
+// Failover: the first gateway address is dead, the second answers.
+func TestFailoverToSecondGateway(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	dead := ln.Addr().String()
+	ln.Close()
+	d := newDialer(t, p, dead, addr)
+	c, err := d.Dial(context.Background(), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := echoCheck(c, 4096); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func echoCheck(c net.Conn, n int) error {
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	want := sha256.Sum256(data)
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		werr <- err
+	}()
+	h := sha256.New()
+	got, err := io.Copy(h, c)
+	if e := <-werr; e != nil {
+		return e
+	}
+	if err != nil {
+		return err
+	}
+	if got != int64(n) || !bytes.Equal(h.Sum(nil), want[:]) {
+		return errors.New("echo differs from what was sent")
+	}
+	return nil
+}
