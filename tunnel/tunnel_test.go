@@ -32,9 +32,9 @@ func startGateway(t *testing.T, p *testpki.PKI) (*gateway.Server, string) {
 	rules, _ := acl.ParseList("127.0.0.1,::1")
 	cfg := &config.Gateway{
 		Listen: "127.0.0.1:0", Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile, Allow: rules,
-		Routes:           []config.Route{{Name: "echo", Backend: "builtin:echo"}, {Name: "sink", Backend: "builtin:discard"}},
-		AllowIDs:         []conn.Pattern{conn.MustPattern("uri:spiffe://test/app/*")},
-		LogLevel:         "info", LogFormat: "json",
+		Routes:   []config.Route{{Name: "echo", Backend: "builtin:echo"}, {Name: "sink", Backend: "builtin:discard"}},
+		AllowIDs: []conn.Pattern{conn.MustPattern("uri:spiffe://test/app/*")},
+		LogLevel: "info", LogFormat: "json",
 		HandshakeTimeout: 5 * time.Second, DialTimeout: 2 * time.Second, DrainTimeout: time.Second,
 		MaxConns: 1000, MaxHandshakes: 64, MaxStreams: 4096,
 	}
