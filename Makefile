@@ -1,0 +1,47 @@
+# portcullis: an mTLS gateway and tunnel for raw TCP.
+# `make help` lists the targets.
+
+GO      ?= go
+BIN     := bin
+PKGS    := ./...
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/gateway and bin/tunnel
+	$(GO) build -o $(BIN)/ ./cmd/gateway ./cmd/tunnel
+
+lint: ## gofmt and go vet (both modules)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	cd bench/acl && $(GO) vet ./...
+
+test: lint ## lint, then every test with the race detector and goroutine-leak checks
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd bench/acl && $(GO) test -count=1 -run . ./...
+
+test-short: ## the quick tests only
+	$(GO) test -short -count=1 $(PKGS)
+
+fuzz: ## run every fuzzer for FUZZTIME each (default 30s)
+	@for pkg in $$($(GO) list $(PKGS)); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench: ## microbenchmarks beside the hot code and the ACL comparison (see bench/RESULTS.md)
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./acl ./mux ./conn ./gateway
+	cd bench/acl && $(GO) test -run '^$$' -bench . -benchmem -count 1 .
+
+demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunnel on loopback
+	./scripts/demo.sh
+
+clean: ## remove build output and the demo directory
+	rm -rf $(BIN) .demo
+
+.PHONY: help build lint test test-short fuzz bench demo clean
