@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -13,7 +12,7 @@ import (
 // accepted forms.
 func ParseDuration(s string) (time.Duration, error) {
 	bad := func(why string) (time.Duration, error) {
-		return 0, fmt.Errorf("%w: duration %q: %s (accepted: 90d, 18h, 1d12h, 30m)", ErrInvalidRequest, s, why)
+		return 0, valueErrorf(ErrInvalidRequest, "duration %q: %s (accepted: 90d, 18h, 1d12h, 30m)", s, why)
 	}
 	t := strings.TrimSpace(s)
 	if t == "" {

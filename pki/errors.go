@@ -1,6 +1,9 @@
 package pki
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Sentinel errors. Every error returned by this package that falls in one of
 // these classes wraps the matching sentinel, so callers can branch with
@@ -10,7 +13,7 @@ var (
 	// ErrInvalidRequest: a Request or CAOptions field is missing or malformed
 	// (a server certificate without a DNS or IP name, a relative URI, an
 	// inverted validity period, ...).
-	ErrInvalidRequest = errors.New("invalid certificate request")
+	ErrInvalidRequest = errors.New("invalid request")
 
 	// ErrKeyType: an unknown key type name, or a public key of an algorithm
 	// or size this package does not certify.
@@ -38,3 +41,18 @@ var (
 	// ErrIndex: the CA directory's index is unreadable or inconsistent.
 	ErrIndex = errors.New("invalid CA index")
 )
+
+// valueError is the error of a parser for a single value (a duration, a
+// reason, a key type): its text stands alone, naming the value and the
+// accepted forms, and it matches its sentinel with errors.Is.
+type valueError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *valueError) Error() string { return e.msg }
+func (e *valueError) Unwrap() error { return e.sentinel }
+
+func valueErrorf(sentinel error, format string, args ...any) error {
+	return &valueError{msg: fmt.Sprintf(format, args...), sentinel: sentinel}
+}

@@ -50,7 +50,7 @@ func ParseKeyType(s string) (KeyType, error) {
 			return kt, nil
 		}
 	}
-	return "", fmt.Errorf("%w: key type %q: accepted: %s", ErrKeyType, s, keyTypeList())
+	return "", valueErrorf(ErrKeyType, "key type %q: accepted: %s", s, keyTypeList())
 }
 
 // valid reports whether kt is a supported key type (the empty one included).

@@ -65,7 +65,7 @@ func ParseReason(s string) (int, error) {
 			}
 		}
 	}
-	return 0, fmt.Errorf("%w: revocation reason %q: accepted: %s (or codes 0-6, 9, 10)", ErrInvalidRequest, s, strings.Join(ReasonNames, ", "))
+	return 0, valueErrorf(ErrInvalidRequest, "revocation reason %q: accepted: %s (or codes 0-6, 9, 10)", s, strings.Join(ReasonNames, ", "))
 }
 
 func validReason(code int) error {
