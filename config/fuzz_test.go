@@ -1,0 +1,98 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+
+	"github.com/portcullis-gw/portcullis/mux"
+)
+
+// FuzzParseLocal checks the -L parser: it never panics, every error wraps
+// ErrInvalid, and what it accepts is valid and reads back the same.
+func FuzzParseLocal(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		l, err := ParseLocal(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) || err.Error() == "" {
+				t.Fatalf("ParseLocal(%q): error %v does not wrap ErrInvalid", s, err)
+			}
+			if l != (Local{}) {
+				t.Fatalf("ParseLocal(%q) returned %+v with an error", s, l)
+			}
+			return
+		}
+		if err := l.check(); err != nil {
+			t.Fatalf("ParseLocal(%q) = %+v, which does not validate: %v", s, l, err)
+		}
+		if err := mux.ValidRoute(l.Route); err != nil {
+			t.Fatalf("ParseLocal(%q): route %q: %v", s, l.Route, err)
+		}
+		left, _, _ := strings.Cut(strings.TrimSpace(s), "=")
+		if !strings.ContainsAny(left, ":[]") && !strings.HasPrefix(l.Bind, defaultBindHost+":") {
+			t.Fatalf("ParseLocal(%q): Bind %q, want host %s when BIND is left out", s, l.Bind, defaultBindHost)
+		}
+		back, err := ParseLocal(l.String())
+		if err != nil || back != l {
+			t.Fatalf("ParseLocal(%q) = %+v, but its String %q reads back as %+v, %v", s, l, l.String(), back, err)
+		}
+	})
+}
+
+// FuzzParseRoute checks the --route parser the same way.
+func FuzzParseRoute(f *testing.F) {
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRoute(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) || err.Error() == "" {
+				t.Fatalf("ParseRoute(%q): error %v does not wrap ErrInvalid", s, err)
+			}
+			return
+		}
+		if err := r.check(); err != nil {
+			t.Fatalf("ParseRoute(%q) = %+v, which does not validate: %v", s, r, err)
+		}
+		back, err := ParseRoute(r.String())
+		if err != nil || back != r {
+			t.Fatalf("ParseRoute(%q) = %+v, but its String %q reads back as %+v, %v", s, r, r.String(), back, err)
+		}
+	})
+}
+
+// FuzzParse drives the generic mechanism with arbitrary arguments (NUL
+// separated) and environment (KEY=VALUE lines): it never panics, reports
+// bad input only as ErrInvalid or flag.ErrHelp, and the positional
+// arguments it returns come from args, in order.
+func FuzzParse(f *testing.F) {
+	f.Fuzz(func(t *testing.T, argText, envText string) {
+		var args []string
+		if argText != "" {
+			args = strings.Split(argText, "\x00")
+		}
+		env := map[string]string{}
+		for line := range strings.SplitSeq(envText, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok {
+				env[k] = v
+			}
+		}
+		var s sample
+		rest, err := Parse("sample", samplePrefix, &s, args, envMap(env), nil)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) && !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("Parse(%q, %q): error is neither ErrInvalid nor ErrHelp: %v", args, env, err)
+			}
+			return
+		}
+		i := 0
+		for _, r := range rest {
+			for i < len(args) && args[i] != r {
+				i++
+			}
+			if i == len(args) {
+				t.Fatalf("Parse(%q): rest %q is not a subsequence of the arguments", args, rest)
+			}
+			i++
+		}
+	})
+}

@@ -1,0 +1,320 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+)
+
+// GatewayPrefix starts the environment variable of every gateway flag.
+const GatewayPrefix = "GATEWAY_"
+
+// Gateway holds the settings of "gateway run", parsed. The struct tags
+// define the flags and environment variables (see the package
+// documentation); the field comments state what a zero value means when the
+// struct is built in code.
+type Gateway struct {
+	// Listen is the address to accept client connections on.
+	Listen string `flag:"listen" meta:"ADDR" default:":8443" help:"address to accept client connections on; no HOST means every interface" forms:"HOST:PORT with a port from 0 to 65535, e.g. :8443, 10.1.2.3:8443 or [::1]:8443"`
+	// Cert and Key are PEM files: the server certificate chain and its
+	// private key. Required.
+	Cert string `flag:"cert" meta:"FILE" help:"server certificate chain, PEM (required)" forms:"a readable PEM file with the server certificate chain, e.g. --cert /etc/portcullis/gateway.crt"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key /etc/portcullis/gateway.key"`
+	// CA is the PEM bundle that client certificates must chain to. Required.
+	CA string `flag:"ca" meta:"FILE" help:"CA bundle that client certificates must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign client certificates, e.g. --ca /etc/portcullis/clients-ca.crt"`
+	// CRL is a revocation list (PEM or DER); empty means none.
+	CRL string `flag:"crl" meta:"FILE" help:"certificate revocation list, PEM or DER" forms:"a readable CRL file, PEM or DER, e.g. --crl /etc/portcullis/crl.pem"`
+	// Allow is the network allow-list given inline. Together with
+	// AllowFile and Policy, at least one must be set.
+	Allow []acl.Rule `flag:"allow" meta:"RULES" help:"source networks to admit, comma separated, most specific rule wins, \"!\" denies: 10.0.0.0/8,!10.9.0.0/16,::1"`
+	// AllowFile names a file of rules, one per line, "#" comments. The
+	// gateway reads it (and reloads it); validation only checks that it
+	// can be read. Empty means none.
+	AllowFile string `flag:"allow-file" meta:"FILE" help:"the same rules, one per line, \"#\" comments; reloaded on SIGHUP" forms:"a readable file of rules, one per line, e.g. --allow-file /etc/portcullis/allow.txt"`
+	// Routes maps route names to backends. At least one is required
+	// unless Policy is set.
+	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432"`
+	// DefaultRoute is the route of direct-mode clients whose SNI names no
+	// route; empty means such clients are refused.
+	DefaultRoute string `flag:"default-route" meta:"NAME" help:"route for direct-mode clients whose SNI names no route" forms:"the NAME of a --route, e.g. pg"`
+	// AllowIDs are the identities admitted on every route. At least one is
+	// required unless Policy is set.
+	AllowIDs []conn.Pattern `flag:"allow-id" meta:"PATTERN" help:"client identities admitted on every route: uri:spiffe://corp/app/*, dns:NAME, cn:NAME, ou:UNIT, o:ORG, email:ADDR, sha256:FINGERPRINT, or any"`
+	// Policy names a YAML policy file (routes, per-route identity and
+	// network rules, default route), parsed by its consumer; validation
+	// only checks that it can be read. Empty means none.
+	Policy string `flag:"policy" meta:"FILE" help:"YAML policy: routes, per-route identity and network rules, default route; may stand in for --route and --allow-id" forms:"a readable YAML file, e.g. --policy /etc/portcullis/policy.yaml"`
+	// Admin is the address of /healthz, /readyz and /metrics; empty
+	// disables them.
+	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz, /readyz and /metrics (Prometheus) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9090, or empty to disable"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
+	// LogFormat is json or console.
+	LogFormat string `flag:"log-format" meta:"FORMAT" default:"json" help:"log output: json (one object per line) or console (for people)" forms:"json or console"`
+	// HandshakeTimeout bounds a client's TLS handshake. Must be > 0.
+	HandshakeTimeout time.Duration `flag:"handshake-timeout" default:"10s" help:"time a client has to complete the TLS handshake"`
+	// IdleTimeout closes a stream after this long without traffic; 0 means
+	// never.
+	IdleTimeout time.Duration `flag:"idle-timeout" default:"0s" help:"close a stream after this long without traffic; 0 never"`
+	// DialTimeout bounds the dial to a backend. Must be > 0.
+	DialTimeout time.Duration `flag:"dial-timeout" default:"5s" help:"time to connect to a backend"`
+	// DrainTimeout is how long open streams may finish after SIGTERM or
+	// SIGINT; 0 closes them at once.
+	DrainTimeout time.Duration `flag:"drain-timeout" default:"30s" help:"on SIGTERM or SIGINT, time open streams get to finish before they are closed"`
+	// MaxConns caps the connections open at once. Must be >= 1.
+	MaxConns int `flag:"max-conns" default:"10000" help:"most client connections open at once"`
+	// MaxHandshakes caps the TLS handshakes in flight. Must be >= 1.
+	MaxHandshakes int `flag:"max-handshakes" default:"256" help:"most TLS handshakes in flight at once"`
+	// MaxStreams caps the streams open at once in one session. Must be >= 1.
+	MaxStreams int `flag:"max-streams" default:"1024" help:"most streams open at once in one client session"`
+}
+
+// Doc describes "gateway run" for --help.
+func (*Gateway) Doc() Doc {
+	return Doc{
+		Usage: "gateway run [flags]",
+		Intro: `Run the gateway. It accepts TCP connections, admits only source addresses on the
+network allow-list (others are closed before any TLS byte is read), requires a
+client certificate that chains to --ca, and carries each stream to the backend of
+the route it names.
+
+Clients are "tunnel" (ALPN portcullis/1: many streams over one connection) or any
+TLS client in direct mode (the route is the SNI, else --default-route).
+The gateway will not start without a network allow-list (--allow, --allow-file or
+--policy) and an identity rule (--allow-id or --policy): nothing is open by default.
+SIGHUP reloads certificate, key, CA, CRL, rules and policy; SIGTERM drains and exits.`,
+		Examples: []string{
+			"# PostgreSQL for one workload, from the 10.0.0.0/8 network:",
+			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --allow 10.0.0.0/8 \\",
+			"    --allow-id 'uri:spiffe://corp/app/*' --route pg=db.internal:5432",
+			"# The same in the environment, with two routes (a flag would win over its variable):",
+			"GATEWAY_CERT=gw.crt GATEWAY_KEY=gw.key GATEWAY_CA=clients-ca.crt GATEWAY_ALLOW=10.0.0.0/8 \\",
+			"    GATEWAY_ALLOW_ID='uri:spiffe://corp/app/*' \\",
+			"    GATEWAY_ROUTE=pg=db.internal:5432,redis=cache:6379 gateway run",
+			"# Try it on one machine with the built-in echo backend:",
+			"gateway run --listen 127.0.0.1:8443 --cert gw.crt --key gw.key --ca clients-ca.crt \\",
+			"    --allow 127.0.0.1 --allow-id any --route echo=builtin:echo",
+		},
+	}
+}
+
+// ParseGateway parses the settings of "gateway run" from the environment
+// (lookup; nil means os.LookupEnv) and args (without "run"), then
+// validates them. It returns [flag.ErrHelp] after writing the help text to
+// usage when args ask for it, and errors wrapping [ErrInvalid] for bad
+// settings or positional arguments. See [Parse].
+func ParseGateway(args []string, lookup func(string) (string, bool), usage io.Writer) (*Gateway, error) {
+	g := new(Gateway)
+	rest, err := Parse("gateway run", GatewayPrefix, g, args, lookup, usage)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, invalidf("gateway run: unexpected argument %s: the gateway takes flags only, e.g. --route NAME=HOST:PORT", quoteValue(rest[0]))
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+var gatewaySettings = sync.OnceValue(func() map[string]*setting {
+	return settingIndex(reflect.TypeFor[Gateway](), GatewayPrefix)
+})
+
+// Validate checks the settings, alone and together, and returns every
+// problem found (joined with errors.Join), each a [*SettingError] wrapping
+// [ErrInvalid]. It checks that the files named can be read but does not
+// parse them. It does not modify g.
+func (g *Gateway) Validate() error {
+	set := gatewaySettings()
+	var errs []error
+	add := func(err *SettingError) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+
+	s := set["Listen"]
+	if _, _, err := splitHostPort(g.Listen, true, anyPort); err != nil {
+		add(s.fail(g.Listen, "not a listen address", err))
+	}
+	add(requiredFile(set["Cert"], g.Cert))
+	add(requiredFile(set["Key"], g.Key))
+	add(requiredFile(set["CA"], g.CA))
+	add(optionalFile(set["CRL"], g.CRL))
+	add(optionalFile(set["AllowFile"], g.AllowFile))
+	add(optionalFile(set["Policy"], g.Policy))
+
+	if len(g.Allow) == 0 && g.AllowFile == "" && g.Policy == "" {
+		s := set["Allow"]
+		e := s.fail("", "no network allow-list: the gateway admits no address by default and will not start without one", nil)
+		e.Want = "--allow RULES, e.g. --allow 10.0.0.0/8,192.168.0.0/16 (--allow 0.0.0.0/0,::/0 admits every address), or " +
+			set["AllowFile"].withMeta() + ", or " + set["Policy"].withMeta()
+		add(e)
+	}
+	if len(g.Allow) > 0 {
+		if _, err := acl.New(g.Allow); err != nil {
+			add(set["Allow"].fail(joinStrings(g.Allow), "the rules do not form a valid allow-list", err))
+		}
+	}
+	if len(g.AllowIDs) == 0 && g.Policy == "" {
+		s := set["AllowIDs"]
+		e := s.fail("", "no identity rule: the gateway admits no certificate by default and will not start without one", nil)
+		e.Want = "--allow-id PATTERN, e.g. --allow-id 'uri:spiffe://corp/app/*' or --allow-id cn:alice " +
+			"(--allow-id any admits every certificate that chains to --ca), or " + set["Policy"].withMeta()
+		add(e)
+	}
+	for _, p := range g.AllowIDs {
+		if p.IsZero() {
+			add(set["AllowIDs"].fail("", "empty identity pattern", nil))
+		}
+	}
+
+	add(g.validateRoutes(set))
+
+	add(oneOfSetting(set["LogLevel"], g.LogLevel, logLevels))
+	add(oneOfSetting(set["LogFormat"], g.LogFormat, logFormats))
+	add(positive(set["HandshakeTimeout"], g.HandshakeTimeout))
+	add(notNegative(set["IdleTimeout"], g.IdleTimeout, "means never"))
+	add(positive(set["DialTimeout"], g.DialTimeout))
+	add(notNegative(set["DrainTimeout"], g.DrainTimeout, "closes open streams at once"))
+	add(atLeastOne(set["MaxConns"], g.MaxConns))
+	add(atLeastOne(set["MaxHandshakes"], g.MaxHandshakes))
+	add(atLeastOne(set["MaxStreams"], g.MaxStreams))
+	if g.Admin != "" {
+		if _, _, err := splitHostPort(g.Admin, true, anyPort); err != nil {
+			add(set["Admin"].fail(g.Admin, "not a listen address", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateRoutes checks each route, duplicate names, the presence of at
+// least one route (without a policy) and the default route. It reports the
+// first problem.
+func (g *Gateway) validateRoutes(set map[string]*setting) *SettingError {
+	s := set["Routes"]
+	if len(g.Routes) == 0 && g.Policy == "" {
+		e := s.fail("", "no route: clients would have nowhere to go", nil)
+		e.Want = "--route NAME=HOST:PORT, e.g. --route pg=db.internal:5432, or " + set["Policy"].withMeta()
+		return e
+	}
+	seen := make(map[string]bool, len(g.Routes))
+	for _, r := range g.Routes {
+		if err := r.check(); err != nil {
+			return s.fail(r.String(), "invalid route", err)
+		}
+		if seen[r.Name] {
+			e := s.fail(r.String(), fmt.Sprintf("route %s is given twice", quoteValue(r.Name)), nil)
+			e.Want = "one --route per NAME"
+			return e
+		}
+		seen[r.Name] = true
+	}
+	if g.DefaultRoute == "" {
+		return nil
+	}
+	d := set["DefaultRoute"]
+	if err := mux.ValidRoute(g.DefaultRoute); err != nil {
+		return d.fail(g.DefaultRoute, "invalid route name", err)
+	}
+	if !seen[g.DefaultRoute] && g.Policy == "" {
+		names := make([]string, len(g.Routes))
+		for i, r := range g.Routes {
+			names[i] = r.Name
+		}
+		e := d.fail(g.DefaultRoute, "names no route", nil)
+		e.Want = "the NAME of a --route: " + orList(names)
+		return e
+	}
+	return nil
+}
+
+// joinStrings formats a list as the comma-separated text of its setting.
+func joinStrings[T fmt.Stringer](list []T) string {
+	parts := make([]string, len(list))
+	for i, v := range list {
+		parts[i] = v.String()
+	}
+	return strings.Join(parts, ",")
+}
+
+// Backends that the gateway serves itself, for tests and demos.
+const (
+	// BuiltinEcho sends every byte back.
+	BuiltinEcho = "builtin:echo"
+	// BuiltinDiscard reads and drops every byte.
+	BuiltinDiscard = "builtin:discard"
+)
+
+// Route maps a route name to its backend. The zero Route is not valid.
+type Route struct {
+	// Name is what clients ask for; it satisfies mux.ValidRoute.
+	Name string
+	// Backend is HOST:PORT (port 1 to 65535; IPv6 in brackets),
+	// BuiltinEcho or BuiltinDiscard.
+	Backend string
+}
+
+// ParseRoute parses NAME=HOST:PORT, NAME=builtin:echo or
+// NAME=builtin:discard. Blanks around the whole text are ignored. Errors
+// wrap [ErrInvalid] (and mux.ErrRoute for a bad name).
+func ParseRoute(s string) (Route, error) {
+	s = strings.TrimSpace(s)
+	name, backend, ok := strings.Cut(s, "=")
+	if !ok {
+		return Route{}, invalidf("route %s: no \"=\" between NAME and the backend", quoteValue(s))
+	}
+	r := Route{Name: name, Backend: backend}
+	if err := r.check(); err != nil {
+		return Route{}, invalidf("%w", err)
+	}
+	return r, nil
+}
+
+// check validates the name and the backend.
+func (r Route) check() error {
+	if err := mux.ValidRoute(r.Name); err != nil {
+		return fmt.Errorf("route name: %w", err)
+	}
+	if strings.HasPrefix(r.Backend, "builtin:") {
+		if r.Backend != BuiltinEcho && r.Backend != BuiltinDiscard {
+			return fmt.Errorf("backend %s of route %s: unknown builtin; want %s or %s",
+				quoteValue(r.Backend), quoteValue(r.Name), BuiltinEcho, BuiltinDiscard)
+		}
+		return nil
+	}
+	if _, _, err := splitHostPort(r.Backend, false, dialPort); err != nil {
+		return fmt.Errorf("backend %s of route %s: %w", quoteValue(r.Backend), quoteValue(r.Name), err)
+	}
+	return nil
+}
+
+// IsBuiltin reports whether the backend is served by the gateway itself
+// (BuiltinEcho or BuiltinDiscard).
+func (r Route) IsBuiltin() bool { return r.Backend == BuiltinEcho || r.Backend == BuiltinDiscard }
+
+// String returns NAME=BACKEND, the form ParseRoute reads.
+func (r Route) String() string { return r.Name + "=" + r.Backend }
+
+// MarshalText returns the form ParseRoute reads.
+func (r Route) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses text with ParseRoute.
+func (r *Route) UnmarshalText(text []byte) error {
+	v, err := ParseRoute(string(text))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}

@@ -1,0 +1,155 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden help texts in testdata/help")
+
+// helpOf returns the --help text of a command.
+func helpOf(t *testing.T, parse func([]string, func(string) (string, bool), *bytes.Buffer) error) string {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := parse([]string{"--help"}, envMap(nil), &buf); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: err = %v, want flag.ErrHelp", err)
+	}
+	return buf.String()
+}
+
+var commands = []struct {
+	name  string
+	parse func([]string, func(string) (string, bool), *bytes.Buffer) error
+	// entries lists, in order, each flag with its placeholder, then what
+	// follows on its entry: default and variable.
+	entries [][2]string
+	extra   []string
+}{
+	{
+		name: "gateway-run",
+		parse: func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParseGateway(a, l, w)
+			return err
+		},
+		entries: [][2]string{
+			{"--listen ADDR", "(default :8443) [$GATEWAY_LISTEN]"},
+			{"--cert FILE", "[$GATEWAY_CERT]"},
+			{"--key FILE", "[$GATEWAY_KEY]"},
+			{"--ca FILE", "[$GATEWAY_CA]"},
+			{"--crl FILE", "[$GATEWAY_CRL]"},
+			{"--allow RULES", "[$GATEWAY_ALLOW]"},
+			{"--allow-file FILE", "[$GATEWAY_ALLOW_FILE]"},
+			{"--route NAME=HOST:PORT", "(repeatable) [$GATEWAY_ROUTE, comma separated]"},
+			{"--default-route NAME", "[$GATEWAY_DEFAULT_ROUTE]"},
+			{"--allow-id PATTERN", "(repeatable) [$GATEWAY_ALLOW_ID, comma separated]"},
+			{"--policy FILE", "[$GATEWAY_POLICY]"},
+			{"--admin ADDR", "[$GATEWAY_ADMIN]"},
+			{"--log-level LEVEL", "(default info) [$GATEWAY_LOG_LEVEL]"},
+			{"--log-format FORMAT", "(default json) [$GATEWAY_LOG_FORMAT]"},
+			{"--handshake-timeout DURATION", "(default 10s) [$GATEWAY_HANDSHAKE_TIMEOUT]"},
+			{"--idle-timeout DURATION", "(default 0s) [$GATEWAY_IDLE_TIMEOUT]"},
+			{"--dial-timeout DURATION", "(default 5s) [$GATEWAY_DIAL_TIMEOUT]"},
+			{"--drain-timeout DURATION", "(default 30s) [$GATEWAY_DRAIN_TIMEOUT]"},
+			{"--max-conns N", "(default 10000) [$GATEWAY_MAX_CONNS]"},
+			{"--max-handshakes N", "(default 256) [$GATEWAY_MAX_HANDSHAKES]"},
+			{"--max-streams N", "(default 1024) [$GATEWAY_MAX_STREAMS]"},
+			{"-h, --help", "show this help"},
+		},
+		extra: []string{"Usage: gateway run [flags]", "Examples:", "gateway run --cert", "GATEWAY_CERT=", "GATEWAY_ and the flag name"},
+	},
+	{
+		name: "tunnel-forward",
+		parse: func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParseForward(a, l, w)
+			return err
+		},
+		entries: append(tunnelEntries(), [][2]string{
+			{"-L, --local [BIND:]PORT=ROUTE", "(repeatable) [$TUNNEL_LOCAL, comma separated]"},
+			{"-h, --help", "show this help"},
+		}...),
+		extra: []string{"Usage: tunnel forward [flags] -L [BIND:]PORT=ROUTE", "Examples:", "-L 5432=pg", "TUNNEL_LOCAL=", "TUNNEL_ and the flag name"},
+	},
+	{
+		name: "tunnel-nc",
+		parse: func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParseNC(a, l, w)
+			return err
+		},
+		entries: append(tunnelEntries(), [2]string{"-h, --help", "show this help"}),
+		extra:   []string{"Usage: tunnel nc [flags] ROUTE", "Examples:", "ProxyCommand", "TUNNEL_ and the flag name"},
+	},
+}
+
+func tunnelEntries() [][2]string {
+	return [][2]string{
+		{"--gateway HOST:PORT", "(repeatable) [$TUNNEL_GATEWAY, comma separated]"},
+		{"--cert FILE", "[$TUNNEL_CERT]"},
+		{"--key FILE", "[$TUNNEL_KEY]"},
+		{"--ca FILE", "[$TUNNEL_CA]"},
+		{"--server-name NAME", "[$TUNNEL_SERVER_NAME]"},
+		{"--direct", "[$TUNNEL_DIRECT]"},
+		{"--connect-timeout DURATION", "(default 10s) [$TUNNEL_CONNECT_TIMEOUT]"},
+		{"--log-level LEVEL", "(default info) [$TUNNEL_LOG_LEVEL]"},
+		{"--log-format FORMAT", "(default console) [$TUNNEL_LOG_FORMAT]"},
+	}
+}
+
+func TestHelpListsEverySetting(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			help := helpOf(t, c.parse)
+			// Unwrap entries so that a default or variable pushed to the
+			// next line still follows its flag.
+			flat := strings.Join(strings.Fields(help), " ")
+			var want []string
+			for _, e := range c.entries {
+				want = append(want, " "+e[0]+" ", e[1])
+			}
+			assertInOrder(t, flat, want)
+			for _, x := range c.extra {
+				if !strings.Contains(help, x) {
+					t.Errorf("help lacks %q:\n%s", x, help)
+				}
+			}
+			if n := strings.Count(flat, "[$"); n != len(c.entries)-1 {
+				t.Errorf("help lists %d variables, want %d", n, len(c.entries)-1)
+			}
+			for i, line := range strings.Split(help, "\n") {
+				if len(line) > helpWidth {
+					t.Errorf("line %d is %d columns wide (> %d): %q", i+1, len(line), helpWidth, line)
+				}
+			}
+		})
+	}
+}
+
+// TestHelpGolden compares the help texts with testdata/help/*.txt; run
+// with -update to rewrite them after a deliberate change.
+func TestHelpGolden(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			help := helpOf(t, c.parse)
+			path := filepath.Join("testdata", "help", c.name+".txt")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(help), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestHelpGolden -update to create it)", err)
+			}
+			if help != string(want) {
+				t.Errorf("help of %s differs from %s (run with -update after a deliberate change):\n%s", c.name, path, help)
+			}
+		})
+	}
+}

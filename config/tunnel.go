@@ -1,0 +1,332 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/mux"
+)
+
+// TunnelPrefix starts the environment variable of every tunnel flag.
+const TunnelPrefix = "TUNNEL_"
+
+// defaultBindHost is where -L listens when BIND is left out.
+const defaultBindHost = "127.0.0.1"
+
+// Tunnel holds the settings common to every tunnel subcommand, parsed. A
+// program that adds a subcommand embeds it in its own settings struct and
+// calls [Parse] with [TunnelPrefix], then [Tunnel.DefaultServerName] and
+// [Tunnel.Validate].
+type Tunnel struct {
+	// Gateways are HOST:PORT addresses, tried in order (failover). At
+	// least one is required.
+	Gateways []string `flag:"gateway" meta:"HOST:PORT" help:"gateway to connect to (required); repeat for failover, tried in order" forms:"HOST:PORT with a port from 1 to 65535, e.g. gw.example.com:8443 or [2001:db8::1]:8443"`
+	// Cert and Key are PEM files: the client certificate chain and its
+	// private key. Required.
+	Cert string `flag:"cert" meta:"FILE" help:"client certificate chain, PEM (required)" forms:"a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key"`
+	// CA is the PEM bundle the gateway's certificate must chain to.
+	// Required.
+	CA string `flag:"ca" meta:"FILE" help:"CA bundle that the gateway's certificate must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign the gateway's certificate, e.g. --ca ~/.portcullis/gateway-ca.crt"`
+	// ServerName is the name checked in the gateway's certificate. The
+	// ParseXxx functions and DefaultServerName set it to the host of the
+	// first gateway when it is empty; Validate requires it.
+	ServerName string `flag:"server-name" meta:"NAME" help:"name the gateway's certificate must hold (default: the host of the first --gateway)" forms:"a host name or IP address, e.g. gw.example.com"`
+	// Direct opens one TLS connection per stream with SNI = route, without
+	// multiplexing.
+	Direct bool `flag:"direct" help:"one TLS connection per stream with SNI = route, no multiplexing; talks to any TLS server"`
+	// ConnectTimeout bounds connecting to a gateway, TLS handshake
+	// included. Must be > 0.
+	ConnectTimeout time.Duration `flag:"connect-timeout" default:"10s" help:"time to connect to a gateway and complete the TLS handshake"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
+	// LogFormat is console or json.
+	LogFormat string `flag:"log-format" meta:"FORMAT" default:"console" help:"log output: console (for people) or json (one object per line)" forms:"console or json"`
+}
+
+var tunnelSettings = sync.OnceValue(func() map[string]*setting {
+	return settingIndex(reflect.TypeFor[Tunnel](), TunnelPrefix)
+})
+
+// DefaultServerName sets ServerName to the host of the first gateway when
+// ServerName is empty and that gateway is a valid HOST:PORT.
+func (t *Tunnel) DefaultServerName() {
+	if t.ServerName != "" || len(t.Gateways) == 0 {
+		return
+	}
+	if host, _, err := splitHostPort(t.Gateways[0], false, dialPort); err == nil {
+		t.ServerName = host
+	}
+}
+
+// Validate checks the common tunnel settings and returns every problem
+// found (joined with errors.Join), each a [*SettingError] wrapping
+// [ErrInvalid]. It checks that the files named can be read but does not
+// parse them. It does not modify t.
+func (t *Tunnel) Validate() error {
+	return errors.Join(t.problems()...)
+}
+
+func (t *Tunnel) problems() []error {
+	set := tunnelSettings()
+	var errs []error
+	add := func(err *SettingError) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s := set["Gateways"]
+	if len(t.Gateways) == 0 {
+		add(s.fail("", "required: no gateway to connect to", nil))
+	}
+	for _, g := range t.Gateways {
+		if _, _, err := splitHostPort(g, false, dialPort); err != nil {
+			add(s.fail(g, "not a gateway address", err))
+		}
+	}
+	add(requiredFile(set["Cert"], t.Cert))
+	add(requiredFile(set["Key"], t.Key))
+	add(requiredFile(set["CA"], t.CA))
+	if t.ServerName == "" {
+		// Without gateways the name cannot be derived; that is reported above.
+		if len(t.Gateways) > 0 {
+			add(set["ServerName"].fail("", "required: the name the gateway's certificate must hold", nil))
+		}
+	} else if err := checkHost(t.ServerName); err != nil {
+		add(set["ServerName"].fail(t.ServerName, "not a host name or IP address", err))
+	}
+	add(positive(set["ConnectTimeout"], t.ConnectTimeout))
+	add(oneOfSetting(set["LogLevel"], t.LogLevel, logLevels))
+	add(oneOfSetting(set["LogFormat"], t.LogFormat, logFormats))
+	return errs
+}
+
+// Local is one -L listener: a local address and the route its connections
+// go to.
+type Local struct {
+	// Bind is HOST:PORT to listen on (IPv6 in brackets); ParseLocal uses
+	// host 127.0.0.1 when BIND is left out. Port 0 picks a free port.
+	Bind string
+	// Route is the route name; it satisfies mux.ValidRoute.
+	Route string
+}
+
+// ParseLocal parses [BIND:]PORT=ROUTE: PORT from 0 to 65535; BIND an IPv4
+// address, an IPv6 address in brackets or a host name, 127.0.0.1 when left
+// out; ROUTE a route name. Blanks around the whole text are ignored. The
+// result's Bind is always HOST:PORT. Errors wrap [ErrInvalid] (and
+// mux.ErrRoute for a bad route).
+func ParseLocal(s string) (Local, error) {
+	s = strings.TrimSpace(s)
+	left, route, ok := strings.Cut(s, "=")
+	if !ok {
+		return Local{}, invalidf("listener %s: no \"=\" between [BIND:]PORT and ROUTE", quoteValue(s))
+	}
+	host, port := defaultBindHost, 0
+	if strings.ContainsAny(left, ":[]") {
+		h, p, err := splitHostPort(left, true, anyPort)
+		if err != nil {
+			return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+		}
+		if h == "" {
+			return Local{}, invalidf("listener %s: empty BIND before the colon: write PORT=ROUTE or %s:PORT=ROUTE "+
+				"for this machine only, or 0.0.0.0:PORT=ROUTE for every interface", quoteValue(s), defaultBindHost)
+		}
+		host, port = h, p
+	} else {
+		p, err := parsePort(left, anyPort)
+		if err != nil {
+			return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+		}
+		port = p
+	}
+	if err := mux.ValidRoute(route); err != nil {
+		return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+	}
+	return Local{Bind: net.JoinHostPort(host, strconv.Itoa(port)), Route: route}, nil
+}
+
+// check validates a Local built in code.
+func (l Local) check() error {
+	if _, _, err := splitHostPort(l.Bind, false, anyPort); err != nil {
+		return fmt.Errorf("bind address %s: %w", quoteValue(l.Bind), err)
+	}
+	if err := mux.ValidRoute(l.Route); err != nil {
+		return err
+	}
+	return nil
+}
+
+// String returns HOST:PORT=ROUTE, a form ParseLocal reads back to l.
+func (l Local) String() string { return l.Bind + "=" + l.Route }
+
+// MarshalText returns l.String().
+func (l Local) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText parses text with ParseLocal.
+func (l *Local) UnmarshalText(text []byte) error {
+	v, err := ParseLocal(string(text))
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// Forward holds the settings of "tunnel forward".
+type Forward struct {
+	Tunnel
+	// Locals are the local listeners. At least one is required.
+	Locals []Local `flag:"local" short:"L" meta:"[BIND:]PORT=ROUTE" help:"listen on BIND:PORT (BIND 127.0.0.1 when left out, PORT 0 picks one) and carry each connection to ROUTE (required)" forms:"[BIND:]PORT=ROUTE, e.g. 5432=pg, 127.0.0.1:6379=redis or [::1]:8080=api"`
+}
+
+var forwardSettings = sync.OnceValue(func() map[string]*setting {
+	return settingIndex(reflect.TypeFor[Forward](), TunnelPrefix)
+})
+
+// Doc describes "tunnel forward" for --help.
+func (*Forward) Doc() Doc {
+	return Doc{
+		Usage: "tunnel forward [flags] -L [BIND:]PORT=ROUTE ...",
+		Intro: `Listen on local ports and carry each connection to a route behind the gateway.
+All connections share one mutual-TLS connection (one stream each) that reconnects,
+failing over between the --gateway addresses. Point psql, redis-cli or any TCP
+client at the local port.`,
+		Examples: []string{
+			"# PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379:",
+			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",
+			"    --ca gateway-ca.crt -L 5432=pg -L 6379=redis",
+			"psql 'host=127.0.0.1 port=5432 dbname=app'",
+			"# The same from the environment, with a second gateway for failover:",
+			"TUNNEL_GATEWAY=gw1.example.com:8443,gw2.example.com:8443 \\",
+			"    TUNNEL_CERT=me.crt TUNNEL_KEY=me.key TUNNEL_CA=gateway-ca.crt \\",
+			"    TUNNEL_LOCAL=5432=pg,6379=redis tunnel forward",
+			"# Offer the route to the network of a jump host (every interface):",
+			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",
+			"    --ca gateway-ca.crt -L 0.0.0.0:5432=pg",
+		},
+	}
+}
+
+// ParseForward parses the settings of "tunnel forward" from the environment
+// (lookup; nil means os.LookupEnv) and args, fills the default server
+// name, then validates them. It returns [flag.ErrHelp] after writing the
+// help text to usage when args ask for it, and errors wrapping
+// [ErrInvalid] for bad settings or positional arguments. See [Parse].
+func ParseForward(args []string, lookup func(string) (string, bool), usage io.Writer) (*Forward, error) {
+	f := new(Forward)
+	rest, err := Parse("tunnel forward", TunnelPrefix, f, args, lookup, usage)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, invalidf("tunnel forward: unexpected argument %s: give listeners with -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg",
+			quoteValue(rest[0]))
+	}
+	f.DefaultServerName()
+	if err := f.Validate(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Validate checks the common tunnel settings, that there is at least one
+// listener, each valid, and that no two listen on the same address (port 0
+// excepted). It returns every problem found, joined; see
+// [Tunnel.Validate]. It does not modify f.
+func (f *Forward) Validate() error {
+	errs := f.Tunnel.problems()
+	s := forwardSettings()["Locals"]
+	if len(f.Locals) == 0 {
+		e := s.fail("", "required: no local listener", nil)
+		e.Want = "-L [BIND:]PORT=ROUTE, e.g. -L 5432=pg"
+		errs = append(errs, e)
+	}
+	seen := make(map[string]Local, len(f.Locals))
+	for _, l := range f.Locals {
+		if err := l.check(); err != nil {
+			errs = append(errs, s.fail(l.String(), "invalid listener", err))
+			continue
+		}
+		if strings.HasSuffix(l.Bind, ":0") {
+			continue
+		}
+		if prev, dup := seen[l.Bind]; dup {
+			e := s.fail(l.String(), fmt.Sprintf("%s is already the listener of %s", l.Bind, quoteValue(prev.String())), nil)
+			e.Want = "one -L per address; PORT 0 picks a free port"
+			errs = append(errs, e)
+			continue
+		}
+		seen[l.Bind] = l
+	}
+	return errors.Join(errs...)
+}
+
+// NC holds the settings of "tunnel nc".
+type NC struct {
+	Tunnel
+	// Route is the route to connect stdin and stdout to: the one positional
+	// argument.
+	Route string
+}
+
+// Doc describes "tunnel nc" for --help.
+func (*NC) Doc() Doc {
+	return Doc{
+		Usage: "tunnel nc [flags] ROUTE",
+		Intro: `Connect standard input and output to ROUTE behind the gateway, through one stream,
+like netcat. When input ends, the stream is half-closed and the output drains.
+Works as an SSH ProxyCommand.`,
+		Examples: []string{
+			"echo ping | tunnel nc --gateway gw.example.com:8443 \\",
+			"    --cert me.crt --key me.key --ca gateway-ca.crt echo",
+			"# In ~/.ssh/config, for hosts whose route is their name:",
+			"#   ProxyCommand tunnel nc --gateway gw.example.com:8443 --cert me.crt --key me.key --ca ca.crt %h",
+		},
+	}
+}
+
+// ParseNC parses the settings of "tunnel nc" from the environment (lookup;
+// nil means os.LookupEnv) and args, which must hold exactly one positional
+// ROUTE, fills the default server name, then validates them. It returns
+// [flag.ErrHelp] after writing the help text to usage when args ask for it,
+// and errors wrapping [ErrInvalid] for bad settings. See [Parse].
+func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer) (*NC, error) {
+	n := new(NC)
+	rest, err := Parse("tunnel nc", TunnelPrefix, n, args, lookup, usage)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 1 {
+		return nil, &SettingError{
+			Flag: "argument ROUTE", Problem: fmt.Sprintf("tunnel nc takes exactly one ROUTE argument, not %d", len(rest)),
+			Value: strings.Join(rest, " "), Want: "one route name, e.g. tunnel nc [flags] pg",
+		}
+	}
+	n.Route = rest[0]
+	n.DefaultServerName()
+	if err := n.Validate(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// Validate checks the common tunnel settings and the route. It returns
+// every problem found, joined; see [Tunnel.Validate]. It does not modify n.
+func (n *NC) Validate() error {
+	errs := n.Tunnel.problems()
+	if err := mux.ValidRoute(n.Route); err != nil {
+		errs = append(errs, &SettingError{
+			Flag: "argument ROUTE", Problem: "invalid route name", Value: n.Route,
+			Want: "a route name, e.g. tunnel nc [flags] pg", Err: err,
+		})
+	}
+	return errors.Join(errs...)
+}
