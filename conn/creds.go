@@ -34,9 +34,18 @@ type ServerState struct {
 	LoadedAt  time.Time
 }
 
-// ExpiryWarning is how close to its NotAfter a certificate must be for the
-// loaders to warn about it.
+// ExpiryWarning is how close to its NotAfter a long-lived certificate must
+// be for a warning; see ExpiresSoon.
 const ExpiryWarning = 30 * 24 * time.Hour
+
+// ExpiresSoon reports whether cert is in the last stretch of its life: within
+// ExpiryWarning of its NotAfter, or, for a short-lived certificate (an
+// 18-hour client certificate), within the last third of its lifetime, so
+// that certificates meant to be rotated often do not warn on every use.
+func ExpiresSoon(cert *x509.Certificate, now time.Time) bool {
+	window := min(ExpiryWarning, cert.NotAfter.Sub(cert.NotBefore)/3)
+	return cert.NotAfter.Sub(now) < window
+}
 
 // LoadServer reads and checks the files. Every error names the file and what
 // is wrong with it; nothing is returned half-loaded.
@@ -50,8 +59,8 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 	if now.After(cert.Leaf.NotAfter) {
 		return nil, fmt.Errorf("server certificate %q expired at %s", f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if cert.Leaf.NotAfter.Sub(now) < ExpiryWarning {
-		st.Warnings = append(st.Warnings, fmt.Sprintf("server certificate %q expires at %s (in less than 30 days)",
+	if ExpiresSoon(cert.Leaf, now) {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("server certificate %q expires soon, at %s",
 			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	st.CAs, err = LoadCerts(f.CA)

@@ -89,7 +89,7 @@ func LoadClient(f ClientFiles, now time.Time) (*ClientState, error) {
 	if now.After(cert.Leaf.NotAfter) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expired at %s: the gateway will refuse it",
 			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
-	} else if cert.Leaf.NotAfter.Sub(now) < ExpiryWarning {
+	} else if ExpiresSoon(cert.Leaf, now) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expires at %s",
 			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}

@@ -88,9 +88,9 @@ func (c *serverConn) serve() {
 	} else {
 		ev.Str("mode", "direct").Str("sni", cs.ServerName).Msg("connection accepted")
 	}
-	if left := time.Until(id.NotAfter); left < conn.ExpiryWarning {
+	if conn.ExpiresSoon(cs.PeerCertificates[0], time.Now()) {
 		c.log.Warn().Str("event", "client_cert_expiring").Time("not_after", id.NotAfter).
-			Msg("client certificate expires in less than 30 days")
+			Msg("client certificate expires soon")
 	}
 	if cs.NegotiatedProtocol == mux.ALPN {
 		c.serveMux(tc, &id)

@@ -1,0 +1,135 @@
+// Command gateway runs the portcullis gateway, explains its decisions and
+// keeps a small certificate authority. See `gateway --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+)
+
+const usage = `gateway: an mTLS gateway for raw TCP backends.
+
+Usage:
+  gateway [run] [flags]      run the gateway (gateway run --help lists every setting)
+  gateway pki COMMAND ...    a small CA in a directory: init, issue, sign, revoke, crl, show
+  gateway help               this text
+
+Every flag also reads an environment variable: GATEWAY_ plus the flag name in
+upper case with "-" as "_" (--allow-file is GATEWAY_ALLOW_FILE); a flag wins.
+
+Exit status: 0 success (also after a drain on SIGTERM/SIGINT), 1 bad usage or
+settings, 2 the gateway failed while running.
+
+Quick start:
+  gateway pki init --dir pki
+  gateway pki issue --dir pki --server --name gw --dns localhost --ip 127.0.0.1
+  gateway pki issue --dir pki --client --name alice --uri spiffe://corp/alice
+  gateway --listen 127.0.0.1:8443 --cert pki/gw.crt --key pki/gw.key --ca pki/ca.crt \
+    --allow 127.0.0.0/8 --allow-id uri:spiffe://corp/* --route echo=builtin:echo
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries an exit status other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "run":
+		err = runGateway(ctx, args, stderr)
+	case "pki":
+		err = runPKI(args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", cmd, usage)
+		return 1
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return ee.code
+		}
+		return 1
+	}
+	return 0
+}
+
+func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := config.ParseGateway(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.New(cfg, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	for {
+		select {
+		case err := <-served:
+			if errors.Is(err, gateway.ErrServerClosed) {
+				return nil
+			}
+			return &exitError{code: 2, err: err}
+		case <-ctx.Done():
+			return drain(srv, cfg, served)
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				_ = srv.Reload() // logged; the old state stays on error
+				continue
+			}
+			log.Info().Str("event", "signal").Str("signal", sig.String()).Dur("drain_timeout", cfg.DrainTimeout).Msg("shutting down")
+			return drain(srv, cfg, served)
+		}
+	}
+}
+
+func drain(srv *gateway.Server, cfg *config.Gateway, served <-chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.DrainTimeout)
+	defer cancel()
+	_ = srv.Shutdown(ctx) // past the deadline the rest is cut; still a clean exit
+	<-served
+	return nil
+}

@@ -1,0 +1,166 @@
+// Command tunnel is the portcullis client: local port forwarding and a
+// netcat-style stdin/stdout mode through an mTLS gateway. See `tunnel --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
+	"github.com/rs/zerolog"
+)
+
+const usage = `tunnel: reach TCP services behind a portcullis gateway over mutual TLS.
+
+Usage:
+  tunnel forward -L [BIND:]PORT=ROUTE ... [flags]   local listeners, one shared session
+  tunnel nc ROUTE [flags]                            stdin/stdout through one stream
+  tunnel bench --mode MODE [flags]                   load generator: handshake, streams, throughput, deny
+  tunnel help                                        this text
+
+Each command's --help lists its settings. Every flag also reads an environment
+variable: TUNNEL_ plus the flag name in upper case with "-" as "_"
+(--server-name is TUNNEL_SERVER_NAME); a flag wins.
+
+Exit status: 0 success; 1 bad usage or settings; 2 the gateway could not be
+reached or the handshake failed (the message says which side refused and why);
+3 the gateway refused the stream (the message carries its reason).
+
+Examples:
+  tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key --ca ca.crt -L 5432=pg
+  psql "host=127.0.0.1 port=5432 user=app"
+  ssh -o ProxyCommand='tunnel nc ssh --gateway gw:8443 --cert me.crt --key me.key --ca ca.crt' host
+`
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 1
+	}
+	cmd, args := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "forward":
+		err = runForward(ctx, args, stderr)
+	case "nc":
+		err = runNC(ctx, args, stdin, stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args, stdout, stderr)
+	case "help", "-h", "--help", "-help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "tunnel: unknown command %q\n\n%s", cmd, usage)
+		return 1
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "tunnel: %v\n", err)
+		return exitCode(err)
+	}
+	return 0
+}
+
+// exitCode maps an error to the exit statuses of the command-line contract.
+func exitCode(err error) int {
+	var re *mux.RefusedError
+	var de *tunnel.DialError
+	switch {
+	case errors.As(err, &re):
+		return 3
+	case errors.As(err, &de):
+		return 2
+	}
+	return 1
+}
+
+// setup builds the logger, credentials and dialer shared by the commands.
+func setup(t *config.Tunnel, stderr io.Writer) (*tunnel.Dialer, *conn.ClientCreds, zerolog.Logger, error) {
+	log, err := logging.New(stderr, t.LogLevel, t.LogFormat)
+	if err != nil {
+		return nil, nil, log, err
+	}
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: t.Cert, Key: t.Key, CA: t.CA})
+	if err != nil {
+		return nil, nil, log, err
+	}
+	for _, w := range creds.State().Warnings {
+		log.Warn().Msg(w)
+	}
+	d, err := tunnel.NewDialer(tunnel.Options{
+		Gateways: t.Gateways, Creds: creds, ServerName: t.ServerName,
+		ConnectTimeout: t.ConnectTimeout, Direct: t.Direct, Log: log,
+	})
+	return d, creds, log, err
+}
+
+func runForward(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := config.ParseForward(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	d, creds, log, err := setup(&cfg.Tunnel, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	locals := make([]tunnel.Local, len(cfg.Locals))
+	for i, l := range cfg.Locals {
+		locals[i] = tunnel.Local{Bind: l.Bind, Route: l.Route}
+	}
+	f, err := tunnel.Listen(d, locals, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				if err := creds.Reload(); err != nil {
+					log.Error().Str("event", "reload_failed").Err(err).Msg("keeping the previous client certificate")
+				} else {
+					log.Info().Str("event", "reloaded").Msg("client certificate reloaded; new sessions use it")
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return f.Serve(ctx)
+}
+
+func runNC(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	cfg, err := config.ParseNC(args, os.LookupEnv, stderr)
+	if err != nil {
+		return err
+	}
+	d, _, _, err := setup(&cfg.Tunnel, stderr)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return tunnel.NC(ctx, d, cfg.Route, stdin, stdout)
+}
