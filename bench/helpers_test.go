@@ -1,0 +1,190 @@
+package bench_test
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/bench"
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testpki"
+	"github.com/rs/zerolog"
+)
+
+// gw is a gateway running on loopback for one test.
+type gw struct {
+	pki  *testpki.PKI
+	srv  *gateway.Server
+	addr string
+}
+
+// startGateway runs a gateway that admits 127.0.0.1 and ::1 (so 127.0.0.2
+// is denied) and any client of the test CA, with the routes echo
+// (builtin:echo), discard (builtin:discard) and those given.
+func startGateway(t testing.TB, extra ...config.Route) *gw {
+	t.Helper()
+	p := testpki.New(t)
+	rules, err := acl.ParseList("127.0.0.1,::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Gateway{
+		Listen: "127.0.0.1:0", Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile,
+		Allow: rules,
+		Routes: append([]config.Route{
+			{Name: "echo", Backend: gateway.BuiltinEcho},
+			{Name: "discard", Backend: gateway.BuiltinDiscard},
+		}, extra...),
+		DefaultRoute:     "echo",
+		AllowIDs:         []conn.Pattern{conn.MustPattern("any")},
+		LogLevel:         "error",
+		LogFormat:        "json",
+		HandshakeTimeout: 5 * time.Second,
+		DialTimeout:      2 * time.Second,
+		DrainTimeout:     time.Second,
+		MaxConns:         1000,
+		MaxHandshakes:    64,
+		MaxStreams:       1024,
+	}
+	srv, err := gateway.New(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatalf("gateway.New: %v", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, gateway.ErrServerClosed) {
+			t.Errorf("Serve returned %v", err)
+		}
+	})
+	return &gw{pki: p, srv: srv, addr: ln.Addr().String()}
+}
+
+// settings returns settings for a run against g in mode with a small count.
+func (g *gw) settings(mode bench.Mode, count int) *bench.Settings {
+	s := &bench.Settings{Mode: mode, Count: count, Concurrency: 4, Duration: 20 * time.Second}
+	s.Gateways = []string{g.addr}
+	s.Cert, s.Key, s.CA = g.pki.Client.Cert, g.pki.Client.Key, g.pki.CAFile
+	s.ServerName = "localhost"
+	s.ConnectTimeout = 5 * time.Second
+	s.OpTimeout = 5 * time.Second
+	return s
+}
+
+func (g *gw) creds(t testing.TB) *conn.ClientCreds {
+	t.Helper()
+	c, err := conn.NewClientCreds(conn.ClientFiles{Cert: g.pki.Client.Cert, Key: g.pki.Client.Key, CA: g.pki.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// serveTCP runs handle for each connection accepted on a loopback
+// listener until the test ends.
+func serveTCP(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			open[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(open, c)
+					mu.Unlock()
+				}()
+				handle(c)
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func listen(t testing.TB) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// echoServer is a plain TCP echo server.
+func echoServer(t testing.TB) string {
+	return serveTCP(t, listen(t), func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// sourceServer sends zeros to every client until it goes away.
+func sourceServer(t testing.TB) string {
+	return serveTCP(t, listen(t), func(c net.Conn) {
+		buf := make([]byte, 32<<10)
+		for range 1 << 20 {
+			if _, err := c.Write(buf); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// tlsEchoServer is a TLS 1.3 echo server that requires client certificates
+// of the test CA, with one config for every connection, so that sessions
+// can be resumed.
+func tlsEchoServer(t testing.TB, p *testpki.PKI) string {
+	t.Helper()
+	st, err := conn.LoadServer(conn.ServerFiles{Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.ServerConfig()
+	return serveTCP(t, tls.NewListener(listen(t), cfg), func(c net.Conn) { _, _ = io.Copy(c, c) })
+}
+
+// syncBuf is a bytes.Buffer safe for concurrent use.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

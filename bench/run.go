@@ -1,0 +1,545 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
+	"github.com/rs/zerolog"
+)
+
+// abortAfter is how many failures in a row, with no success at all yet, end
+// a run early: the setup is wrong, and more attempts only repeat it.
+const abortAfter = 50
+
+// maxDenyWait bounds how long deny mode waits for the server to close a
+// connection before counting it as not denied.
+const maxDenyWait = 2 * time.Second
+
+// histShards is the number of latency histograms the workers share (each
+// behind its own lock), so that thousands of workers do not need thousands
+// of histograms.
+const histShards = 16
+
+// Run runs the settings against the gateway(s) and returns the result. It
+// validates s first (the error then wraps config.ErrInvalid). creds are
+// the client credentials; they may be nil when the mode needs no TLS (deny,
+// or UnsafePlaintext). progress, when not nil, receives a live progress
+// line twice a second (carriage return, no newline), cleared at the end.
+//
+// Worker i uses gateway i mod len(Gateways); so does mux session i. The
+// run stops at s.Duration or after s.Count operations, or when ctx ends (the
+// result then covers what was done), or early when the first abortAfter
+// operations all fail. When not a single operation succeeded, Run returns
+// the result and an error wrapping ErrAllFailed and the first failure.
+func Run(ctx context.Context, s *Settings, creds *conn.ClientCreds, progress io.Writer) (*Result, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	c := *s
+	c.fill()
+	if c.NeedsTLS() && creds == nil {
+		return nil, errors.New("bench: this mode needs client credentials (--cert, --key, --ca)")
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r := &runner{
+		s: &c, creds: creds, size: c.size(), ctx: ctx, cancel: cancel,
+		kinds: map[string]uint64{}, samples: map[string]string{},
+		ycfg: mux.Config(zerolog.Nop()),
+	}
+	if c.Resume {
+		r.cache = tls.NewLRUClientSessionCache(max(64, 2*c.Concurrency))
+	}
+	if c.Source.IsValid() {
+		r.local = &net.TCPAddr{IP: c.Source.AsSlice()}
+	}
+	res := &Result{Settings: c}
+	var err error
+	switch c.Mode {
+	case ModeHandshake:
+		err = r.runWorkers(res, progress, r.handshakeWorker)
+	case ModeStreams:
+		err = r.runStreams(res, progress)
+	case ModeThroughput:
+		err = r.runThroughput(res, progress)
+	case ModeDeny:
+		err = r.runWorkers(res, progress, r.denyWorker)
+	}
+	r.finish(res)
+	if err != nil {
+		return res, err
+	}
+	if res.Ops == 0 && r.first != nil {
+		return res, fmt.Errorf("bench: %w; the first failure: %w", ErrAllFailed, r.first)
+	}
+	if res.Ops == 0 && ctx.Err() == nil {
+		return res, fmt.Errorf("bench: %w: no operation completed within %v", ErrAllFailed, c.limit())
+	}
+	return res, nil
+}
+
+// runner is the state of one run, shared by its workers.
+type runner struct {
+	s      *Settings // filled
+	creds  *conn.ClientCreds
+	size   int
+	cache  tls.ClientSessionCache // nil unless Resume
+	local  *net.TCPAddr           // nil unless Source
+	ycfg   *yamux.Config
+	ctx    context.Context // canceled on abort
+	cancel context.CancelFunc
+
+	start    time.Time
+	deadline time.Time
+
+	claimed             atomic.Int64
+	ok, failed, resumed atomic.Uint64
+	up, down            atomic.Int64
+
+	hists [histShards]struct {
+		sync.Mutex
+		h Histogram
+	}
+
+	mu        sync.Mutex
+	kinds     map[string]uint64
+	samples   map[string]string
+	first     error
+	tlsInfo   bool
+	tlsVer    string
+	tlsGroup  string
+	aborted   bool
+	abortedBy string
+}
+
+// begin starts the clock.
+func (r *runner) begin() {
+	r.start = time.Now()
+	r.deadline = r.start.Add(r.s.limit())
+}
+
+// claim reserves one operation; false when the run is over.
+func (r *runner) claim() bool {
+	if r.ctx.Err() != nil || !time.Now().Before(r.deadline) {
+		return false
+	}
+	if r.s.Count > 0 && r.claimed.Add(1) > int64(r.s.Count) {
+		return false
+	}
+	return true
+}
+
+// record counts one successful operation that took d.
+func (r *runner) record(shard int, d time.Duration) {
+	r.ok.Add(1)
+	hs := &r.hists[shard%histShards]
+	hs.Lock()
+	hs.h.Record(d)
+	hs.Unlock()
+}
+
+// fail counts one failed operation. Once the run is being stopped (its
+// context ended: canceled by the caller, or aborted) failures are not
+// counted: they are the stop cutting operations short.
+func (r *runner) fail(err error) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	n := r.failed.Add(1)
+	kind := Kind(err)
+	r.mu.Lock()
+	r.kinds[kind]++
+	if _, ok := r.samples[kind]; !ok {
+		r.samples[kind] = err.Error()
+	}
+	if r.first == nil {
+		r.first = r.public(err)
+	}
+	if n >= abortAfter && r.ok.Load() == 0 && !r.aborted {
+		r.aborted = true
+		r.abortedBy = kind
+		r.cancel()
+	}
+	r.mu.Unlock()
+}
+
+// noteTLS remembers the TLS parameters of the first connection.
+func (r *runner) noteTLS(cs tls.ConnectionState) {
+	if cs.DidResume {
+		r.resumed.Add(1)
+	}
+	r.mu.Lock()
+	if !r.tlsInfo {
+		r.tlsInfo = true
+		r.tlsVer = tls.VersionName(cs.Version)
+		if cs.CurveID != 0 {
+			r.tlsGroup = cs.CurveID.String()
+		}
+	}
+	r.mu.Unlock()
+}
+
+// public turns a failure into the error a program maps to its exit status:
+// a refusal stays a *mux.RefusedError; a failure to connect, a handshake
+// failure or a TLS alert becomes a *tunnel.DialError that says which side
+// refused and why.
+func (r *runner) public(err error) error {
+	var re *mux.RefusedError
+	var de *tunnel.DialError
+	if errors.As(err, &re) || errors.As(err, &de) {
+		return err
+	}
+	var oe *opError
+	if !errors.As(err, &oe) {
+		return err
+	}
+	_, alert := conn.RemoteAlert(err)
+	switch {
+	case oe.phase == phaseConnect:
+		return &tunnel.DialError{Gateway: oe.addr, Explanation: "cannot connect: " + oe.err.Error(), Err: err}
+	case oe.phase == phaseHandshake || alert:
+		return &tunnel.DialError{Gateway: oe.addr, Explanation: conn.ExplainClientError(oe.err, r.s.ServerName), Err: err}
+	}
+	return err
+}
+
+// finish fills res from the counters.
+func (r *runner) finish(res *Result) {
+	if !r.start.IsZero() && res.Elapsed == 0 {
+		res.Elapsed = time.Since(r.start)
+	}
+	res.Ops = r.ok.Load()
+	res.Errors = r.failed.Load()
+	res.Resumed = r.resumed.Load()
+	res.BytesUp = r.up.Load()
+	res.BytesDown = r.down.Load()
+	for i := range r.hists {
+		res.Latency.Merge(&r.hists[i].h)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	res.ErrorsByKind = r.kinds
+	res.ErrorSamples = r.samples
+	res.TLSVersion, res.TLSGroup = r.tlsVer, r.tlsGroup
+	if r.aborted {
+		res.Aborted = fmt.Sprintf("stopped after %d failures and no success (%s)", abortAfter, r.abortedBy)
+	}
+}
+
+// gateway returns the address worker i uses.
+func (r *runner) gateway(i int) string { return r.s.Gateways[i%len(r.s.Gateways)] }
+
+// runWorkers runs Concurrency workers until the run is over.
+func (r *runner) runWorkers(res *Result, progress io.Writer, work func(i int)) error {
+	r.begin()
+	stop := r.startProgress(progress)
+	var wg sync.WaitGroup
+	for i := range r.s.Concurrency {
+		wg.Go(func() { work(i) })
+	}
+	wg.Wait()
+	res.Elapsed = time.Since(r.start)
+	stop()
+	return nil
+}
+
+// message returns a random message of the run's size.
+func (r *runner) message() []byte {
+	b := make([]byte, r.size)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// opContext bounds one operation.
+func (r *runner) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.ctx, r.s.ConnectTimeout+r.s.OpTimeout)
+}
+
+// handshakeWorker opens, uses and closes one connection per operation.
+func (r *runner) handshakeWorker(i int) {
+	msg, buf := r.message(), make([]byte, r.size)
+	gw := r.gateway(i)
+	for r.claim() {
+		start := time.Now()
+		var err error
+		switch {
+		case r.s.UnsafePlaintext:
+			err = r.plainOp(gw, msg, buf)
+		case r.s.Direct:
+			err = r.directOp(gw, msg, buf)
+		default:
+			err = r.muxOp(gw, msg, buf)
+		}
+		if err != nil {
+			r.fail(err)
+			continue
+		}
+		r.record(i, time.Since(start))
+	}
+}
+
+// dialTCP connects to addr from the source address.
+func (r *runner) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: r.s.ConnectTimeout, LocalAddr: r.local}
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &opError{phase: phaseConnect, addr: addr, err: err}
+	}
+	return c, nil
+}
+
+// dialTLS connects to addr and completes a TLS handshake with SNI sni and
+// the given ALPN protocols.
+func (r *runner) dialTLS(ctx context.Context, addr, sni string, alpn []string) (*tls.Conn, error) {
+	raw, err := r.dialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := r.creds.TLSConfig(conn.ClientOptions{ServerName: r.s.ServerName, SNI: sni, ALPN: alpn})
+	cfg.ClientSessionCache = r.cache
+	tc := tls.Client(raw, cfg)
+	hctx, cancel := context.WithTimeout(ctx, r.s.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		raw.Close()
+		return nil, &opError{phase: phaseHandshake, addr: addr, err: err}
+	}
+	r.noteTLS(tc.ConnectionState())
+	return tc, nil
+}
+
+// dialMux connects to a gateway in mux mode.
+func (r *runner) dialMux(ctx context.Context, addr string) (*tls.Conn, error) {
+	tc, err := r.dialTLS(ctx, addr, r.s.ServerName, []string{mux.ALPN})
+	if err != nil {
+		return nil, err
+	}
+	if tc.ConnectionState().NegotiatedProtocol != mux.ALPN {
+		tc.Close()
+		return nil, &opError{phase: phaseHandshake, addr: addr, err: ErrALPN}
+	}
+	return tc, nil
+}
+
+// muxOp: connect, handshake, yamux session, one stream with a round trip,
+// close.
+func (r *runner) muxOp(addr string, msg, buf []byte) error {
+	ctx, cancel := r.opContext()
+	defer cancel()
+	tc, err := r.dialMux(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	sess, err := yamux.Client(tc, r.ycfg)
+	if err != nil {
+		return &opError{phase: phaseOpen, addr: addr, err: err}
+	}
+	defer sess.Close()
+	ys, err := sess.OpenStream()
+	if err != nil {
+		return &opError{phase: phaseOpen, addr: addr, err: err}
+	}
+	st := mux.Wrap(ys)
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(r.s.OpTimeout))
+	if err := mux.WriteRequest(st, mux.Request{Route: r.s.Route}); err != nil {
+		return &opError{phase: phaseOpen, addr: addr, err: err}
+	}
+	resp, err := mux.ReadResponse(st)
+	if err != nil {
+		return &opError{phase: phaseOpen, addr: addr, err: err}
+	}
+	if resp.Status != mux.StatusOK {
+		return &opError{phase: phaseOpen, addr: addr, err: &mux.RefusedError{Route: r.s.Route, Status: resp.Status, Reason: resp.Reason}}
+	}
+	return roundTrip(st, addr, msg, buf)
+}
+
+// directOp: connect, handshake with SNI = route, one round trip, close.
+func (r *runner) directOp(addr string, msg, buf []byte) error {
+	ctx, cancel := r.opContext()
+	defer cancel()
+	tc, err := r.dialTLS(ctx, addr, r.s.Route, nil)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	_ = tc.SetDeadline(time.Now().Add(r.s.OpTimeout))
+	return roundTrip(tc, addr, msg, buf)
+}
+
+// plainOp: connect, one round trip, close; no TLS.
+func (r *runner) plainOp(addr string, msg, buf []byte) error {
+	ctx, cancel := r.opContext()
+	defer cancel()
+	c, err := r.dialTCP(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(r.s.OpTimeout))
+	return roundTrip(c, addr, msg, buf)
+}
+
+// roundTrip writes msg and reads as many bytes back, which must equal
+// msg. Large messages are written while the echo is read, so that neither
+// side waits on a full buffer.
+func roundTrip(c net.Conn, addr string, msg, buf []byte) error {
+	buf = buf[:len(msg)]
+	var werr error
+	if len(msg) <= 16<<10 {
+		if _, err := c.Write(msg); err != nil {
+			return &opError{phase: phaseWrite, addr: addr, err: err}
+		}
+	} else {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			if _, err := c.Write(msg); err != nil {
+				werr = err
+				_ = c.SetReadDeadline(time.Unix(1, 0)) // unblock the read
+			}
+		})
+	}
+	if _, err := io.ReadFull(c, buf); err != nil {
+		if werr != nil {
+			return &opError{phase: phaseWrite, addr: addr, err: werr}
+		}
+		return &opError{phase: phaseRead, addr: addr, err: err}
+	}
+	if !bytes.Equal(msg, buf) {
+		return &opError{phase: phaseEcho, addr: addr, err: ErrEcho}
+	}
+	return nil
+}
+
+// denyWorker connects from the source address and waits for the server to
+// close the connection.
+func (r *runner) denyWorker(i int) {
+	gw := r.gateway(i)
+	wait := min(r.s.OpTimeout, maxDenyWait)
+	var b [1]byte
+	for r.claim() {
+		start := time.Now()
+		c, err := r.dialTCP(r.ctx, gw)
+		if isReset(err) {
+			// Accepted and reset before connect returned: denied.
+			r.record(i, time.Since(start))
+			continue
+		}
+		if err != nil {
+			r.fail(err)
+			continue
+		}
+		_ = c.SetReadDeadline(time.Now().Add(wait))
+		n, err := c.Read(b[:])
+		c.Close()
+		switch {
+		case n > 0:
+			r.fail(&opError{phase: phaseDeny, addr: gw, err: fmt.Errorf("%w (it sent data)", ErrNotDenied)})
+		case isTimeout(err):
+			r.fail(&opError{phase: phaseDeny, addr: gw, err: fmt.Errorf("%w (still open after %v)", ErrNotDenied, wait)})
+		case errors.Is(err, io.EOF) || isReset(err):
+			r.record(i, time.Since(start))
+		default:
+			r.fail(&opError{phase: phaseDeny, addr: gw, err: err})
+		}
+	}
+}
+
+// newClients starts the mux clients of the streams and throughput modes
+// and opens one stream on each, so that sessions are up before the clock
+// starts. On error the clients are closed.
+func (r *runner) newClients() ([]*mux.Client, error) {
+	clients := make([]*mux.Client, r.s.Sessions)
+	closeAll := func() {
+		for _, c := range clients {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	for j := range clients {
+		addr := r.gateway(j)
+		clients[j] = mux.NewClient(mux.ClientConfig{
+			Dial: func(ctx context.Context) (net.Conn, error) {
+				tc, err := r.dialMux(ctx, addr)
+				if err != nil {
+					return nil, r.public(err)
+				}
+				return tc, nil
+			},
+			Logger:      zerolog.Nop(),
+			Yamux:       r.ycfg,
+			Coalesce:    r.s.Coalesce,
+			DialTimeout: r.s.ConnectTimeout,
+			OpenTimeout: r.s.OpTimeout,
+			MinBackoff:  10 * time.Millisecond,
+			MaxBackoff:  time.Second,
+		})
+	}
+	for j, c := range clients {
+		ctx, cancel := r.opContext()
+		st, err := c.Open(ctx, r.s.Route)
+		cancel()
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("session %d to %s: %w", j+1, r.gateway(j), r.public(err))
+		}
+		st.Close()
+	}
+	return clients, nil
+}
+
+// runStreams opens, uses and closes one stream per operation over
+// long-lived sessions.
+func (r *runner) runStreams(res *Result, progress io.Writer) error {
+	clients, err := r.newClients()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}()
+	return r.runWorkers(res, progress, func(i int) {
+		c := clients[i%len(clients)]
+		addr := r.gateway(i % len(clients))
+		msg, buf := r.message(), make([]byte, r.size)
+		for r.claim() {
+			start := time.Now()
+			if err := r.streamOp(c, addr, msg, buf); err != nil {
+				r.fail(err)
+				continue
+			}
+			r.record(i, time.Since(start))
+		}
+	})
+}
+
+func (r *runner) streamOp(c *mux.Client, addr string, msg, buf []byte) error {
+	ctx, cancel := context.WithTimeout(r.ctx, r.s.OpTimeout)
+	defer cancel()
+	st, err := c.Open(ctx, r.s.Route)
+	if err != nil {
+		return &opError{phase: phaseOpen, addr: addr, err: err}
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(r.s.OpTimeout))
+	return roundTrip(st, addr, msg, buf)
+}
