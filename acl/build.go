@@ -206,7 +206,7 @@ func (b *builder) buildNode(ni, level, lo, hi int, inh uint32, inhBits uint8) {
 	}
 	// Longer rules go below the octet slot: a check entry if they form a
 	// chain, else a child node.
-	var n node
+	var words [4]nodeWord
 	gstart := len(b.stack)
 	for i := lo; i < hi; {
 		if int(keys[i].bits) <= limit {
@@ -221,36 +221,84 @@ func (b *builder) buildNode(ni, level, lo, hi int, inh uint32, inhBits uint8) {
 		if b.chain(i, j) {
 			vals[slot] = b.makeCheck(i, j, vals[slot], vbits[slot])
 		} else {
-			n.child[slot>>6] |= 1 << (slot & 63)
+			words[slot>>6].child |= 1 << (slot & 63)
 			b.stack = append(b.stack, group{slot, i, j})
 		}
 		i = j
 	}
-	// Leaves: run-length compressed answers of the octets without a child.
-	n.leafBase = uint32(len(b.leaves))
+	// The default answer is the one covering the most octets without a
+	// child; the others go to the leaf array, run-length compressed.
+	def := mostCommon(&vals, &words)
+	leafBase := uint32(len(b.leaves))
 	first := true
 	var prev uint32
 	for p := 0; p < 256; p++ {
-		if n.child[p>>6]&(1<<(p&63)) != 0 {
+		w, m := &words[p>>6], uint64(1)<<(p&63)
+		if w.child&m != 0 || vals[p] == def {
 			continue
 		}
+		w.alt |= m
 		if first || vals[p] != prev {
-			n.leaf[p>>6] |= 1 << (p & 63)
+			w.runs |= m
 			b.leaves = append(b.leaves, vals[p])
 			prev, first = vals[p], false
 		}
 	}
-	for w := 1; w < 4; w++ {
-		n.childRank[w] = n.childRank[w-1] + uint8(bits.OnesCount64(n.child[w-1]))
-		n.leafRank[w] = n.leafRank[w-1] + uint8(bits.OnesCount64(n.leaf[w-1]))
-	}
 	gend := len(b.stack)
-	n.childBase = uint32(len(b.nodes))
+	childBase := uint32(len(b.nodes))
 	b.nodes = append(b.nodes, make([]node, gend-gstart)...)
-	b.nodes[ni] = n
+	b.nodes[ni] = packNode(&words, def, childBase, leafBase)
 	for gi := gstart; gi < gend; gi++ {
 		g := b.stack[gi]
-		b.buildNode(int(n.childBase)+gi-gstart, level+1, g.a, g.b, vals[g.slot], vbits[g.slot])
+		b.buildNode(int(childBase)+gi-gstart, level+1, g.a, g.b, vals[g.slot], vbits[g.slot])
 	}
 	b.stack = b.stack[:gstart]
+}
+
+// packNode lays out a node from its four words of bits.
+func packNode(words *[4]nodeWord, def, childBase, leafBase uint32) node {
+	var n node
+	for i := range n.h {
+		h := &n.h[i]
+		h.w = [2]nodeWord{words[2*i], words[2*i+1]}
+		h.def = def
+		h.childBase, h.leafBase = childBase, leafBase
+		h.childRank[1] = uint8(bits.OnesCount64(words[2*i].child))
+		h.leafRank[1] = uint8(bits.OnesCount64(words[2*i].runs))
+		childBase += uint32(bits.OnesCount64(words[2*i].child) + bits.OnesCount64(words[2*i+1].child))
+		leafBase += uint32(bits.OnesCount64(words[2*i].runs) + bits.OnesCount64(words[2*i+1].runs))
+	}
+	return n
+}
+
+// mostCommon returns the answer held by the most octets of vals that have
+// no child (0 if all have one).
+func mostCommon(vals *[256]uint32, words *[4]nodeWord) uint32 {
+	var es [256]uint32
+	var cs [256]int
+	k, last := 0, 0
+	for p := 0; p < 256; p++ {
+		if words[p>>6].child&(1<<(p&63)) != 0 {
+			continue
+		}
+		v := vals[p]
+		if k == 0 || es[last] != v {
+			last = 0
+			for last < k && es[last] != v {
+				last++
+			}
+			if last == k {
+				es[k] = v
+				k++
+			}
+		}
+		cs[last]++
+	}
+	best := 0
+	for j := 1; j < k; j++ {
+		if cs[j] > cs[best] {
+			best = j
+		}
+	}
+	return es[best]
 }

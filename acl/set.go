@@ -186,15 +186,13 @@ func (s *Set) rule6(i int) Rule {
 // find returns the final entry for a and whether it names an IPv6 record.
 // IPv4-mapped IPv6 addresses are looked up as IPv4; zones are ignored.
 func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
+	hi, lo := addrWords(&a)
 	if a.Is4() {
-		b := a.As4()
-		return s.find4(binary.BigEndian.Uint32(b[:])), false
+		return s.find4(uint32(lo)), false
 	}
 	if !a.IsValid() {
 		return 0, false
 	}
-	b := a.As16()
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 	if hi == 0 && lo>>32 == 0xffff {
 		return s.find4(uint32(lo)), false
 	}

@@ -31,22 +31,40 @@ const (
 const directMin = 2048
 
 // node is one 8-bit stride of the multibit trie: it resolves one octet of
-// the address. Bit o of child says that octet value o continues in a child
-// node; the children are stored consecutively from childBase, in octet
-// order, so the child for o is at childBase + (number of child bits below o).
-// The octets without a child get their answer from the leaf array: the
-// answers of consecutive octets are run-length compressed, bit o of leaf
-// marks the start of a new run (octets with a child do not interrupt a run),
-// and the answer for o is leaves[leafBase + (number of leaf bits up to and
-// including o) - 1]. childRank and leafRank hold the bit counts of the
-// preceding 64-bit words, so a rank costs one POPCNT.
+// the address. For octet value o:
+//
+//   - child bit o set: o continues in a child node. The children are stored
+//     consecutively in octet order, so the child for o is at the node's
+//     child base + (number of child bits below o).
+//   - else alt bit o clear: the answer is def, the most common answer in
+//     this node, with no further memory access.
+//   - else the answer is in the leaf array. The answers of the alt octets are
+//     run-length compressed: runs bit o marks an alt octet whose answer
+//     differs from the previous alt octet's, and the answer for o is
+//     leaves[leaf base + (number of runs bits up to and including o) - 1].
+//
+// A node is 128 bytes: two halves of one cache line each (the Go allocator
+// aligns every slice of nodes to 64 bytes). A half holds the bits of 128
+// octet values, with the node's default and bases (pre-offset by the
+// ranks of the lower half) repeated, so a lookup touches one cache line per
+// node.
 type node struct {
-	child     [4]uint64
-	leaf      [4]uint64
-	childBase uint32
-	leafBase  uint32
-	childRank [4]uint8
-	leafRank  [4]uint8
+	h [2]half
+}
+
+// half covers octet values 128*i to 128*i+127 of a node.
+type half struct {
+	w         [2]nodeWord
+	childBase uint32   // child index of the first child in this half
+	leafBase  uint32   // leaf index of the first run in this half
+	def       uint32   // the node's default answer
+	childRank [2]uint8 // children in the words of this half before word j
+	leafRank  [2]uint8 // runs in the words of this half before word j
+}
+
+// nodeWord holds the bits of 64 consecutive octet values.
+type nodeWord struct {
+	child, alt, runs uint64
 }
 
 // table is the trie of one address family.
@@ -122,14 +140,18 @@ func (t *table) walk(hi, lo uint64, levels int) (e uint32, depth int) {
 		} else {
 			o = (lo >> (120 - 8*uint(level))) & 0xff
 		}
-		n := &nodes[ni]
-		w := o >> 6
+		h := &nodes[ni].h[(o>>7)&1]
+		j := (o >> 6) & 1
+		nw := &h.w[j]
 		m := uint64(1) << (o & 63)
-		if cw := n.child[w&3]; cw&m != 0 {
-			ni = n.childBase + uint32(n.childRank[w&3]) + uint32(bits.OnesCount64(cw&(m-1)))
+		if nw.child&m != 0 {
+			ni = h.childBase + uint32(h.childRank[j]) + uint32(bits.OnesCount64(nw.child&(m-1)))
 			continue
 		}
-		r := n.leafBase + uint32(n.leafRank[w&3]) + uint32(bits.OnesCount64(n.leaf[w&3]&(m<<1-1)))
+		if nw.alt&m == 0 {
+			return h.def, 8*level + 8
+		}
+		r := h.leafBase + uint32(h.leafRank[j]) + uint32(bits.OnesCount64(nw.runs&(m<<1-1)))
 		return leaves[r-1], 8*level + 8
 	}
 	return 0, 0
