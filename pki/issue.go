@@ -268,7 +268,7 @@ func (ca *CA) leafTemplate(req Request) (*x509.Certificate, error) {
 			return nil, fmt.Errorf("%w: Name is empty and there is no SAN to name the certificate after: give a Name or a DNS, IP, URI or email SAN", ErrInvalidRequest)
 		}
 		if len(name) > 64 {
-			name = name[:64]
+			name = strings.ToValidUTF8(name[:64], "")
 		}
 	}
 	if err := checkText("Name", name, 64); err != nil {
