@@ -29,19 +29,25 @@ const (
 // address (IPv6 in brackets, a zone allowed) or a host name; it may be
 // empty only if emptyHost. PORT is decimal, from minPort to 65535.
 func splitHostPort(s string, emptyHost bool, minPort int) (string, int, error) {
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) && strings.Contains(ae.Err, "too many colons") {
+	if after, bracketed := strings.CutPrefix(s, "["); bracketed {
+		if i := strings.LastIndexByte(after, ']'); i < 0 || !strings.HasPrefix(after[i+1:], ":") {
+			return "", 0, errors.New("no port: add \":PORT\" after the \"]\"")
+		}
+	} else {
+		switch strings.Count(s, ":") {
+		case 0:
+			return "", 0, errors.New("no port: add \":PORT\"")
+		case 1:
+		default:
 			return "", 0, errors.New("an IPv6 address goes in brackets, e.g. [::1]:8443")
 		}
-		if errors.As(err, &ae) && strings.Contains(ae.Err, "missing port") {
-			return "", 0, errors.New("no port: add \":PORT\"")
-		}
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
 		return "", 0, err
 	}
-	if strings.HasPrefix(s, "[") != strings.Contains(host, ":") {
-		return "", 0, errors.New("only an IPv6 address goes in brackets, and it must: e.g. [::1]:8443, 127.0.0.1:8443")
+	if strings.HasPrefix(s, "[") && !strings.Contains(host, ":") {
+		return "", 0, errors.New("brackets are for IPv6 addresses only, e.g. [::1]:8443; write other hosts without them")
 	}
 	if host == "" && !emptyHost {
 		return "", 0, errors.New("no host before the port")
@@ -71,10 +77,9 @@ func parsePort(s string, minPort int) (int, error) {
 }
 
 // checkHost accepts an IP address (IPv6 without brackets, with an optional
-// zone) or a host
-// name: dot-separated labels of letters, digits, '-' and '_', at most 253
-// bytes, optionally ending with a dot. A name made of digits and dots only
-// must be a valid IPv4 address.
+// zone) or a host name: dot-separated labels of letters, digits, '-' and
+// '_', at most 253 bytes, optionally ending with a dot. A name made of
+// digits and dots only must be a valid IPv4 address.
 func checkHost(h string) error {
 	if strings.Contains(h, ":") {
 		a, err := netip.ParseAddr(h)
