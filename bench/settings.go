@@ -189,10 +189,12 @@ func ParseSettings(args []string, lookup func(string) (string, bool), usage io.W
 		}
 	}
 	s.DefaultServerName()
-	s.fill()
-	if err := s.Validate(); err != nil {
+	// Validate before filling in: on the command line, 0 workers is an
+	// error, not the default.
+	if err := s.validate(false); err != nil {
 		return nil, err
 	}
+	s.fill()
 	return s, nil
 }
 
@@ -264,9 +266,14 @@ func (s *Settings) limit() time.Duration {
 // wrapping config.ErrInvalid. Zero values are read as their defaults. The
 // client files are required unless the mode needs no TLS (deny, or
 // --unsafe-plaintext). It does not modify s.
-func (s *Settings) Validate() error {
+func (s *Settings) Validate() error { return s.validate(true) }
+
+// validate checks s, with zero values read as defaults when zeroDefaults.
+func (s *Settings) validate(zeroDefaults bool) error {
 	c := *s
-	c.fill()
+	if zeroDefaults {
+		c.fill()
+	}
 	var errs []error
 	for _, e := range flatten(c.Tunnel.Validate()) {
 		var se *config.SettingError
