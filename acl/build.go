@@ -81,7 +81,7 @@ type builder struct {
 	pbits  []uint8
 }
 
-func buildTable(keys []bkey, levels, nrec int) (table, []uint32, []uint8) {
+func buildTable(keys []bkey, levels, nrec, directFrom int) (table, []uint32, []uint8) {
 	b := &builder{
 		keys:   keys,
 		levels: levels,
@@ -89,7 +89,7 @@ func buildTable(keys []bkey, levels, nrec int) (table, []uint32, []uint8) {
 		pbits:  make([]uint8, nrec),
 	}
 	var t table
-	if len(keys) >= directMin {
+	if len(keys) >= directFrom {
 		t.direct = b.buildDirect()
 	} else {
 		b.nodes = append(b.nodes, node{})

@@ -37,6 +37,12 @@ type Set struct {
 // ErrConflict or ErrTooManyRules, and name the rule by line or position.
 // New does not keep a reference to rules.
 func New(rules []Rule) (*Set, error) {
+	return newSet(rules, directMin)
+}
+
+// newSet is New with the rule count per family from which the direct table
+// is used (tests lower it to exercise both layouts with small sets).
+func newSet(rules []Rule, directFrom int) (*Set, error) {
 	if len(rules) > MaxRules {
 		return nil, fmt.Errorf("%w: %d rules, at most %d", ErrTooManyRules, len(rules), MaxRules)
 	}
@@ -128,11 +134,11 @@ func New(rules []Rule) (*Set, error) {
 
 	var parent []uint32
 	var pbits []uint8
-	s.v4, parent, pbits = buildTable(keys[:n4], 4, len(s.recs4))
+	s.v4, parent, pbits = buildTable(keys[:n4], 4, len(s.recs4), directFrom)
 	for i := range s.recs4 {
 		s.recs4[i].parent, s.recs4[i].pbits = parent[i], pbits[i]
 	}
-	s.v6, parent, pbits = buildTable(keys[n4:], 16, len(s.recs6))
+	s.v6, parent, pbits = buildTable(keys[n4:], 16, len(s.recs6), directFrom)
 	for i := range s.recs6 {
 		s.recs6[i].parent, s.recs6[i].pbits = parent[i], pbits[i]
 	}
@@ -181,22 +187,6 @@ func (s *Set) rule6(i int) Rule {
 	binary.BigEndian.PutUint64(b[:8], rc.hi)
 	binary.BigEndian.PutUint64(b[8:], rc.lo)
 	return Rule{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), int(rc.bits)), Deny: rc.deny, Line: int(rc.line)}
-}
-
-// find returns the final entry for a and whether it names an IPv6 record.
-// IPv4-mapped IPv6 addresses are looked up as IPv4; zones are ignored.
-func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
-	hi, lo := addrWords(&a)
-	if a.Is4() {
-		return s.find4(uint32(lo)), false
-	}
-	if !a.IsValid() {
-		return 0, false
-	}
-	if hi == 0 && lo>>32 == 0xffff {
-		return s.find4(uint32(lo)), false
-	}
-	return s.find6(hi, lo), true
 }
 
 // Allowed reports whether a is allowed: an allow rule is its most specific

@@ -2,6 +2,7 @@ package acl
 
 import (
 	"math/bits"
+	"net/netip"
 )
 
 // Entries are the uint32 values stored in the direct table and in the leaf
@@ -111,36 +112,48 @@ func finalEntry(i int, deny bool) uint32 {
 	return e
 }
 
-// walk descends the trie for an address given as two big-endian halves
-// (IPv4: the address in the top 32 bits of hi). It returns either a final
-// entry or a check entry together with the depth, in bits, of the slot that
-// held it. levels is 4 for IPv4 and 16 for IPv6.
+// find returns the final entry for a and whether it names an IPv6 record
+// (else IPv4, or no rule). IPv4-mapped IPv6 addresses are looked up as
+// IPv4; zones are ignored; the invalid address matches nothing.
 //
-// The loop is bounded by levels: the builder never puts children below the
-// last octet.
-func (t *table) walk(hi, lo uint64, levels int) (e uint32, depth int) {
+// The descent is bounded by the number of octets: the builder never puts
+// children below the last one.
+func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
+	hi, lo := addrWords(&a)
+	t, levels := &s.v6, 16
+	switch {
+	case a.Is4() || hi == 0 && lo>>32 == 0xffff && a.IsValid():
+		// IPv4, or IPv4-mapped: the 32 bits of lo go to the top of the key.
+		hi, lo = lo<<32, 0
+		t, levels = &s.v4, 4
+	case !a.IsValid():
+		return 0, false
+	default:
+		v6 = true
+	}
+	key0, key1 := hi, lo // the address, consumed octet by octet from the top
 	var ni uint32
 	level := 0
 	if t.direct != nil {
-		e = t.direct[hi>>48]
-		if e&kindMask != kindNode {
-			return e, 16
+		e = t.direct[key0>>48]
+		if e&kindMask == kindFinal {
+			return e, v6
+		}
+		if e&kindMask == kindCheck {
+			return s.resolve(e, 16, hi, lo, v6), v6
 		}
 		ni = e & idxMask
 		level = 2
+		key0, key1 = key0<<16|key1>>48, key1<<16
 	}
-	nodes, leaves := t.nodes, t.leaves
+	nodes := t.nodes
 	if len(nodes) == 0 {
-		return 0, 0 // the zero Set
+		return 0, false // the zero Set
 	}
 	for ; level < levels; level++ {
-		var o uint64
-		if level < 8 {
-			o = (hi >> (56 - 8*uint(level))) & 0xff
-		} else {
-			o = (lo >> (120 - 8*uint(level))) & 0xff
-		}
-		h := &nodes[ni].h[(o>>7)&1]
+		o := key0 >> 56
+		key0, key1 = key0<<8|key1>>56, key1<<8
+		h := &nodes[ni].h[o>>7]
 		j := (o >> 6) & 1
 		nw := &h.w[j]
 		m := uint64(1) << (o & 63)
@@ -148,50 +161,45 @@ func (t *table) walk(hi, lo uint64, levels int) (e uint32, depth int) {
 			ni = h.childBase + uint32(h.childRank[j]) + uint32(bits.OnesCount64(nw.child&(m-1)))
 			continue
 		}
-		if nw.alt&m == 0 {
-			return h.def, 8*level + 8
+		e = h.def
+		if nw.alt&m != 0 {
+			r := h.leafBase + uint32(h.leafRank[j]) + uint32(bits.OnesCount64(nw.runs&(m<<1-1)))
+			e = t.leaves[r-1]
 		}
-		r := h.leafBase + uint32(h.leafRank[j]) + uint32(bits.OnesCount64(nw.runs&(m<<1-1)))
-		return leaves[r-1], 8*level + 8
+		if e&kindMask == kindCheck {
+			e = s.resolve(e, 8*level+8, hi, lo, v6)
+		}
+		return e, v6
 	}
-	return 0, 0
+	return 0, false
 }
 
-// find4 returns the final entry for an IPv4 address.
-func (s *Set) find4(a uint32) uint32 {
-	e, depth := s.v4.walk(uint64(a)<<32, 0, 4)
-	if e&kindMask == kindFinal {
-		return e
-	}
-	// A check entry: test the chain of rules from the most specific up.
+// resolve turns the check entry e found at a slot depth bits deep into a
+// final entry by testing the chain of rules below the slot from the most
+// specific up.
+func (s *Set) resolve(e uint32, depth int, hi, lo uint64, v6 bool) uint32 {
 	r := e & idxMask
-	for range 34 {
-		rc := &s.recs4[r]
-		// A shift by 32 yields 0 in Go, so /0 contains everything.
-		if (a^rc.addr)&(^uint32(0)<<(32-uint(rc.bits))) == 0 {
-			return finalEntry(int(r), rc.deny)
+	if !v6 {
+		a := uint32(hi >> 32)
+		for range 34 {
+			rc := &s.recs4[r]
+			// A shift by 32 yields 0 in Go, so /0 contains everything.
+			if (a^rc.addr)&(^uint32(0)<<(32-uint(rc.bits))) == 0 {
+				return finalEntry(int(r), rc.deny)
+			}
+			if int(rc.pbits) <= depth { // also when there is no parent: pbits 0
+				return rc.parent
+			}
+			r = rc.parent&idxMask - 1
 		}
-		if int(rc.pbits) <= depth || rc.parent&idxMask == 0 {
-			return rc.parent
-		}
-		r = rc.parent&idxMask - 1
+		return 0
 	}
-	return 0
-}
-
-// find6 returns the final entry for an IPv6 address.
-func (s *Set) find6(hi, lo uint64) uint32 {
-	e, depth := s.v6.walk(hi, lo, 16)
-	if e&kindMask == kindFinal {
-		return e
-	}
-	r := e & idxMask
 	for range 130 {
 		rc := &s.recs6[r]
 		if contains6(rc, hi, lo) {
 			return finalEntry(int(r), rc.deny)
 		}
-		if int(rc.pbits) <= depth || rc.parent&idxMask == 0 {
+		if int(rc.pbits) <= depth {
 			return rc.parent
 		}
 		r = rc.parent&idxMask - 1
