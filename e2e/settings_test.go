@@ -86,11 +86,11 @@ func TestSettingsFromEnvironment(t *testing.T) {
 	t.Run("flag-wins", func(t *testing.T) {
 		gw := startGatewayEnv(t, []string{
 			"GATEWAY_LISTEN=this is not an address", // bad, but --listen is given
-			"GATEWAY_ALLOW_ID=cn:nobody",             // --allow-id replaces it
-			"GATEWAY_ROUTE=echo=builtin:echo",        // --route replaces it
+			"GATEWAY_ALLOW_ID=cn:nobody",            // --allow-id replaces it
+			"GATEWAY_ROUTE=echo=builtin:echo",       // --route replaces it
 		}, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "flagged=builtin:echo")...)
 		tunnelEnv := []string{
-			"TUNNEL_GATEWAY=" + closedAddr(t), // --gateway wins
+			"TUNNEL_GATEWAY=" + closedAddr(t),                        // --gateway wins
 			"TUNNEL_CERT=" + ca.bob.cert, "TUNNEL_KEY=" + ca.bob.key, // --cert and --key win
 			"TUNNEL_CA=/nonexistent/ca.crt", // --ca wins
 		}
