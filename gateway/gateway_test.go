@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"syscall"
@@ -301,5 +302,40 @@ func TestShutdownDrains(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return after the last stream closed")
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"}))
+	c, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := roundTrip(c, 100); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	h := e.srv.AdminHandler()
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, _ := get("/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz %d while serving", code)
+	}
+	code, body := get("/metrics")
+	if code != 200 || !strings.Contains(body, "portcullis_handshakes_total 1\n") || !strings.Contains(body, "portcullis_streams_total 1\n") {
+		t.Errorf("/metrics %d:\n%s", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = e.srv.Shutdown(ctx)
+	if code, _ := get("/readyz"); code != 503 {
+		t.Errorf("/readyz %d while draining; want 503", code)
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
@@ -60,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = runGateway(ctx, args, stderr)
+		err = runGateway(ctx, args, stdout, stderr)
 	case "pki":
 		err = runPKI(args, stdout, stderr)
 	case "help":
@@ -84,8 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := config.ParseGateway(args, os.LookupEnv, stderr)
+func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.ParseGateway(args, os.LookupEnv, stdout)
 	if err != nil {
 		return err
 	}
@@ -100,6 +102,14 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	if cfg.Admin != "" {
+		stop, err := serveAdmin(cfg.Admin, srv)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -124,6 +134,18 @@ func runGateway(ctx context.Context, args []string, stderr io.Writer) error {
 			return drain(srv, cfg, served)
 		}
 	}
+}
+
+// serveAdmin serves the health and metrics endpoints until stop is called.
+func serveAdmin(addr string, srv *gateway.Server) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	return func() { hs.Close(); <-done }, nil
 }
 
 func drain(srv *gateway.Server, cfg *config.Gateway, served <-chan error) error {

@@ -55,7 +55,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var err error
 	switch cmd {
 	case "forward":
-		err = runForward(ctx, args, stderr)
+		err = runForward(ctx, args, stdout, stderr)
 	case "nc":
 		err = runNC(ctx, args, stdin, stdout, stderr)
 	case "bench":
@@ -110,8 +110,8 @@ func setup(t *config.Tunnel, stderr io.Writer) (*tunnel.Dialer, *conn.ClientCred
 	return d, creds, log, err
 }
 
-func runForward(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := config.ParseForward(args, os.LookupEnv, stderr)
+func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.ParseForward(args, os.LookupEnv, stdout)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func runForward(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func runNC(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cfg, err := config.ParseNC(args, os.LookupEnv, stderr)
+	cfg, err := config.ParseNC(args, os.LookupEnv, stdout)
 	if err != nil {
 		return err
 	}
