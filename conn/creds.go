@@ -5,15 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"time"
 )
-
-// ErrRevoked is wrapped by the error a handshake fails with when the client
-// certificate, or a certificate in its chain, is listed in a loaded CRL.
-var ErrRevoked = errors.New("certificate revoked")
 
 // ServerFiles names the files the gateway's TLS state is loaded from.
 type ServerFiles struct {

@@ -2,14 +2,10 @@ package conn
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 )
-
-// ErrPattern is wrapped by every error ParsePattern returns.
-var ErrPattern = errors.New("bad identity pattern")
 
 // PatternForms lists the accepted forms of an identity pattern, for help
 // texts and error messages.
@@ -34,78 +30,195 @@ var kindNames = map[string]patternKind{
 	"o": kindO, "email": kindEmail, "sha256": kindSHA256,
 }
 
+func (k patternKind) String() string {
+	switch k {
+	case kindAny:
+		return "any"
+	case kindURI:
+		return "uri"
+	case kindDNS:
+		return "dns"
+	case kindCN:
+		return "cn"
+	case kindOU:
+		return "ou"
+	case kindO:
+		return "o"
+	case kindEmail:
+		return "email"
+	case kindSHA256:
+		return "sha256"
+	}
+	return ""
+}
+
+// kindForms is the accepted form of each kind, for error messages.
+var kindForms = map[patternKind]string{
+	kindURI:    `uri:SCHEME://HOST/PATH, an absolute URI with a host and no user, query or fragment, where a whole path segment "*" matches one segment and a last segment "**" one or more, e.g. uri:spiffe://corp/app/*`,
+	kindDNS:    `dns:NAME or dns:*.PARENT ("*." matches exactly one label), e.g. dns:api.example.com or dns:*.db.example.com`,
+	kindCN:     `cn:NAME, the exact subject common name`,
+	kindOU:     `ou:UNIT, an exact subject organizational unit`,
+	kindO:      `o:ORG, an exact subject organization`,
+	kindEmail:  `email:USER@DOMAIN (any case), e.g. email:alice@example.com`,
+	kindSHA256: "sha256:FINGERPRINT, the 64 hex digits (colons optional, any case) of the certificate's SHA-256 fingerprint as `gateway pki show` prints it",
+}
+
 // Pattern matches identities. The zero Pattern matches nothing. Patterns are
 // immutable and safe for concurrent use.
 type Pattern struct {
 	kind  patternKind
 	value string // normalised value (lowercase where comparison ignores case)
-	// uri patterns: the part before the path, compared case-insensitively,
-	// and the path segments, where "*" is one segment and "**" (last) the rest.
+	// uri patterns: the scheme and host, lowercase, compared
+	// case-insensitively, and the path segments.
 	prefix string
-	segs   []string
+	segs   []uriSeg
 }
 
-// ParsePattern parses one identity pattern; see PatternForms.
+// uriSeg is one path segment of a uri pattern.
+type uriSeg struct {
+	wild byte   // 0: literal, '1': "*" (one segment), 'n': "**" (one or more, last)
+	lit  string // the literal segment, percent-decoded
+}
+
+// ParsePattern parses one identity pattern; see PatternForms. Spaces
+// around the pattern and around its value are ignored, and the kind
+// ("uri", "dns", ...) is read in any case.
+//
+//   - uri: the scheme and host compare case-insensitively, the path
+//     exactly, segment by segment after percent-decoding. A path segment
+//     "*" matches exactly one non-empty segment; a last segment "**"
+//     matches one or more non-empty segments. "*" anywhere else is an
+//     error. A certificate URI with a user, query or fragment matches no
+//     uri pattern.
+//   - dns: case-insensitive, a trailing dot ignored; "*." in front matches
+//     exactly one label, not two, and not the parent name itself.
+//   - cn, ou, o: exact (case-sensitive) comparison.
+//   - email: case-insensitive.
+//   - sha256: the fingerprint of the DER certificate, hex in any case,
+//     colons optional.
+//   - any: every identity.
+//
+// Errors wrap ErrPattern and name the pattern and the accepted form.
 func ParsePattern(s string) (Pattern, error) {
 	s = strings.TrimSpace(s)
-	if s == "any" {
+	if strings.EqualFold(s, "any") {
 		return Pattern{kind: kindAny, value: "any"}, nil
 	}
 	k, v, ok := strings.Cut(s, ":")
-	kind, known := kindNames[strings.ToLower(k)]
+	kind, known := kindNames[strings.ToLower(strings.TrimSpace(k))]
 	if !ok || !known {
-		return Pattern{}, fmt.Errorf("%w %q: want one of %s", ErrPattern, s, PatternForms)
+		return Pattern{}, fmt.Errorf("%w %q: unknown form; want one of %s", ErrPattern, s, PatternForms)
 	}
+	v = strings.TrimSpace(v)
 	if v == "" {
-		return Pattern{}, fmt.Errorf("%w %q: nothing after %q", ErrPattern, s, k+":")
+		return Pattern{}, fmt.Errorf("%w %q: nothing after %q; want %s", ErrPattern, s, k+":", kindForms[kind])
+	}
+	bad := func(why string) (Pattern, error) {
+		return Pattern{}, fmt.Errorf("%w %q: %s; want %s", ErrPattern, s, why, kindForms[kind])
 	}
 	p := Pattern{kind: kind, value: v}
 	switch kind {
 	case kindURI:
-		return parseURIPattern(s, v)
+		return parseURIPattern(v, bad)
 	case kindDNS:
 		p.value = strings.ToLower(strings.TrimSuffix(v, "."))
-		rest, _ := strings.CutPrefix(p.value, "*.")
-		if strings.Contains(rest, "*") || rest == "" || strings.ContainsAny(rest, " /@") {
-			return Pattern{}, fmt.Errorf("%w %q: a DNS pattern is a name, optionally starting with \"*.\" (one label), e.g. dns:*.db.example.com", ErrPattern, s)
+		if why := checkDNSPattern(p.value); why != "" {
+			return bad(why)
 		}
 	case kindEmail:
-		if !strings.Contains(v, "@") {
-			return Pattern{}, fmt.Errorf("%w %q: an email pattern needs an @, e.g. email:alice@example.com", ErrPattern, s)
+		at := strings.LastIndexByte(v, '@')
+		switch {
+		case at < 0:
+			return bad("no @")
+		case at == 0 || at == len(v)-1:
+			return bad("empty user or domain around the @")
+		case strings.ContainsFunc(v, isSpaceOrControl):
+			return bad("spaces or control characters")
 		}
 		p.value = strings.ToLower(v)
 	case kindSHA256:
 		h := strings.ToLower(strings.ReplaceAll(v, ":", ""))
 		if b, err := hex.DecodeString(h); err != nil || len(b) != 32 {
-			return Pattern{}, fmt.Errorf("%w %q: a sha256 pin is 64 hex digits (colons optional), the certificate's SHA-256 fingerprint as `gateway pki show` prints it", ErrPattern, s)
+			return bad(fmt.Sprintf("not 32 bytes of hex (%d hex digits given)", len(h)))
 		}
 		p.value = h
 	}
 	return p, nil
 }
 
-func parseURIPattern(s, v string) (Pattern, error) {
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme == "" || u.Opaque != "" || u.RawQuery != "" || u.Fragment != "" {
-		return Pattern{}, fmt.Errorf("%w %q: a URI pattern is an absolute URI with a path, e.g. uri:spiffe://corp/app/*", ErrPattern, s)
+func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
+
+// checkDNSPattern says what is wrong with a lowercase DNS pattern, or "".
+func checkDNSPattern(v string) string {
+	rest, _ := strings.CutPrefix(v, "*.")
+	if rest == "" {
+		return "no name"
 	}
-	if strings.Contains(u.Host, "*") || strings.Contains(u.Scheme, "*") {
-		return Pattern{}, fmt.Errorf("%w %q: \"*\" is allowed only as a whole path segment, not in the scheme or host", ErrPattern, s)
+	for label := range strings.SplitSeq(rest, ".") {
+		if label == "" {
+			return "an empty label"
+		}
+		for _, r := range label {
+			switch {
+			case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '-', r == '_':
+			case r == '*':
+				return `"*" other than as the whole first label "*."`
+			default:
+				return fmt.Sprintf("character %q in label %q (letters, digits, '-' and '_' only)", r, label)
+			}
+		}
+	}
+	return ""
+}
+
+func parseURIPattern(v string, bad func(string) (Pattern, error)) (Pattern, error) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		return bad("not a URI: " + strings.TrimPrefix(err.Error(), "parse "))
+	case u.Scheme == "" || u.Opaque != "":
+		return bad("not an absolute URI with a path")
+	case strings.ContainsAny(v, "?#"):
+		return bad("a query or fragment")
+	case u.User != nil:
+		return bad("a user part before the host")
+	case strings.Contains(u.Scheme, "*") || strings.Contains(u.Host, "*"):
+		return bad(`"*" in the scheme or host`)
+	case u.Host == "":
+		return bad("no host")
 	}
 	p := Pattern{kind: kindURI, value: v, prefix: strings.ToLower(u.Scheme + "://" + u.Host)}
-	path := strings.TrimPrefix(u.EscapedPath(), "/")
-	if path != "" {
-		p.segs = strings.Split(path, "/")
-	}
-	for i, seg := range p.segs {
-		if strings.Contains(seg, "*") && seg != "*" && seg != "**" {
-			return Pattern{}, fmt.Errorf("%w %q: %q: \"*\" must be a whole path segment", ErrPattern, s, seg)
-		}
-		if seg == "**" && i != len(p.segs)-1 {
-			return Pattern{}, fmt.Errorf("%w %q: \"**\" may only be the last path segment", ErrPattern, s)
+	raw := uriSegments(u)
+	for i, seg := range raw {
+		switch {
+		case seg == "*":
+			p.segs = append(p.segs, uriSeg{wild: '1'})
+		case seg == "**":
+			if i != len(raw)-1 {
+				return bad(`"**" before the last path segment`)
+			}
+			p.segs = append(p.segs, uriSeg{wild: 'n'})
+		case strings.Contains(seg, "*"):
+			return bad(fmt.Sprintf(`path segment %q: "*" only as a whole segment`, seg))
+		default:
+			lit, err := url.PathUnescape(seg)
+			if err != nil {
+				return bad(fmt.Sprintf("path segment %q: %v", seg, err))
+			}
+			p.segs = append(p.segs, uriSeg{lit: lit})
 		}
 	}
 	return p, nil
+}
+
+// uriSegments splits the escaped path of u into its raw segments; nil for
+// an empty path or "/".
+func uriSegments(u *url.URL) []string {
+	path := strings.TrimPrefix(u.EscapedPath(), "/")
+	if path == "" {
+		return nil
+	}
+	return strings.Split(path, "/")
 }
 
 // MustPattern is ParsePattern for patterns known at compile time; it panics
@@ -118,24 +231,29 @@ func MustPattern(s string) Pattern {
 	return p
 }
 
-// String returns the pattern as it is written.
+// String returns the pattern in the form ParsePattern reads back to an
+// equal Pattern: "kind:value" with the value normalised (lowercase for
+// dns and email, colons removed from sha256), or "any". The zero Pattern
+// returns "".
 func (p Pattern) String() string {
-	for name, k := range kindNames {
-		if k == p.kind {
-			return name + ":" + p.value
-		}
-	}
-	if p.kind == kindAny {
+	switch p.kind {
+	case 0:
+		return ""
+	case kindAny:
 		return "any"
 	}
-	return ""
+	return p.kind.String() + ":" + p.value
 }
 
 // IsZero reports whether p is the zero Pattern, which matches nothing.
 func (p Pattern) IsZero() bool { return p.kind == 0 }
 
-// Match reports whether the identity matches the pattern.
+// Match reports whether the identity matches the pattern. A nil identity
+// matches nothing.
 func (p Pattern) Match(id *Identity) bool {
+	if id == nil {
+		return false
+	}
 	switch p.kind {
 	case kindAny:
 		return true
@@ -164,7 +282,7 @@ func (p Pattern) Match(id *Identity) bool {
 			}
 		}
 	case kindSHA256:
-		return id.SHA256 == p.value
+		return id.SHA256 != "" && strings.EqualFold(id.SHA256, p.value)
 	}
 	return false
 }
@@ -188,30 +306,39 @@ func matchDNS(pattern, name string) bool {
 }
 
 func (p Pattern) matchURI(s string) bool {
-	u, err := url.Parse(s)
-	if err != nil || !strings.EqualFold(u.Scheme+"://"+u.Host, p.prefix) {
+	if strings.ContainsAny(s, "?#") {
 		return false
 	}
-	path := strings.TrimPrefix(u.EscapedPath(), "/")
-	var segs []string
-	if path != "" {
-		segs = strings.Split(path, "/")
+	u, err := url.Parse(s)
+	if err != nil || u.Opaque != "" || u.User != nil || !strings.EqualFold(u.Scheme+"://"+u.Host, p.prefix) {
+		return false
 	}
+	segs := uriSegments(u)
 	for i, ps := range p.segs {
-		if ps == "**" {
-			return len(segs) > i
+		if ps.wild == 'n' {
+			if len(segs) <= i {
+				return false
+			}
+			for _, seg := range segs[i:] {
+				if seg == "" {
+					return false
+				}
+			}
+			return true
 		}
 		if i >= len(segs) {
 			return false
 		}
-		if ps == "*" {
+		switch ps.wild {
+		case '1':
 			if segs[i] == "" {
 				return false
 			}
-			continue
-		}
-		if ps != segs[i] {
-			return false
+		default:
+			lit, err := url.PathUnescape(segs[i])
+			if err != nil || lit != ps.lit {
+				return false
+			}
 		}
 	}
 	return len(segs) == len(p.segs)

@@ -166,9 +166,6 @@ func (c *ClientCreds) TLSConfig(o ClientOptions) *tls.Config {
 	}
 }
 
-// ErrPin is wrapped when the gateway's certificate matches none of the pins.
-var ErrPin = errors.New("gateway certificate matches no --pin")
-
 func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, name string, pins []string) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("gateway sent no certificate")
