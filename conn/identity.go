@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,15 +27,16 @@ type Identity struct {
 }
 
 // IdentityOf reads the identity of a certificate. The caller must have
-// verified it: IdentityOf checks nothing.
+// verified it: IdentityOf checks nothing. The Identity shares no memory
+// with cert.
 func IdentityOf(cert *x509.Certificate) Identity {
 	sum := sha256.Sum256(cert.Raw)
 	id := Identity{
-		DNSNames:   cert.DNSNames,
-		Emails:     cert.EmailAddresses,
+		DNSNames:   slices.Clone(cert.DNSNames),
+		Emails:     slices.Clone(cert.EmailAddresses),
 		CommonName: cert.Subject.CommonName,
-		OU:         cert.Subject.OrganizationalUnit,
-		O:          cert.Subject.Organization,
+		OU:         slices.Clone(cert.Subject.OrganizationalUnit),
+		O:          slices.Clone(cert.Subject.Organization),
 		SHA256:     hex.EncodeToString(sum[:]),
 		NotAfter:   cert.NotAfter,
 		Issuer:     cert.Issuer.CommonName,
@@ -68,8 +70,10 @@ func (id Identity) String() string {
 	}
 }
 
-// MarshalZerologObject writes the identity as log fields: names, serial and
-// fingerprint; never anything secret.
+// MarshalZerologObject writes the identity as log fields: "name" (String),
+// "cn", "uri", "dns", "email", "ou" and "o" when present, "serial" and
+// "sha256" (the certificate's fingerprint). Nothing secret: no key, no
+// certificate body.
 func (id Identity) MarshalZerologObject(e *zerolog.Event) {
 	e.Str("name", id.String())
 	if id.CommonName != "" {
@@ -86,6 +90,9 @@ func (id Identity) MarshalZerologObject(e *zerolog.Event) {
 	}
 	if len(id.OU) > 0 {
 		e.Strs("ou", id.OU)
+	}
+	if len(id.O) > 0 {
+		e.Strs("o", id.O)
 	}
 	e.Str("serial", id.Serial).Str("sha256", id.SHA256)
 }
