@@ -1,0 +1,19 @@
+// Command suite is the end-to-end benchmark of portcullis (`make bench`):
+// on loopback, in one run, it builds and starts the gateway, drives it with
+// `tunnel bench` in every mode, and measures the same load against
+// baselines started beside it:
+//
+//   - tcprelay: a minimal Go TCP relay, plain TCP (bench/cmd/tcprelay);
+//   - tlsterm: a bare crypto/tls mutual-TLS terminator, TLS 1.3, the same
+//     ECDSA P-256 certificates (bench/cmd/tlsterm);
+//   - haproxy (mode tcp, ssl verify required) and stunnel4, when installed.
+//
+// Besides rates and latencies it reads the servers' own CPU time from /proc
+// (per handshake, per stream, per GB: far steadier than rates on a shared
+// machine) and the gateway's resident memory with 10,000 idle streams. It
+// prints the ratios ours / baseline, checks the targets, and writes
+// bench/RESULTS.md (the "## Notes" section of an existing file is kept).
+//
+// Run it from the repository: go run ./bench/suite [-duration 4s] [-quick].
+// It takes about four minutes with its defaults and every baseline.
+package main
