@@ -325,4 +325,3 @@ func writeResults(path, markdown string) error {
 	}
 	return os.Rename(tmp, path)
 }
-
