@@ -43,3 +43,17 @@ func TestIPv6ServerNameDirect(t *testing.T) {
 	r = nc()
 	wantExit(t, "tunnel nc to [::1] without --server-name", r, exitUnreachable, "we refused the gateway's certificate")
 }
+
+// TestFailover gives the tunnel two gateways, the first one down: it must
+// use the second.
+func TestFailover(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo")...)
+	args := append([]string{"nc", "echo", "--gateway", closedAddr(t)}, ca.clientArgs(gw.addr, ca.alice)...)
+	r := tunnel(t, strings.NewReader("second gateway\n"), args...)
+	wantExit(t, "tunnel nc with the first gateway down", r, exitOK)
+	if string(r.stdout) != "second gateway\n" {
+		t.Errorf("stdout = %q", r.stdout)
+	}
+}

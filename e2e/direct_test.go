@@ -112,34 +112,9 @@ func TestDirectCurl(t *testing.T) {
 	curl := lookTool(t, "curl")
 	ca := getCA(t)
 
-	token := fmt.Sprintf("token-%d", time.Now().UnixNano())
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /e2e/{name}", func(w http.ResponseWriter, r *http.Request) {
-		fmt.Fprintf(w, "hello %s, host %s, %s\n", r.PathValue("name"), r.Host, token)
-	})
-	mux.HandleFunc("POST /sum", func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintf(w, "%d %x\n", n, h.Sum(nil))
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		<-served
-	})
-
+	token, web := startHTTPBackend(t)
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice,
-		"--route", "gw.test="+ln.Addr().String(), "--route", "echo=builtin:echo", "--default-route", "gw.test")...)
+		"--route", "gw.test="+web, "--route", "echo=builtin:echo", "--default-route", "gw.test")...)
 	_, port, _ := net.SplitHostPort(gw.addr)
 	curlArgs := func(id *pair, extra ...string) []string {
 		args := []string{"-sS", "--max-time", "20", "--cacert", ca.caFile, "--resolve", "gw.test:" + port + ":127.0.0.1"}
@@ -206,4 +181,88 @@ func TestDirectCurl(t *testing.T) {
 			t.Errorf("stream_refused event does not name the identity and the route: %v", ev)
 		}
 	})
+}
+
+// startHTTPBackend serves on 127.0.0.1 until the test ends:
+//
+//	GET /e2e/NAME   "hello NAME, host HOST, TOKEN\n"
+//	POST /sum       "LENGTH SHA256\n" of the body
+//
+// It returns the token (unique to the server) and the address.
+func startHTTPBackend(t *testing.T) (token, addr string) {
+	t.Helper()
+	token = fmt.Sprintf("token-%d", time.Now().UnixNano())
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /e2e/{name}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello %s, host %s, %s\n", r.PathValue("name"), r.Host, token)
+	})
+	mux.HandleFunc("POST /sum", func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x\n", n, h.Sum(nil))
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-served
+	})
+	return token, ln.Addr().String()
+}
+
+// TestNetworkGateBySource uses curl's and openssl's choice of source
+// address (127.0.0.2 vs 127.0.0.1) against a gateway whose rules admit
+// 127.0.0.0/8 but deny 127.0.0.1: the most specific rule wins, and a
+// denied client is closed before any TLS byte (the gateway logs the deny
+// with the rule).
+func TestNetworkGateBySource(t *testing.T) {
+	t.Parallel()
+	curl := lookTool(t, "curl")
+	openssl := lookTool(t, "openssl")
+	ca := getCA(t)
+	token, web := startHTTPBackend(t)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.0/8,!127.0.0.1", "--allow-id", allowAlice, "--route", "gw.test="+web)...)
+	_, port, _ := net.SplitHostPort(gw.addr)
+	get := func(source string) result {
+		return run(t, runTimeout, nil, nil, curl, "-sS", "--max-time", "20", "--interface", source,
+			"--cacert", ca.caFile, "--cert", ca.alice.cert, "--key", ca.alice.key,
+			"--resolve", "gw.test:"+port+":127.0.0.1", "https://gw.test:"+port+"/e2e/"+source)
+	}
+
+	r := get("127.0.0.2")
+	if r.code != 0 || !strings.Contains(string(r.stdout), token) {
+		t.Errorf("curl from 127.0.0.2 (admitted by 127.0.0.0/8): %v\n%s", r, r.stdout)
+	}
+	mark := gw.stderr.mark()
+	r = get("127.0.0.1")
+	if r.code == 0 || strings.Contains(string(r.stdout), token) {
+		t.Errorf("curl from 127.0.0.1 (denied by !127.0.0.1) was served: %v\n%s", r, r.stdout)
+	}
+	ev := gw.waitEvent(t, mark, eventTimeout, isEvent("deny"))
+	if !strings.HasPrefix(ev.str("peer"), "127.0.0.1") || !strings.Contains(ev.str("rule"), "127.0.0.1") {
+		t.Errorf("deny event does not name the peer 127.0.0.1 and the rule !127.0.0.1: %v", ev)
+	}
+	for _, e := range gw.stderr.events(mark) {
+		if isEvent("handshake_failed")(e) {
+			t.Errorf("a denied connection reached the TLS handshake: %v", e)
+		}
+	}
+
+	// openssl s_client from 127.0.0.2: admitted, and it gets the page.
+	req := "GET /e2e/openssl HTTP/1.1\r\nHost: gw.test\r\nConnection: close\r\n\r\n"
+	r = run(t, runTimeout, strings.NewReader(req), nil, openssl, "s_client", "-bind", "127.0.0.2:0", "-connect", gw.addr,
+		"-servername", "gw.test", "-cert", ca.alice.cert, "-key", ca.alice.key, "-CAfile", ca.caFile,
+		"-verify_return_error", "-quiet", "-nocommands")
+	if !strings.Contains(string(r.stdout), "hello openssl, host gw.test, "+token) {
+		t.Errorf("openssl s_client from 127.0.0.2: %v\n%s", r, r.stdout)
+	}
 }

@@ -172,3 +172,74 @@ func TestForwardRefusedRoute(t *testing.T) {
 		t.Errorf("tunnel forward exit status %d after SIGTERM, want 0", code)
 	}
 }
+
+// TestForwardHalfClose checks that a half-close by the application
+// travels through "tunnel forward" to the backend, and that the backend's
+// answer after it still comes back.
+func TestForwardHalfClose(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	trailer := []byte("-- sent after the client's half-close --\n")
+	be := startEchoBackend(t, trailer)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "late="+be.addr)...)
+	locals := startForward(t, ca.clientArgs(gw.addr, ca.alice), "127.0.0.1:0=late")
+
+	c, err := net.DialTimeout("tcp", locals["late"], eventTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(runTimeout))
+	data := randomBytes(10, 100<<10)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		sent <- err
+	}()
+	got, err := io.ReadAll(c)
+	if werr := <-sent; werr != nil {
+		t.Fatalf("sending: %v", werr)
+	}
+	if err != nil {
+		t.Fatalf("reading: %v", err)
+	}
+	if err := sameBytes(got, append(append([]byte(nil), data...), trailer...)); err != nil {
+		t.Errorf("through the forward (the data, then the backend's trailer): %v", err)
+	}
+	if be.eofs.Load() != 1 {
+		t.Errorf("the backend saw %d half-closes, want 1", be.eofs.Load())
+	}
+}
+
+// TestForwardSurvivesGatewayRestart restarts the gateway (same address)
+// under a running "tunnel forward": the tunnel dials a new session and the
+// next connection goes through without restarting the tunnel.
+func TestForwardSurvivesGatewayRestart(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	addr := closedAddr(t)
+	args := ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo", "--listen", addr)
+	gw := startGateway(t, args...)
+	locals := startForward(t, ca.clientArgs(addr, ca.alice), "127.0.0.1:0=echo")
+	if err := roundTrip(locals["echo"], 11, 8<<10, time.Now().Add(runTimeout)); err != nil {
+		t.Fatalf("before the restart: %v", err)
+	}
+	gw.signal(t, syscall.SIGTERM)
+	if code := gw.wait(t, stopTimeout); code != exitOK {
+		t.Fatalf("gateway exit status %d, want 0", code)
+	}
+	startGateway(t, args...)
+	// The first connection after the restart may meet the dead session;
+	// within a few seconds a new one must carry it.
+	var last error
+	ok := waitUntil(15*time.Second, func() bool {
+		last = roundTrip(locals["echo"], 12, 8<<10, time.Now().Add(5*time.Second))
+		return last == nil
+	})
+	if !ok {
+		t.Errorf("no connection through the forward within 15s of the gateway's restart: %v", last)
+	}
+}

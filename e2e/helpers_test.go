@@ -210,6 +210,9 @@ func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	}()
 	t.Cleanup(func() {
 		p.stop(t)
+		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s reported a data race (built with E2E_RACE=1)", name)
+		}
 		if t.Failed() {
 			t.Logf("%s %s\nstderr:\n%s", name, strings.Join(cmd.Args[1:], " "), p.stderr.tail(40))
 		}

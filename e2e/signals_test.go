@@ -197,3 +197,52 @@ func TestSIGHUPReloadsAllowFile(t *testing.T) {
 		t.Errorf("held stream output: %q", held.stdout.Bytes())
 	}
 }
+
+// TestSIGHUPReloadsCertificate replaces the gateway's certificate (new
+// names) and sends SIGHUP: new handshakes present the new certificate.
+func TestSIGHUPReloadsCertificate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "ca")
+	gatewayPKI(t, "init", "--dir", dir)
+	gatewayPKI(t, "issue", "--dir", dir, "--server", "--name", "gw", "--dns", "old.test")
+	gatewayPKI(t, "issue", "--dir", dir, "--client", "--name", "carol", "--uri", "spiffe://e2e/carol")
+	p := func(name string) string { return filepath.Join(dir, name) }
+	gw := startGateway(t, "--listen", "127.0.0.1:0", "--cert", p("gw.crt"), "--key", p("gw.key"), "--ca", p("ca.crt"),
+		"--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo")
+	nc := func(t *testing.T, serverName string, code int, words ...string) {
+		t.Helper()
+		r := tunnel(t, strings.NewReader("ping\n"), "nc", "echo", "--gateway", gw.addr, "--server-name", serverName,
+			"--cert", p("carol.crt"), "--key", p("carol.key"), "--ca", p("ca.crt"))
+		wantExit(t, "tunnel nc --server-name "+serverName, r, code, words...)
+	}
+	nc(t, "old.test", exitOK)
+	nc(t, "new.test", exitUnreachable, "new.test")
+
+	gatewayPKI(t, "issue", "--dir", dir, "--server", "--name", "gw", "--dns", "new.test", "--force")
+	mark := gw.stderr.mark()
+	gw.signal(t, syscall.SIGHUP)
+	gw.waitEvent(t, mark, eventTimeout, isEvent("loaded"))
+	nc(t, "new.test", exitOK)
+	nc(t, "old.test", exitUnreachable, "old.test")
+}
+
+// TestDrainTimeoutCuts checks that --drain-timeout bounds the drain: a
+// stream still open when it passes is cut, and the gateway exits 0.
+func TestDrainTimeoutCuts(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice,
+		"--route", "echo=builtin:echo", "--drain-timeout", "1s")...)
+	held := startHeldNC(t, append([]string{"echo"}, ca.clientArgs(gw.addr, ca.alice)...)...)
+	held.echo(t, []byte("open across the drain\n"))
+	start := time.Now()
+	gw.signal(t, syscall.SIGTERM)
+	if code := gw.wait(t, stopTimeout); code != exitOK {
+		t.Errorf("gateway exit status %d, want 0", code)
+	}
+	if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
+		t.Errorf("the gateway exited %v after SIGTERM with a stream open; want about its --drain-timeout of 1s", d)
+	}
+	// The cut stream ends nc, although its stdin is still open.
+	held.wait(t, stopTimeout)
+}
