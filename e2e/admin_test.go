@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ func TestAdminEndpoints(t *testing.T) {
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo", "--admin", admin)...)
 	r := tunnel(t, strings.NewReader("count me\n"), append([]string{"nc", "echo"}, ca.clientArgs(gw.addr, ca.alice)...)...)
 	wantExit(t, "tunnel nc echo", r, exitOK)
+	r = tunnel(t, nil, append([]string{"nc", "nosuch"}, ca.clientArgs(gw.addr, ca.alice)...)...)
+	wantExit(t, "tunnel nc nosuch", r, exitRefused)
 
 	client := &http.Client{Timeout: 5 * time.Second}
 	get := func(path string) (int, string, error) {
@@ -48,4 +51,28 @@ func TestAdminEndpoints(t *testing.T) {
 	if !strings.Contains(body, "# TYPE") {
 		t.Errorf("/metrics is not Prometheus text (no # TYPE line):\n%s", body)
 	}
+	// One stream carried and one refused, on two connections.
+	for name, want := range map[string]float64{
+		"portcullis_streams_total":         1,
+		"portcullis_streams_refused_total": 1,
+		"portcullis_handshakes_total":      2,
+	} {
+		got, ok := metricValue(body, name)
+		if !ok || got != want {
+			t.Errorf("/metrics %s = %v (found: %v), want %v", name, got, ok, want)
+		}
+	}
+}
+
+// metricValue returns the value of an unlabelled metric in Prometheus text.
+func metricValue(body, name string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		v, ok := strings.CutPrefix(line, name+" ")
+		if !ok {
+			continue
+		}
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		return f, err == nil
+	}
+	return 0, false
 }

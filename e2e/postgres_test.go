@@ -15,10 +15,12 @@ import (
 	"time"
 )
 
-// TestPostgresThroughForward runs psql (and, without -short, pgbench)
-// against a PostgreSQL server of the test through "tunnel forward" and the
+// TestPostgresThroughForward runs psql and pgbench against a PostgreSQL server of the test through "tunnel forward" and the
 // gateway: the way the project is meant to be used.
 func TestPostgresThroughForward(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: starting PostgreSQL takes seconds")
+	}
 	t.Parallel()
 	pgBin := postgresBinDir(t)
 	psql := pgTool(t, pgBin, "psql")
@@ -68,10 +70,6 @@ func TestPostgresThroughForward(t *testing.T) {
 		t.Errorf("stream_close for route pg does not name the identity: %v", ev)
 	}
 
-	if testing.Short() {
-		t.Log("-short: skipping pgbench")
-		return
-	}
 	pgbench := pgTool(t, pgBin, "pgbench")
 	conn := []string{"-h", host, "-p", port, "-U", "postgres"}
 	if r := run(t, 60*time.Second, nil, env, pgbench, append(append([]string{"-i", "-q", "-s", "1"}, conn...), "postgres")...); r.code != 0 {
