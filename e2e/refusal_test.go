@@ -83,15 +83,12 @@ func TestNCRefusals(t *testing.T) {
 			[]string{"route", "bad route!"}, nil},
 		{"unknown-flag", append(nc("echo", ca.alice), "--no-such-flag"), exitSettings,
 			[]string{"no-such-flag"}, nil},
-		{"missing-route", ca.clientArgs(gw.addr, ca.alice), exitSettings,
+		{"missing-route", append([]string{"nc"}, ca.clientArgs(gw.addr, ca.alice)...), exitSettings,
 			[]string{"route"}, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
-			if tc.name == "missing-route" {
-				args = append([]string{"nc"}, args...)
-			}
 			mark := gw.stderr.mark()
 			r := tunnel(t, strings.NewReader("ping\n"), args...)
 			wantExit(t, "tunnel "+strings.Join(args, " "), r, tc.code, tc.words...)
