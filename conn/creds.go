@@ -2,6 +2,7 @@ package conn
 
 import (
 	"bytes"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -20,6 +21,8 @@ type ServerFiles struct {
 
 // ServerState is one immutable snapshot of the gateway's credentials. A
 // reload loads a new one; handshakes in flight keep the one they started with.
+// It is safe for concurrent use; its fields must not be changed once it is
+// in use.
 type ServerState struct {
 	Cert      tls.Certificate // with Leaf set
 	ClientCAs *x509.CertPool
@@ -27,6 +30,11 @@ type ServerState struct {
 	CRL       *RevocationList     // nil when no CRL is configured
 	Warnings  []string            // things that load but need attention (a stale CRL, a certificate near expiry)
 	LoadedAt  time.Time
+
+	// ticketKey encrypts the session tickets of this snapshot (set by
+	// LoadServer; nil for a ServerState built otherwise, which then uses the
+	// keys of the listener's tls.Config).
+	ticketKey *[32]byte
 }
 
 // ExpiryWarning is how close to its NotAfter a long-lived certificate must
@@ -44,6 +52,14 @@ func ExpiresSoon(cert *x509.Certificate, now time.Time) bool {
 
 // LoadServer reads and checks the files. Every error names the file and what
 // is wrong with it; nothing is returned half-loaded.
+//
+// Refused: a certificate and key that do not belong together, a server
+// certificate that has expired or whose extended key usage excludes
+// serverAuth, a CA bundle that is empty or holds a certificate that is not a
+// CA, a CRL that does not parse or is not signed by a CA of the bundle.
+// Loaded with a warning: a server certificate that expires soon (see
+// ExpiresSoon) or is not valid yet, an expired CA certificate, a CRL past
+// its nextUpdate.
 func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 	st := &ServerState{LoadedAt: now}
 	cert, err := loadKeyPair(f.Cert, f.Key)
@@ -51,12 +67,20 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 		return nil, err
 	}
 	st.Cert = cert
-	if now.After(cert.Leaf.NotAfter) {
-		return nil, fmt.Errorf("server certificate %q expired at %s", f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339))
+	leaf := cert.Leaf
+	if now.After(leaf.NotAfter) {
+		return nil, fmt.Errorf("server certificate %q expired at %s", f.Cert, leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if ExpiresSoon(cert.Leaf, now) {
+	if !usableFor(leaf, x509.ExtKeyUsageServerAuth) {
+		return nil, fmt.Errorf("server certificate %q (subject %q) is not for TLS servers: its extended key usage lacks serverAuth; "+
+			"issue one with `gateway pki issue --server`", f.Cert, leaf.Subject)
+	}
+	if now.Before(leaf.NotBefore) {
+		st.Warnings = append(st.Warnings, fmt.Sprintf("server certificate %q is not valid before %s: clients refuse it until then (check the clocks)",
+			f.Cert, leaf.NotBefore.UTC().Format(time.RFC3339)))
+	} else if ExpiresSoon(leaf, now) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("server certificate %q expires soon, at %s",
-			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
+			f.Cert, leaf.NotAfter.UTC().Format(time.RFC3339)))
 	}
 	st.CAs, err = LoadCerts(f.CA)
 	if err != nil {
@@ -65,7 +89,12 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 	st.ClientCAs = x509.NewCertPool()
 	for _, c := range st.CAs {
 		if !c.IsCA {
-			return nil, fmt.Errorf("client CA bundle %q: certificate %q is not a CA certificate", f.CA, c.Subject)
+			return nil, fmt.Errorf("client CA bundle %q: certificate %q is not a CA certificate (basic constraints CA:TRUE missing); "+
+				"the bundle holds the CAs that issue client certificates, not the certificates themselves", f.CA, c.Subject)
+		}
+		if now.After(c.NotAfter) {
+			st.Warnings = append(st.Warnings, fmt.Sprintf("client CA bundle %q: CA certificate %q expired at %s: client certificates chaining to it are refused",
+				f.CA, c.Subject, c.NotAfter.UTC().Format(time.RFC3339)))
 		}
 		st.ClientCAs.AddCert(c)
 	}
@@ -77,7 +106,26 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 		st.CRL = crl
 		st.Warnings = append(st.Warnings, warns...)
 	}
+	st.ticketKey = new([32]byte)
+	if _, err := rand.Read(st.ticketKey[:]); err != nil {
+		return nil, fmt.Errorf("session ticket key: %w", err)
+	}
 	return st, nil
+}
+
+// usableFor reports whether cert's extended key usage allows use, the way
+// x509 verification reads it: no EKU at all, or anyExtendedKeyUsage, allows
+// everything.
+func usableFor(cert *x509.Certificate, use x509.ExtKeyUsage) bool {
+	if len(cert.ExtKeyUsage) == 0 && len(cert.UnknownExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range cert.ExtKeyUsage {
+		if u == use || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
 }
 
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
@@ -93,6 +141,11 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("certificate %q with key %q: %w", certFile, keyFile, err)
 	}
+	if cert.Leaf == nil { // only with GODEBUG=x509keypairleaf=0
+		if cert.Leaf, err = x509.ParseCertificate(cert.Certificate[0]); err != nil {
+			return tls.Certificate{}, fmt.Errorf("certificate %q: %w", certFile, err)
+		}
+	}
 	return cert, nil
 }
 
@@ -101,7 +154,7 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 func LoadCerts(file string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("reading %w", err)
+		return nil, fmt.Errorf("reading certificates: %w", err)
 	}
 	var certs []*x509.Certificate
 	for n := 1; ; n++ {
@@ -126,20 +179,51 @@ func LoadCerts(file string) ([]*x509.Certificate, error) {
 }
 
 // RevocationList is the set of revoked serial numbers of one or more CRLs,
-// keyed by issuer. It is immutable and safe for concurrent use.
+// keyed by issuer. It is immutable and safe for concurrent use; a nil
+// *RevocationList revokes nothing.
 type RevocationList struct {
-	revoked    map[string]map[string]time.Time // issuer raw subject -> serial (hex) -> revocation time
-	NextUpdate time.Time                       // the earliest nextUpdate of the lists
-	Count      int
+	revoked    map[string][]*revokedSet // issuer raw subject -> lists by signing key
+	NextUpdate time.Time                // the earliest nextUpdate of the lists (zero if none has one)
+	Count      int                      // distinct revoked certificates listed
 }
 
-// Revoked reports whether cert is listed as revoked by its issuer.
+// revokedSet holds the serials revoked by one CA certificate.
+type revokedSet struct {
+	keyID   []byte               // SubjectKeyId of the CA that signed the lists; nil if it has none
+	serials map[string]time.Time // serial (hex) -> revocation time
+}
+
+// Revoked reports whether cert is listed as revoked by its issuer: a CRL
+// of the same issuer name lists its serial number and, when both the
+// certificate's authority key ID and the signing CA's subject key ID are
+// known, they are equal (so a CA that happens to share another's name
+// does not revoke the other's certificates).
 func (r *RevocationList) Revoked(cert *x509.Certificate) bool {
-	if r == nil || cert.SerialNumber == nil {
+	if r == nil || cert == nil || cert.SerialNumber == nil {
 		return false
 	}
-	_, ok := r.revoked[string(cert.RawIssuer)][cert.SerialNumber.Text(16)]
-	return ok
+	serial := cert.SerialNumber.Text(16)
+	for _, set := range r.revoked[string(cert.RawIssuer)] {
+		if len(set.keyID) > 0 && len(cert.AuthorityKeyId) > 0 && !bytes.Equal(set.keyID, cert.AuthorityKeyId) {
+			continue
+		}
+		if _, ok := set.serials[serial]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// set returns the revokedSet of issuer signed by ca, adding it if needed.
+func (r *RevocationList) set(issuer string, ca *x509.Certificate) *revokedSet {
+	for _, s := range r.revoked[issuer] {
+		if bytes.Equal(s.keyID, ca.SubjectKeyId) {
+			return s
+		}
+	}
+	s := &revokedSet{keyID: ca.SubjectKeyId, serials: map[string]time.Time{}}
+	r.revoked[issuer] = append(r.revoked[issuer], s)
+	return s
 }
 
 // LoadCRL reads one or more CRLs (PEM blocks "X509 CRL", or one DER list).
@@ -170,40 +254,41 @@ func LoadCRL(file string, cas []*x509.Certificate, now time.Time) (*RevocationLi
 	} else {
 		ders = [][]byte{data}
 	}
-	rl := &RevocationList{revoked: map[string]map[string]time.Time{}}
+	rl := &RevocationList{revoked: map[string][]*revokedSet{}}
 	var warns []string
 	for i, der := range ders {
 		crl, err := x509.ParseRevocationList(der)
 		if err != nil {
 			return nil, nil, fmt.Errorf("CRL %q (list %d): %w", file, i+1, err)
 		}
-		signed := false
+		var signer *x509.Certificate
 		for _, ca := range cas {
 			if bytes.Equal(ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(ca) == nil {
-				signed = true
+				signer = ca
 				break
 			}
 		}
-		if !signed {
-			return nil, nil, fmt.Errorf("CRL %q (list %d, issuer %q): not signed by any certificate of the client CA bundle", file, i+1, crl.Issuer)
+		if signer == nil {
+			return nil, nil, fmt.Errorf("CRL %q (list %d, issuer %q): not signed by any certificate of the client CA bundle "+
+				"(a CRL of an intermediate CA needs that CA's certificate in the bundle)", file, i+1, crl.Issuer)
 		}
 		if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
 			warns = append(warns, fmt.Sprintf("CRL %q (issuer %q) is past its nextUpdate %s: refresh it (gateway pki crl)",
 				file, crl.Issuer, crl.NextUpdate.UTC().Format(time.RFC3339)))
 		}
-		if rl.NextUpdate.IsZero() || (!crl.NextUpdate.IsZero() && crl.NextUpdate.Before(rl.NextUpdate)) {
+		if !crl.NextUpdate.IsZero() && (rl.NextUpdate.IsZero() || crl.NextUpdate.Before(rl.NextUpdate)) {
 			rl.NextUpdate = crl.NextUpdate
 		}
-		m := rl.revoked[string(crl.RawIssuer)]
-		if m == nil {
-			m = map[string]time.Time{}
-			rl.revoked[string(crl.RawIssuer)] = m
-		}
+		set := rl.set(string(crl.RawIssuer), signer)
 		for _, e := range crl.RevokedCertificateEntries {
-			if e.SerialNumber != nil {
-				m[e.SerialNumber.Text(16)] = e.RevocationTime
+			if e.SerialNumber == nil {
+				continue
+			}
+			k := e.SerialNumber.Text(16)
+			if _, dup := set.serials[k]; !dup {
 				rl.Count++
 			}
+			set.serials[k] = e.RevocationTime
 		}
 	}
 	return rl, warns, nil
