@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -151,3 +152,6 @@ func craft(t *testing.T, tmpl, parent *x509.Certificate, parentKey crypto.Signer
 	}
 	return c
 }
+
+// issued caches pairNamed's certificates by PKI directory and name.
+var issued sync.Map

@@ -1,14 +1,16 @@
 package conn
 
 import (
-	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -27,22 +29,26 @@ var cipherSuites = []uint16{
 // ServerConfig returns the gateway's TLS configuration for this snapshot:
 // TLS 1.2 at least with ECDHE+AEAD suites, a client certificate required and
 // verified against the CA bundle (chain, validity, EKU clientAuth), then
-// checked against the CRL. Each snapshot gets fresh session ticket keys, so a
-// reload also ends resumption of sessions made under the old trust.
+// checked against the CRL by VerifyConnection, which is set to
+// CheckRevoked. Session tickets are encrypted with a key of this snapshot
+// (when it was made by LoadServer), so sessions resume within a snapshot
+// and a reload ends the resumption of sessions made under the old trust.
 //
-// The caller may set NextProtos, GetConfigForClient and VerifyConnection on
-// the result (VerifyConnection is called after the revocation check).
+// Each call returns a new Config that the caller may change: it may set
+// NextProtos and GetConfigForClient, and it may replace VerifyConnection
+// with a function that calls CheckRevoked first (VerifyConnection also runs
+// on resumed sessions).
 func (st *ServerState) ServerConfig() *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		CipherSuites: cipherSuites,
-		Certificates: []tls.Certificate{st.Cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    st.ClientCAs,
+		MinVersion:       tls.VersionTLS12,
+		CipherSuites:     cipherSuites,
+		Certificates:     []tls.Certificate{st.Cert},
+		ClientAuth:       tls.RequireAndVerifyClientCert,
+		ClientCAs:        st.ClientCAs,
+		VerifyConnection: st.CheckRevoked,
 	}
-	var key [32]byte
-	if _, err := rand.Read(key[:]); err == nil {
-		cfg.SetSessionTicketKeys([][32]byte{key})
+	if st.ticketKey != nil {
+		cfg.SetSessionTicketKeys([][32]byte{*st.ticketKey})
 	}
 	return cfg
 }
@@ -105,7 +111,8 @@ func LoadClient(f ClientFiles, now time.Time) (*ClientState, error) {
 
 // ClientCreds holds the tunnel's current credentials; Reload swaps them
 // atomically, and connections made afterwards use the new ones. It is safe
-// for concurrent use.
+// for concurrent use. Make one with NewClientCreds: the zero ClientCreds
+// holds no credentials and is not usable.
 type ClientCreds struct {
 	files ClientFiles
 	cur   atomic.Pointer[ClientState]
@@ -135,16 +142,17 @@ func (c *ClientCreds) State() *ClientState { return c.cur.Load() }
 
 // ClientOptions shape a client TLS configuration.
 type ClientOptions struct {
-	ServerName string   // the name the gateway's certificate must be valid for
+	ServerName string   // the name the gateway's certificate must be valid for; required (empty refuses every gateway)
 	SNI        string   // the name sent in the ClientHello; "" means ServerName
 	ALPN       []string // protocols to offer
-	Pins       []string // optional: the gateway's leaf must have one of these SHA-256 fingerprints (lowercase hex)
+	Pins       []string // optional: the gateway's leaf must have one of these SHA-256 fingerprints (hex in any case, colons and a "sha256:" prefix optional)
 }
 
 // TLSConfig returns a client configuration that presents the current client
 // certificate and verifies the gateway's chain against the current CA bundle
 // and ServerName (and pins, if any). SNI can differ from the verified name:
-// direct mode sends the route name as SNI.
+// direct mode sends the route name as SNI. The credentials are read at each
+// handshake, so a Reload applies to the next one.
 func (c *ClientCreds) TLSConfig(o ClientOptions) *tls.Config {
 	sni := o.SNI
 	if sni == "" {
@@ -170,6 +178,11 @@ func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, name string, pin
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("gateway sent no certificate")
 	}
+	if name == "" {
+		// x509 skips the name check for an empty DNSName: refuse instead of
+		// accepting any certificate of the CA.
+		return errors.New("no server name to check the gateway's certificate against (set --server-name)")
+	}
 	opts := x509.VerifyOptions{
 		Roots:         roots,
 		DNSName:       name,
@@ -183,15 +196,24 @@ func verifyServer(cs tls.ConnectionState, roots *x509.CertPool, name string, pin
 		return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
 	}
 	if len(pins) > 0 {
-		fp := IdentityOf(cs.PeerCertificates[0]).SHA256
+		sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
+		fp := hex.EncodeToString(sum[:])
 		for _, p := range pins {
-			if p == fp {
+			if normalizePin(p) == fp {
 				return nil
 			}
 		}
 		return fmt.Errorf("%w: it has sha256:%s", ErrPin, fp)
 	}
 	return nil
+}
+
+// normalizePin accepts a fingerprint as lowercase hex, in any case, with
+// colons, or with a "sha256:" prefix.
+func normalizePin(p string) string {
+	p = strings.ToLower(strings.TrimSpace(p))
+	p = strings.TrimPrefix(p, "sha256:")
+	return strings.ReplaceAll(p, ":", "")
 }
 
 // TLS alert numbers (RFC 8446 section 6) that the explanations below name.
@@ -213,16 +235,26 @@ const (
 func RemoteAlert(err error) (uint8, bool) {
 	var op *net.OpError
 	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil {
+		// crypto/tls reports a received alert as a net.OpError around its
+		// unexported alert type, a uint8.
 		if v := reflect.ValueOf(op.Err); v.Kind() == reflect.Uint8 {
 			return uint8(v.Uint()), true
 		}
+	}
+	var ae tls.AlertError // QUIC transports
+	if errors.As(err, &ae) {
+		return uint8(ae), true
 	}
 	return 0, false
 }
 
 // ExplainClientError turns a handshake error seen by the tunnel into a
-// sentence that says which side refused and why, as far as TLS reveals it.
+// sentence that says which side refused and why, as far as TLS reveals it,
+// followed by the error itself in brackets. A nil error gives "".
 func ExplainClientError(err error, serverName string) string {
+	if err == nil {
+		return ""
+	}
 	if a, ok := RemoteAlert(err); ok {
 		why := map[uint8]string{
 			alertCertificateRequired: "the gateway requires a client certificate (set --cert and --key)",
