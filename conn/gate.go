@@ -40,6 +40,7 @@ type Gate struct {
 	once   sync.Once
 
 	allowed, denied atomic.Uint64
+	now             func() time.Time // the clock of the deny-log rate limit; tests replace it
 	logMu           sync.Mutex
 	tokens          float64
 	last            time.Time
@@ -59,7 +60,7 @@ func NewGate(ln net.Listener, cfg GateConfig) *Gate {
 	if cfg.Rules == nil {
 		cfg.Rules = new(acl.Holder)
 	}
-	g := &Gate{Listener: ln, cfg: cfg, closed: make(chan struct{}), tokens: cfg.DenyLogBurst}
+	g := &Gate{Listener: ln, cfg: cfg, closed: make(chan struct{}), tokens: cfg.DenyLogBurst, now: time.Now}
 	if cfg.MaxConns > 0 {
 		g.slots = make(chan struct{}, cfg.MaxConns)
 	}
@@ -91,8 +92,8 @@ func (g *Gate) Accept() (net.Conn, error) {
 			return &slotConn{Conn: c, release: g.release}, nil
 		}
 		g.denied.Add(1)
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset: no TIME_WAIT left behind by a flood
+		if lc, ok := c.(interface{ SetLinger(sec int) error }); ok {
+			_ = lc.SetLinger(0) // reset: no TIME_WAIT left behind by a flood
 		}
 		_ = c.Close()
 		g.release()
@@ -117,7 +118,7 @@ func (g *Gate) Counts() (allowed, denied uint64) { return g.allowed.Load(), g.de
 
 func (g *Gate) logDeny(addr netip.AddrPort, d acl.Decision) {
 	g.logMu.Lock()
-	now := time.Now()
+	now := g.now()
 	if !g.last.IsZero() {
 		g.tokens += now.Sub(g.last).Seconds() * g.cfg.DenyLogPerSec
 		if g.tokens > g.cfg.DenyLogBurst {
@@ -145,11 +146,15 @@ func (g *Gate) logDeny(addr netip.AddrPort, d acl.Decision) {
 // (an IPv4-mapped IPv6 address becomes IPv4). The zero AddrPort when c is not
 // an IP connection.
 func RemoteAddrPort(c net.Conn) netip.AddrPort {
-	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+	ra := c.RemoteAddr()
+	if ra == nil {
+		return netip.AddrPort{}
+	}
+	if ta, ok := ra.(*net.TCPAddr); ok {
 		ap := ta.AddrPort()
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+	if ap, err := netip.ParseAddrPort(ra.String()); err == nil {
 		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	return netip.AddrPort{}
