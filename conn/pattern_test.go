@@ -26,19 +26,19 @@ func TestPatternMatch(t *testing.T) {
 		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app"), false},
 		{"uri:spiffe://corp/app/web", uri("spiffe://other/app/web"), false},
 		{"uri:spiffe://corp/app/web", uri("https://corp/app/web"), false},
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/APP/web"), false},        // path is case-sensitive
-		{"uri:spiffe://corp/app/web", uri("SPIFFE://CORP/app/web"), true},         // scheme and host are not
-		{"uri:SPIFFE://Corp/app/web", uri("spiffe://corp/app/web"), true},         // either way round
-		{"uri:spiffe://corp/app/web", uri("x", "spiffe://corp/app/web"), true},    // any of the URIs
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/%61pp/web"), true},       // percent-decoding
-		{"uri:spiffe://corp/a%2Fb", uri("spiffe://corp/a/b"), false},              // an encoded slash is no separator
-		{"uri:spiffe://corp/a%2Fb", uri("spiffe://corp/a%2fb"), true},             //
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web?x=1"), false},    // no query
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web#f"), false},      // no fragment
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web?"), false},       // not even an empty one
-		{"uri:spiffe://corp/app/web", uri("spiffe://evil@corp/app/web"), false},   // no user part
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp:8443/app/web"), false},   // the port is part of the host
-		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web%zz"), false},     // does not parse
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/APP/web"), false},      // path is case-sensitive
+		{"uri:spiffe://corp/app/web", uri("SPIFFE://CORP/app/web"), true},       // scheme and host are not
+		{"uri:SPIFFE://Corp/app/web", uri("spiffe://corp/app/web"), true},       // either way round
+		{"uri:spiffe://corp/app/web", uri("x", "spiffe://corp/app/web"), true},  // any of the URIs
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/%61pp/web"), true},     // percent-decoding
+		{"uri:spiffe://corp/a%2Fb", uri("spiffe://corp/a/b"), false},            // an encoded slash is no separator
+		{"uri:spiffe://corp/a%2Fb", uri("spiffe://corp/a%2fb"), true},           //
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web?x=1"), false},  // no query
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web#f"), false},    // no fragment
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web?"), false},     // not even an empty one
+		{"uri:spiffe://corp/app/web", uri("spiffe://evil@corp/app/web"), false}, // no user part
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp:8443/app/web"), false}, // the port is part of the host
+		{"uri:spiffe://corp/app/web", uri("spiffe://corp/app/web%zz"), false},   // does not parse
 		{"uri:spiffe://corp/app/web", conn.Identity{DNSNames: []string{"spiffe://corp/app/web"}}, false},
 		// uri: "*" is exactly one non-empty segment
 		{"uri:spiffe://corp/app/*", uri("spiffe://corp/app/web"), true},
