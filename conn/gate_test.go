@@ -3,6 +3,8 @@ package conn_test
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/rs/zerolog"
 )
 
@@ -587,4 +590,27 @@ func TestGateAcceptError(t *testing.T) {
 		}
 	}
 	_ = g.Close()
+}
+
+// A tunnel that the gate turns away learns that the gateway closed the
+// connection before the handshake said anything.
+func TestGateDeniedClientExplanation(t *testing.T) {
+	p := testpki.New(t)
+	g, _ := listen(t, "tcp", "127.0.0.1:0", conn.GateConfig{Rules: rules(t, "127.0.0.1"), Log: zerolog.Nop()})
+	ch := acceptAsync(g)
+	creds := clientCreds(t, p.Client, p.CAFile)
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: ioTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}},
+		Config: creds.TLSConfig(conn.ClientOptions{ServerName: "localhost"})}
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	c, err := d.DialContext(ctx, "tcp", g.Addr().String())
+	if err == nil {
+		_ = c.Close()
+		t.Fatal("the handshake through a denying gate succeeded")
+	}
+	if got := conn.ExplainClientError(err, "localhost"); !strings.Contains(got, "the gateway closed the connection during the TLS handshake") {
+		t.Errorf("ExplainClientError(%v) = %q", err, got)
+	}
+	waitDenied(t, g, 1)
+	notYet(t, ch, 0, "a denied TLS client")
 }

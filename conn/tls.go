@@ -1,17 +1,20 @@
 package conn
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"reflect"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -266,7 +269,7 @@ func ExplainClientError(err error, serverName string) string {
 			alertCertificateUnknown:  "the gateway refused our client certificate",
 			alertAccessDenied:        "the gateway denied access",
 			alertProtocolVersion:     "the gateway refused our TLS version (it needs TLS 1.2 or later)",
-			alertHandshakeFailure:    "the gateway found no TLS parameters in common with us (cipher suites or curves)",
+			alertHandshakeFailure:    "the gateway found no TLS parameters in common with us (cipher suites or curves), or, in TLS 1.2, it wanted a client certificate we did not send",
 			alertNoApplicationProto:  "the gateway does not speak the application protocol we offered (ALPN)",
 		}[a]
 		if why == "" {
@@ -292,12 +295,16 @@ func ExplainClientError(err error, serverName string) string {
 	if errors.Is(err, ErrPin) {
 		return fmt.Sprintf("we refused the gateway's certificate: %v", err)
 	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Sprintf("the TLS handshake timed out [%v]", err)
 	}
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) {
 		return fmt.Sprintf("the peer does not speak TLS [%v]", err)
+	}
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Sprintf("the gateway closed the connection during the TLS handshake without saying why "+
+			"(its network rules may not admit our address, or it is at its connection limit; the gateway's log says which) [%v]", err)
 	}
 	return err.Error()
 }

@@ -1,6 +1,7 @@
 package conn_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -125,6 +127,9 @@ func TestHandshakeRefusedByGateway(t *testing.T) {
 		{name: "no client certificate", client: func(t *testing.T, p *testpki.PKI) *tls.Config {
 			return &tls.Config{ServerName: "localhost", RootCAs: p.CA.Pool(), MinVersion: tls.VersionTLS13}
 		}, alert: 116, serverErr: "didn't provide a certificate", explained: "requires a client certificate (set --cert and --key)"},
+		{name: "no client certificate, TLS 1.2", client: func(t *testing.T, p *testpki.PKI) *tls.Config {
+			return &tls.Config{ServerName: "localhost", RootCAs: p.CA.Pool(), MaxVersion: tls.VersionTLS12}
+		}, alert: 40, serverErr: "didn't provide a certificate", explained: "wanted a client certificate we did not send"},
 		{name: "client certificate of another CA", client: withPair(func(t *testing.T, _ *testpki.PKI) testpki.Pair { return testpki.New(t).Client }, nil),
 			alert: 48, serverErr: "unknown authority", explained: "does not trust the issuer of our client certificate"},
 		{name: "expired client certificate", client: withPair(func(t *testing.T, p *testpki.PKI) testpki.Pair { return p.Expired(t) }, nil),
@@ -424,7 +429,10 @@ func TestExplainClientErrorOffline(t *testing.T) {
 		{&tls.CertificateVerificationError{Err: x509.HostnameError{Host: "gw"}}, `not valid for --server-name "gw"`},
 		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.Expired}}, "expired or not yet valid"},
 		{&tls.CertificateVerificationError{Err: x509.CertificateInvalidError{Reason: x509.IncompatibleUsage}}, "we refused the gateway's certificate ["},
-		{io.EOF, "EOF"},
+		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, "the gateway closed the connection during the TLS handshake"},
+		{io.EOF, "the gateway closed the connection during the TLS handshake without saying why"},
+		{fmt.Errorf("handshake: %w", context.DeadlineExceeded), "the TLS handshake timed out"},
+		{errors.New("something else"), "something else"},
 	}
 	for _, tt := range tests {
 		if got := conn.ExplainClientError(tt.err, "gw"); !strings.Contains(got, tt.want) || (tt.want == "" && got != "") {
