@@ -38,11 +38,11 @@ type data struct {
 	rules     []acl.Rule
 	hit, miss []netip.Addr
 
-	acl      *acl.Set
-	fast     *bart.Fast[struct{}]
-	lite     *bart.Lite
-	ipset    *netipx.IPSet
-	linear   linear
+	acl    *acl.Set
+	fast   *bart.Fast[struct{}]
+	lite   *bart.Lite
+	ipset  *netipx.IPSet
+	linear linear
 }
 
 var (
