@@ -1,12 +1,20 @@
 package conn_test
 
 import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/pki"
 )
 
 // FuzzParsePattern checks that ParsePattern never panics, that its errors
@@ -86,6 +94,95 @@ func FuzzParsePattern(f *testing.F) {
 		}
 		if p.Match(nil) {
 			t.Fatalf("%q matches a nil identity", str)
+		}
+	})
+}
+
+// FuzzLoadCRL checks that LoadCRL never panics on any file content, that it
+// accepts a file only when every list in it is signed by the CA, and that a
+// loaded list answers Revoked for the certificates of the CA.
+func FuzzLoadCRL(f *testing.F) {
+	ca, err := pki.NewCA(pki.CAOptions{Name: "fuzz CA"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	other, err := pki.NewCA(pki.CAOptions{Name: "fuzz CA"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	leaf, err := ca.Issue(pki.Request{Kind: pki.Client, Name: "leaf"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	now := time.Now()
+	crl := func(c *pki.CA, next time.Time, serials ...*big.Int) []byte {
+		var entries []x509.RevocationListEntry
+		for _, s := range serials {
+			entries = append(entries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: now.Add(-time.Hour)})
+		}
+		der, err := c.CRL(entries, nil, now.Add(-48*time.Hour), next)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return der
+	}
+	good := crl(ca, now.Add(time.Hour), leaf.Cert.SerialNumber, big.NewInt(7))
+	f.Add(good)
+	f.Add(pki.EncodeCRLPEM(good))
+	f.Add(append(pki.EncodeCRLPEM(crl(ca, now.Add(-time.Hour))), pki.EncodeCRLPEM(good)...))
+	f.Add(crl(other, now.Add(time.Hour), big.NewInt(1)))
+	f.Add(pki.EncodeCertsPEM(ca.Cert))
+	f.Add([]byte("-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n"))
+	f.Add([]byte{})
+
+	file := filepath.Join(f.TempDir(), "crl")
+	cas := []*x509.Certificate{ca.Cert}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(file, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		rl, warns, err := conn.LoadCRL(file, cas, now)
+		if err != nil {
+			if rl != nil || warns != nil {
+				t.Fatalf("error %v with a list or warnings", err)
+			}
+			if !strings.Contains(err.Error(), file) {
+				t.Fatalf("error %q does not name the file", err)
+			}
+			return
+		}
+		if rl == nil || rl.Count < 0 {
+			t.Fatalf("no error, list %v", rl)
+		}
+		// Whatever loaded was signed by ca: check the signatures ourselves.
+		var ders [][]byte
+		if rest := data; bytes.Contains(data, []byte("-----BEGIN")) {
+			for {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				if b.Type == "X509 CRL" {
+					ders = append(ders, b.Bytes)
+				}
+			}
+		} else {
+			ders = [][]byte{data}
+		}
+		listed := false
+		for _, der := range ders {
+			l, err := x509.ParseRevocationList(der)
+			if err != nil || l.CheckSignatureFrom(ca.Cert) != nil {
+				t.Fatalf("LoadCRL accepted a list that is not signed by the CA: %v", err)
+			}
+			for _, e := range l.RevokedCertificateEntries {
+				if e.SerialNumber != nil && e.SerialNumber.Cmp(leaf.Cert.SerialNumber) == 0 {
+					listed = true
+				}
+			}
+		}
+		if rl.Revoked(leaf.Cert) != listed {
+			t.Fatalf("Revoked(leaf) = %v, but the lists say %v", !listed, listed)
 		}
 	})
 }
