@@ -30,8 +30,9 @@ type GateConfig struct {
 
 // Gate is a net.Listener that checks each accepted connection's source
 // address against the allow-list before anything reads from it. A denied
-// connection is reset and closed inside Accept itself: no goroutine, no TLS.
-// Accept returns only allowed connections. Gate is safe for concurrent use.
+// connection is reset (SO_LINGER 0, when the connection has SetLinger) and
+// closed inside Accept itself: no goroutine, no TLS, no byte read. Accept
+// returns only allowed connections. Gate is safe for concurrent use.
 type Gate struct {
 	net.Listener
 	cfg    GateConfig
@@ -107,10 +108,16 @@ func (g *Gate) release() {
 	}
 }
 
-// Close closes the listener; a blocked Accept returns net.ErrClosed.
+// Close closes the listener; a blocked Accept returns an error wrapping
+// net.ErrClosed. Connections already returned stay open. Close is
+// idempotent: calls after the first return nil.
 func (g *Gate) Close() error {
-	g.once.Do(func() { close(g.closed) })
-	return g.Listener.Close()
+	var err error
+	g.once.Do(func() {
+		close(g.closed)
+		err = g.Listener.Close()
+	})
+	return err
 }
 
 // Counts returns how many connections the gate has allowed and denied.

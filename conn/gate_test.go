@@ -467,6 +467,15 @@ func TestGateCloseUnblocksAccept(t *testing.T) {
 	if _, err := g.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept on a closed Gate: %v", err)
 	}
+	if err := g.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+	// The port is free again.
+	ln, err := net.Listen("tcp", g.Addr().String())
+	if err != nil {
+		t.Fatalf("listening again on the closed Gate's address: %v", err)
+	}
+	_ = ln.Close()
 }
 
 func TestGateIPv6(t *testing.T) {
