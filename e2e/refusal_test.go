@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -126,4 +127,24 @@ func TestTunnelStderrIsPlainText(t *testing.T) {
 	if i := strings.Index(r.stderr, "\x1b["); i >= 0 {
 		t.Errorf("stderr (a pipe) holds ANSI escape sequences, starting at byte %d:\n%q", i, r.stderr)
 	}
+}
+
+// TestDeniedClientIsTold checks what a tunnel whose address the gateway's
+// network rules refuse is told: status 2 and a hint at the network rules,
+// every time. The gateway resets such a connection at once; on loopback
+// the reset lands either during TCP connect or during the TLS handshake,
+// so the attempt is repeated to cover both.
+func TestDeniedClientIsTold(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "10.0.0.0/8", "--allow-id", allowAlice, "--route", "echo=builtin:echo")...)
+	args := append([]string{"nc", "echo", "--log-level", "error"}, ca.clientArgs(gw.addr, ca.alice)...)
+	for i := range 8 {
+		r := tunnel(t, strings.NewReader("ping\n"), args...)
+		wantExit(t, fmt.Sprintf("tunnel nc from a denied address (attempt %d)", i+1), r, exitUnreachable, "network rules")
+		if t.Failed() {
+			break
+		}
+	}
+	gw.waitEvent(t, 0, eventTimeout, isEvent("deny"))
 }
