@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -190,6 +191,13 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
 		c.refuse(stream, mux.Response{Status: v.status, Reason: v.reason}, req.Route, v.rule)
 		return
 	}
+	release, ok := s.routeSlot(v.route)
+	if !ok {
+		s.streamsRefused.Add(1)
+		c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "route " + quote(req.Route) + " is at its stream limit"}, req.Route, "max_streams")
+		return
+	}
+	defer release()
 	backend, err := c.dial(v.route)
 	if err != nil {
 		s.streamsRefused.Add(1)
@@ -224,12 +232,27 @@ func (c *serverConn) refuse(stream *mux.Stream, resp mux.Response, route, rule s
 		Str("status", resp.Status.String()).Str("rule", rule).Str("reason", resp.Reason).Send()
 }
 
+// routeSlot takes one of a route's stream slots when it has a cap; the
+// count lives in the server, by route name, so it survives reloads.
+func (s *Server) routeSlot(r *route) (release func(), ok bool) {
+	if r.maxStreams <= 0 {
+		return func() {}, true
+	}
+	v, _ := s.routeStreams.LoadOrStore(r.name, new(atomic.Int64))
+	n := v.(*atomic.Int64)
+	if n.Add(1) > int64(r.maxStreams) {
+		n.Add(-1)
+		return nil, false
+	}
+	return func() { n.Add(-1) }, true
+}
+
 // dial connects to a route's backend; builtins need no connection (nil).
 func (c *serverConn) dial(r *route) (net.Conn, error) {
 	if r.backend == BuiltinEcho || r.backend == BuiltinDiscard {
 		return nil, nil
 	}
-	d := net.Dialer{Timeout: c.srv.cfg.DialTimeout}
+	d := net.Dialer{Timeout: r.dialTimeout}
 	return d.Dial("tcp", r.backend)
 }
 
@@ -264,6 +287,14 @@ func (c *serverConn) serveDirect(tc *tls.Conn, id *conn.Identity, sni string) {
 			Str("status", v.status.String()).Str("rule", v.rule).Str("reason", v.reason).Send()
 		return
 	}
+	release, ok := s.routeSlot(v.route)
+	if !ok {
+		s.streamsRefused.Add(1)
+		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", name).
+			Str("status", mux.StatusOverloaded.String()).Str("rule", "max_streams").Send()
+		return
+	}
+	defer release()
 	backend, err := c.dial(v.route)
 	if err != nil {
 		s.streamsRefused.Add(1)

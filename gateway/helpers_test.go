@@ -87,7 +87,7 @@ func baseConfig(p *testpki.PKI, routes ...config.Route) *config.Gateway {
 // start runs a gateway for cfg until the test ends.
 func start(t testing.TB, p *testpki.PKI, cfg *config.Gateway) *env {
 	t.Helper()
-	if len(cfg.Allow) == 0 && cfg.AllowFile == "" {
+	if len(cfg.Allow) == 0 && cfg.AllowFile == "" && cfg.Policy == "" {
 		cfg.Allow = mustRules(t, "127.0.0.1,::1")
 	}
 	logs := &syncBuffer{}

@@ -39,6 +39,8 @@ type Server struct {
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
+	routeStreams sync.Map // route name -> *atomic.Int64 streams open, for max_streams
+
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
 }

@@ -13,24 +13,30 @@ import (
 
 // Builtin backends served inside the gateway, for demos and load tests.
 const (
-	BuiltinEcho    = "builtin:echo"    // sends back what it receives
-	BuiltinDiscard = "builtin:discard" // reads and drops everything
+	BuiltinEcho    = config.BuiltinEcho    // sends back what it receives
+	BuiltinDiscard = config.BuiltinDiscard // reads and drops everything
 )
 
 // route is one named backend and who may reach it.
 type route struct {
-	name    string
-	backend string // HOST:PORT, or a Builtin*
+	name        string
+	backend     string         // HOST:PORT, or a Builtin*
+	ids         []conn.Pattern // identities admitted
+	networks    *acl.Set       // source addresses admitted; nil: any that passed the gate
+	maxStreams  int            // concurrent streams on the route, gateway-wide; 0: no cap
+	dialTimeout time.Duration
+	source      string // where it was defined, for explanations: "--route" or "policy.yaml:12"
 }
 
 // state is one immutable snapshot of everything a reload can change. A
 // connection reads the pointer once per decision; a reload swaps it whole.
 type state struct {
-	creds        *conn.ServerState
-	rules        *acl.Set
+	creds        *conn.ServerState // nil in an offline explanation
+	rules        *acl.Set          // the network gate
+	rulesSource  string            // where the gate rules came from
 	routes       map[string]*route
+	order        []string // route names in definition order
 	defaultRoute string
-	allowIDs     []conn.Pattern
 	loadedAt     time.Time
 }
 
@@ -41,7 +47,25 @@ func loadState(cfg *config.Gateway, now time.Time) (*state, error) {
 	if err != nil {
 		return nil, err
 	}
-	rules := append([]acl.Rule(nil), cfg.Allow...)
+	st, err := loadPolicy(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st.creds = creds
+	st.loadedAt = now
+	return st, nil
+}
+
+// loadPolicy builds the network gate and the routes, from the flags or the
+// policy file, without any credentials (so explain can use it offline).
+func loadPolicy(cfg *config.Gateway) (*state, error) {
+	st := &state{routes: map[string]*route{}}
+	var rules []acl.Rule
+	var sources []string
+	if len(cfg.Allow) > 0 {
+		rules = append(rules, cfg.Allow...)
+		sources = append(sources, "--allow")
+	}
 	if cfg.AllowFile != "" {
 		f, err := os.Open(cfg.AllowFile)
 		if err != nil {
@@ -53,30 +77,65 @@ func loadState(cfg *config.Gateway, now time.Time) (*state, error) {
 			return nil, fmt.Errorf("--allow-file %q: %w", cfg.AllowFile, err)
 		}
 		rules = append(rules, fileRules...)
+		sources = append(sources, cfg.AllowFile)
+	}
+	if cfg.Policy != "" {
+		pol, err := cfg.LoadPolicy()
+		if err != nil {
+			return nil, err
+		}
+		if len(pol.Allow) > 0 {
+			rules = append(rules, pol.Allow...)
+			sources = append(sources, pol.File)
+		}
+		st.defaultRoute = pol.DefaultRoute
+		for _, r := range pol.Routes {
+			rt := &route{name: r.Name, backend: r.Backend, ids: r.Identities, maxStreams: r.MaxStreams,
+				dialTimeout: r.DialTimeout, source: fmt.Sprintf("%s:%d", pol.File, r.Line)}
+			if r.Networks != nil {
+				set, err := acl.New(r.Networks)
+				if err != nil {
+					return nil, fmt.Errorf("%s: route %q networks: %w", rt.source, r.Name, err)
+				}
+				rt.networks = set
+			}
+			if err := st.add(rt); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		st.defaultRoute = cfg.DefaultRoute
+		for _, r := range cfg.Routes {
+			if err := st.add(&route{name: r.Name, backend: r.Backend, ids: cfg.AllowIDs, source: "--route"}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("no network allow-list: give --allow, --allow-file or an \"allow:\" list in --policy (e.g. --allow 10.0.0.0/8)")
 	}
 	set, err := acl.New(rules)
 	if err != nil {
 		return nil, fmt.Errorf("network rules: %w", err)
 	}
-	st := &state{
-		creds:        creds,
-		rules:        set,
-		routes:       make(map[string]*route, len(cfg.Routes)),
-		defaultRoute: cfg.DefaultRoute,
-		allowIDs:     cfg.AllowIDs,
-		loadedAt:     now,
-	}
-	for _, r := range cfg.Routes {
-		if _, dup := st.routes[r.Name]; dup {
-			return nil, fmt.Errorf("--route: route %q is given twice", r.Name)
+	st.rules = set
+	st.rulesSource = strings.Join(sources, ", ")
+	for _, r := range st.routes {
+		if r.dialTimeout <= 0 {
+			r.dialTimeout = cfg.DialTimeout
 		}
-		if strings.HasPrefix(r.Backend, "builtin:") && r.Backend != BuiltinEcho && r.Backend != BuiltinDiscard {
-			return nil, fmt.Errorf("--route %s=%s: unknown builtin; want %s or %s", r.Name, r.Backend, BuiltinEcho, BuiltinDiscard)
-		}
-		st.routes[r.Name] = &route{name: r.Name, backend: r.Backend}
 	}
 	if st.defaultRoute != "" && st.routes[st.defaultRoute] == nil {
-		return nil, fmt.Errorf("--default-route %q names no route", st.defaultRoute)
+		return nil, fmt.Errorf("default route %q names no route", st.defaultRoute)
 	}
 	return st, nil
+}
+
+func (st *state) add(r *route) error {
+	if _, dup := st.routes[r.name]; dup {
+		return fmt.Errorf("%s: route %q is defined twice", r.source, r.name)
+	}
+	st.routes[r.name] = r
+	st.order = append(st.order, r.name)
+	return nil
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +25,7 @@ const usage = `gateway: an mTLS gateway for raw TCP backends.
 
 Usage:
   gateway [run] [flags]      run the gateway (gateway run --help lists every setting)
+  gateway explain [flags]    offline: which rule admits or refuses a certificate from an address
   gateway pki COMMAND ...    a small CA in a directory: init, issue, sign, revoke, crl, show
   gateway help               this text
 
@@ -31,7 +33,7 @@ Every flag also reads an environment variable: GATEWAY_ plus the flag name in
 upper case with "-" as "_" (--allow-file is GATEWAY_ALLOW_FILE); a flag wins.
 
 Exit status: 0 success (also after a drain on SIGTERM/SIGINT), 1 bad usage or
-settings, 2 the gateway failed while running.
+settings, 2 the gateway failed while running, 3 explain's verdict is "refused".
 
 Quick start:
   gateway pki init --dir pki
@@ -54,6 +56,17 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 func (e *exitError) Unwrap() error { return e.err }
 
+// errRefused ends "gateway explain" with status 3 after a refusal verdict.
+var errRefused = errors.New("refused")
+
+func x509Pool(certs []*x509.Certificate) *x509.CertPool {
+	p := x509.NewCertPool()
+	for _, c := range certs {
+		p.AddCert(c)
+	}
+	return p
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -63,6 +76,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "run":
 		err = runGateway(ctx, args, stdout, stderr)
+	case "explain":
+		err = runExplain(args, stdout, stderr)
 	case "pki":
 		err = runPKI(args, stdout, stderr)
 	case "help":
@@ -74,6 +89,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	if errors.Is(err, errRefused) {
+		return 3 // explain printed its verdict
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: %v\n", err)
