@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/yamux"
 )
@@ -79,6 +80,7 @@ func (p *piper) closeAll() {
 // the number of bytes written to dst.
 func (p *piper) copy(dst, src net.Conn) int64 {
 	r := newReader(src)
+	defer r.stop()
 	var total int64
 	for {
 		data, err := r.read()
@@ -113,7 +115,8 @@ type reader struct {
 	ystream *yamux.Stream // set when src is (or wraps) a yamux stream
 	raw     rawReader     // set for sources read with readiness waits
 	buf     *[]byte       // pooled buffer in use, or nil
-	bulk    bool          // the last read filled the buffer: keep it
+	bulk    bool          // raw source: the last read filled the buffer, keep it
+	shrink  *time.Timer   // yamux source: releases its receive buffer when idle
 	probe   [probeSize]byte
 }
 
@@ -134,6 +137,8 @@ func newReader(src net.Conn) *reader {
 // clean end.
 func (r *reader) read() ([]byte, error) {
 	if r.raw != nil {
+		// The poller waits for readability without a buffer; a buffer
+		// that a read filled is kept for the next (likely immediate) read.
 		buf, n, err := r.raw.read(r.buf)
 		r.buf = buf
 		if buf == nil {
@@ -142,17 +147,23 @@ func (r *reader) read() ([]byte, error) {
 		r.bulk = n == len(*buf)
 		return (*buf)[:n], err
 	}
-	if r.buf != nil { // bulk mode: the previous read filled the buffer
-		n, err := r.src.Read(*r.buf)
-		r.bulk = n == len(*r.buf)
-		return (*r.buf)[:n], r.check(err)
-	}
-	if r.ystream != nil {
-		// Idle, or the last read drained the stream: drop yamux's receive
-		// buffer, which otherwise stays at its peak size.
-		r.ystream.Shrink()
+	// Other sources cannot tell whether a read would block, so every read
+	// starts small: an idle source blocks on the probe, never on a pooled
+	// buffer; in bulk this costs one short extra Read per BufferSize.
+	if r.ystream != nil && shrinkIdle {
+		// yamux keeps a stream's receive buffer at its peak size. Dropping
+		// it before every read costs a new buffer per frame in bulk, so
+		// drop it only when this read waits longer than idleShrinkDelay.
+		if r.shrink == nil {
+			r.shrink = time.AfterFunc(idleShrinkDelay, r.ystream.Shrink)
+		} else {
+			r.shrink.Reset(idleShrinkDelay)
+		}
 	}
 	n, err := r.src.Read(r.probe[:])
+	if r.shrink != nil {
+		r.shrink.Stop()
+	}
 	if n < len(r.probe) || err != nil {
 		return r.probe[:n], r.check(err)
 	}
@@ -162,14 +173,26 @@ func (r *reader) read() ([]byte, error) {
 	b := *r.buf
 	copy(b, r.probe[:])
 	m, err := r.src.Read(b[n:])
-	n += m
-	r.bulk = n == len(b)
-	return b[:n], r.check(err)
+	return b[:n+m], r.check(err)
 }
 
-// release returns the pooled buffer unless the last read filled it.
+// shrinkIdle enables Stream.Shrink on idle yamux sources, after
+// idleShrinkDelay without data.
+var (
+	shrinkIdle      = true
+	idleShrinkDelay = time.Second
+)
+
+// stop ends the reader's timer.
+func (r *reader) stop() {
+	if r.shrink != nil {
+		r.shrink.Stop()
+	}
+}
+
+// release returns the pooled buffer unless a raw read filled it.
 func (r *reader) release() {
-	if r.buf != nil && !r.bulk {
+	if r.buf != nil && !(r.raw != nil && r.bulk) {
 		putBuf(r.buf)
 		r.buf = nil
 	}

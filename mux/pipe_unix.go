@@ -12,6 +12,12 @@ import (
 type tcpRawReader struct {
 	c  *net.TCPConn
 	rc syscall.RawConn
+	fn func(fd uintptr) bool // r.tryRead, bound once to spare an allocation per read
+
+	// State of the read in progress, shared with fn.
+	buf  *[]byte
+	n    int
+	serr error
 }
 
 func newRawReader(c *net.TCPConn) rawReader {
@@ -19,31 +25,18 @@ func newRawReader(c *net.TCPConn) rawReader {
 	if err != nil {
 		return nil
 	}
-	return &tcpRawReader{c: c, rc: rc}
+	r := &tcpRawReader{c: c, rc: rc}
+	r.fn = r.tryRead
+	return r
 }
 
 // read waits for readability through the runtime poller without holding a
 // buffer; it takes one from the pool only when a read can proceed.
 func (r *tcpRawReader) read(buf *[]byte) (*[]byte, int, error) {
-	var n int
-	var serr error
-	err := r.rc.Read(func(fd uintptr) bool {
-		if buf == nil {
-			buf = getBuf()
-		}
-		for {
-			n, serr = syscall.Read(int(fd), *buf)
-			if serr != syscall.EINTR {
-				break
-			}
-		}
-		if serr == syscall.EAGAIN {
-			putBuf(buf)
-			buf = nil
-			return false // wait for readability, then try again
-		}
-		return true
-	})
+	r.buf, r.n, r.serr = buf, 0, nil
+	err := r.rc.Read(r.fn)
+	buf, n, serr := r.buf, r.n, r.serr
+	r.buf = nil
 	if err != nil { // deadline, or the connection was closed: a *net.OpError
 		return buf, 0, err
 	}
@@ -54,6 +47,26 @@ func (r *tcpRawReader) read(buf *[]byte) (*[]byte, int, error) {
 		return buf, 0, io.EOF
 	}
 	return buf, n, nil
+}
+
+// tryRead is called by the poller: it reads if data is there, and returns
+// false (after giving the buffer back) to wait for readability.
+func (r *tcpRawReader) tryRead(fd uintptr) bool {
+	if r.buf == nil {
+		r.buf = getBuf()
+	}
+	for {
+		r.n, r.serr = syscall.Read(int(fd), *r.buf)
+		if r.serr != syscall.EINTR {
+			break
+		}
+	}
+	if r.serr == syscall.EAGAIN {
+		putBuf(r.buf)
+		r.buf = nil
+		return false
+	}
+	return true
 }
 
 func (r *tcpRawReader) opErr(err error) error {

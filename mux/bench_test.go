@@ -1,0 +1,265 @@
+package mux
+
+import (
+	"context"
+	"io"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+)
+
+// BenchmarkStreamOpen measures open + 64-byte round trip + close over one
+// session over loopback TLS:
+//
+//	yamux   bare yamux streams echoed by the server (the floor)
+//	client  Client.Open + ServeStream + a TCP echo backend, as in production
+//	coalesced  the same with Coalesce on the client
+func BenchmarkStreamOpen(b *testing.B) {
+	msg := make([]byte, 64)
+	b.Run("yamux", func(b *testing.B) {
+		cs, ss, _ := sessionPair(b, true)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		defer ss.Close()
+		wg.Go(func() {
+			for {
+				st, err := ss.AcceptStream()
+				if err != nil {
+					return
+				}
+				wg.Go(func() {
+					io.Copy(st, st)
+					st.Close()
+				})
+			}
+		})
+		b.ReportAllocs()
+		buf := make([]byte, 64)
+		for b.Loop() {
+			st, err := cs.OpenStream()
+			if err != nil {
+				b.Fatal(err)
+			}
+			st.Write(msg)
+			if _, err := io.ReadFull(st, buf); err != nil {
+				b.Fatal(err)
+			}
+			st.Close()
+		}
+	})
+	for _, coalesce := range []bool{false, true} {
+		name := map[bool]string{false: "client", true: "coalesced"}[coalesce]
+		b.Run(name, func(b *testing.B) {
+			be := startBackend(b, func(c *net.TCPConn) { io.Copy(c, c) })
+			g := startGateway(b, true, routeTo(map[string]string{"echo": be.addr()}))
+			c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), Coalesce: coalesce})
+			defer c.Close()
+			b.ReportAllocs()
+			buf := make([]byte, 64)
+			for b.Loop() {
+				st, err := c.Open(context.Background(), "echo")
+				if err != nil {
+					b.Fatal(err)
+				}
+				st.Write(msg)
+				if _, err := io.ReadFull(st, buf); err != nil {
+					b.Fatal(err)
+				}
+				st.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkPingPong measures a 64-byte round trip on an open stream, with
+// and without Coalesce on both ends.
+func BenchmarkPingPong(b *testing.B) {
+	for _, coalesce := range []bool{false, true} {
+		b.Run(map[bool]string{false: "plain", true: "coalesced"}[coalesce], func(b *testing.B) {
+			c, s := tcpPair(b)
+			var cc, sc net.Conn = c, s
+			if coalesce {
+				cc, sc = Coalesce(c), Coalesce(s)
+			}
+			cs, _ := yamux.Client(cc, testConfig())
+			ss, _ := yamux.Server(sc, testConfig())
+			defer cs.Close()
+			defer ss.Close()
+			a, z := streamPair(b, cs, ss)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			wg.Go(func() { io.Copy(z, z); z.Close() })
+			defer a.Close()
+			msg, buf := make([]byte, 64), make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				a.Write(msg)
+				if _, err := io.ReadFull(a, buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkPipe measures bulk throughput through Pipe: tcp is TCP to TCP
+// (the direct-mode path), stream is a yamux stream over TLS to TCP (the
+// gateway path), stream-noshrink the same without Stream.Shrink before
+// idle reads, and stream-iocopy io.Copy on the same path as a baseline.
+func BenchmarkPipe(b *testing.B) {
+	const chunk = 256 << 10
+	run := func(b *testing.B, src io.Writer, sink net.Conn) {
+		data := make([]byte, chunk)
+		got := make(chan int64, 1)
+		go func() {
+			n, _ := io.Copy(io.Discard, sink)
+			got <- n
+		}()
+		b.SetBytes(chunk)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := src.Write(data); err != nil {
+				b.Fatal(err)
+			}
+		}
+		halfClose(src.(net.Conn))
+		if n := <-got; n != int64(b.N)*chunk {
+			b.Fatalf("sink got %d bytes, want %d", n, int64(b.N)*chunk)
+		}
+		sink.Close() // ends the other direction of the Pipe
+
+	}
+	b.Run("tcp", func(b *testing.B) {
+		a, a2 := tcpPair(b)
+		b2, z := tcpPair(b)
+		done := make(chan struct{})
+		go func() { Pipe(a2, b2); close(done) }()
+		run(b, a, z)
+		a.Close()
+		<-done
+	})
+	for _, mode := range []string{"stream", "stream-noshrink", "stream-iocopy"} {
+		b.Run(mode, func(b *testing.B) {
+			if mode == "stream-noshrink" {
+				shrinkIdle = false
+				defer func() { shrinkIdle = true }()
+			}
+			cs, ss, _ := sessionPair(b, true)
+			a, s := streamPair(b, cs, ss)
+			tcp, z := tcpPair(b)
+			done := make(chan struct{})
+			go func() {
+				if mode != "stream-iocopy" {
+					Pipe(s, tcp)
+				} else {
+					io.Copy(tcp, s)
+					tcp.CloseWrite()
+				}
+				close(done)
+			}()
+			run(b, a, z)
+			<-done
+			a.Close()
+		})
+	}
+}
+
+// BenchmarkIdleStreamMemory reports the memory held per idle piped stream
+// on the gateway side (server stream, ServeStream and Pipe goroutines,
+// backend conn; the client's bare stream and the backend's accepted conn
+// are counted too, so it is an upper bound), after 64 KiB went each way.
+func BenchmarkIdleStreamMemory(b *testing.B) {
+	const streams = 500
+	for b.Loop() {
+		b.StopTimer()
+		heap, stack := idleStreamMemory(b, streams)
+		b.StartTimer()
+		b.ReportMetric(heap+stack, "B/stream")
+		b.ReportMetric(heap, "heap-B/stream")
+		b.ReportMetric(stack, "stack-B/stream")
+	}
+}
+
+func idleStreamMemory(tb testing.TB, streams int) (heap, stack float64) {
+	cs, ss, _ := sessionPair(tb, false)
+	// Backend: accept and hold connections, echo 64 KiB once per conn.
+	ln := listen(tb, "tcp", "127.0.0.1:0")
+	var held []net.Conn
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			wg.Go(func() {
+				buf := make([]byte, 64<<10)
+				io.ReadFull(c, buf)
+				c.Write(buf)
+			})
+		}
+	})
+	decide := routeTo(map[string]string{"b": ln.Addr().String()})
+	wg.Go(func() {
+		for {
+			ys, err := ss.AcceptStream()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { ServeStream(Wrap(ys), 5*time.Second, decide) })
+		}
+	})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	clients := make([]*Stream, streams)
+	payload := make([]byte, 64<<10)
+	buf := make([]byte, 64<<10)
+	for i := range clients {
+		ys, err := cs.OpenStream()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		st := Wrap(ys)
+		WriteRequest(st, Request{Route: "b"})
+		if resp, err := ReadResponse(st); err != nil || resp.Status != StatusOK {
+			tb.Fatalf("stream %d: %+v %v", i, resp, err)
+		}
+		st.Write(payload)
+		if _, err := io.ReadFull(st, buf); err != nil {
+			tb.Fatal(err)
+		}
+		st.Stream.Shrink() // the client's receive buffer is not the gateway's cost
+		clients[i] = st
+	}
+	time.Sleep(idleShrinkDelay + 200*time.Millisecond) // let every pipe go idle
+	for range 4 {                                      // the second empties the pool's victim cache; later ones shrink stacks
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&after)
+	heap = float64(int64(after.HeapInuse)-int64(before.HeapInuse)) / float64(streams)
+	stack = float64(int64(after.StackInuse)-int64(before.StackInuse)) / float64(streams)
+	for _, st := range clients {
+		st.Close()
+	}
+	ln.Close()
+	mu.Lock()
+	for _, c := range held {
+		c.Close()
+	}
+	mu.Unlock()
+	cs.Close()
+	ss.Close()
+	wg.Wait()
+	return heap, stack
+}
