@@ -75,7 +75,7 @@ func (c *serverConn) serve() {
 			ev = c.log.Info().Str("event", "stream_refused").Str("mode", "direct").
 				Str("status", rf.v.status.String()).Str("rule", rf.v.rule).Str("reason", rf.v.reason)
 		}
-		ev.Dur("duration", time.Since(c.start)).Msg("handshake failed")
+		ev.Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})
@@ -139,7 +139,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	defer func() {
 		c.streams.Wait()
 		sess.Close()
-		c.log.Info().Str("event", "close").Dur("duration", time.Since(c.start)).Msg("connection closed")
+		c.log.Info().Str("event", "close").Dur("duration_ms", time.Since(c.start)).Msg("connection closed")
 	}()
 	for {
 		st, err := sess.AcceptStream()
@@ -216,7 +216,7 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
 	c.log.Info().Str("event", "stream_open").Uint32("stream", stream.StreamID()).Str("route", req.Route).Str("rule", v.rule).Send()
 	in, out, err := c.carry(stream, v.route, backend)
 	ev := c.log.Info().Str("event", "stream_close").Uint32("stream", stream.StreamID()).Str("route", req.Route).
-		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration", time.Since(start))
+		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
 	if err != nil {
 		ev = ev.Str("error", err.Error())
 	}
@@ -306,7 +306,7 @@ func (c *serverConn) serveDirect(tc *tls.Conn, id *conn.Identity, sni string) {
 	c.log.Info().Str("event", "stream_open").Str("mode", "direct").Str("route", name).Str("rule", v.rule).Send()
 	in, out, err := c.carry(tc, v.route, backend)
 	ev := c.log.Info().Str("event", "stream_close").Str("mode", "direct").Str("route", name).
-		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration", time.Since(start))
+		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
 	if err != nil {
 		ev = ev.Str("error", err.Error())
 	}

@@ -115,7 +115,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			}
 			// Out of file descriptors and the like: back off, do not spin.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.log.Error().Str("event", "accept_error").Err(err).Dur("retry_in", backoff).Msg("accept failed")
+			s.log.Error().Str("event", "accept_error").Err(err).Dur("retry_in_ms", backoff).Msg("accept failed")
 			time.Sleep(backoff)
 			continue
 		}

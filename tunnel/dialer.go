@@ -8,6 +8,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/conn"
@@ -176,7 +177,9 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 		}
 		expl := conn.ExplainClientError(err, d.opts.ServerName)
 		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" {
+		if errors.As(err, &op) && op.Op == "dial" && !errors.Is(err, syscall.ECONNRESET) {
+			// Refused or unreachable. A reset is different: the gateway
+			// accepted and closed at once, as its network gate does.
 			expl = "cannot connect: " + strings.TrimPrefix(err.Error(), "dial tcp "+gw+": ")
 		}
 		lastErr = &DialError{Gateway: gw, Explanation: expl, Err: err}

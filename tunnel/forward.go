@@ -130,7 +130,7 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 		return
 	}
 	in, out, err := mux.Pipe(c, s)
-	ev := log.Debug().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Dur("duration", time.Since(start))
+	ev := log.Debug().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Dur("duration_ms", time.Since(start))
 	if err != nil {
 		ev = log.Warn().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Err(err)
 	}

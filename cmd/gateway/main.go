@@ -148,7 +148,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				_ = srv.Reload() // logged; the old state stays on error
 				continue
 			}
-			log.Info().Str("event", "signal").Str("signal", sig.String()).Dur("drain_timeout", cfg.DrainTimeout).Msg("shutting down")
+			log.Info().Str("event", "signal").Str("signal", sig.String()).Dur("drain_timeout_ms", cfg.DrainTimeout).Msg("shutting down")
 			return drain(srv, cfg, served)
 		}
 	}
