@@ -94,6 +94,8 @@ func tunnelEntries() [][2]string {
 		{"--server-name NAME", "[$TUNNEL_SERVER_NAME]"},
 		{"--direct", "[$TUNNEL_DIRECT]"},
 		{"--connect-timeout DURATION", "(default 10s) [$TUNNEL_CONNECT_TIMEOUT]"},
+		{"--pin sha256:HEX", "(repeatable) [$TUNNEL_PIN, comma separated]"},
+		{"--gateway-allow RULES", "[$TUNNEL_GATEWAY_ALLOW]"},
 		{"--log-level LEVEL", "(default info) [$TUNNEL_LOG_LEVEL]"},
 		{"--log-format FORMAT", "(default console) [$TUNNEL_LOG_FORMAT]"},
 	}

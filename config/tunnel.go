@@ -1,16 +1,19 @@
 package config
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -22,7 +25,7 @@ const defaultBindHost = "127.0.0.1"
 
 // Tunnel holds the settings common to every tunnel subcommand, parsed. A
 // program that adds a subcommand embeds it in its own settings struct and
-// calls [Parse] with [TunnelPrefix], then [Tunnel.DefaultServerName] and
+// calls [Parse] with [TunnelPrefix], then [Tunnel.Normalize] and
 // [Tunnel.Validate].
 type Tunnel struct {
 	// Gateways are HOST:PORT addresses, tried in order (failover). At
@@ -45,6 +48,17 @@ type Tunnel struct {
 	// ConnectTimeout bounds connecting to a gateway, TLS handshake
 	// included. Must be > 0.
 	ConnectTimeout time.Duration `flag:"connect-timeout" default:"10s" help:"time to connect to a gateway and complete the TLS handshake"`
+	// Pins are SHA-256 fingerprints of the gateway's leaf certificate; when
+	// any are given, a gateway whose certificate matches none of them is
+	// refused (on top of the CA and name checks). After Normalize (which
+	// the ParseXxx functions call) each is 64 lowercase hex digits; Validate
+	// accepts every form ParsePin reads. Empty means no pinning.
+	Pins []string `flag:"pin" meta:"sha256:HEX" help:"accept only a gateway whose certificate has this SHA-256 fingerprint (repeat to accept any of several, e.g. during a certificate change)" forms:"sha256: and the 64 hex digits of the gateway certificate's SHA-256 fingerprint, colons optional, any case, as gateway pki show prints it, e.g. sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"`
+	// GatewayAllow is the client-side allow-list of gateway addresses: the
+	// tunnel connects only to addresses (after DNS resolution) that these
+	// rules admit (acl semantics: most specific rule wins, no match
+	// refuses). Empty means any address.
+	GatewayAllow []acl.Rule `flag:"gateway-allow" meta:"RULES" help:"connect only to gateway addresses, after DNS resolution, that these rules admit: comma separated, most specific wins, \"!\" denies; empty: any"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
 	// LogFormat is console or json.
@@ -54,6 +68,19 @@ type Tunnel struct {
 var tunnelSettings = sync.OnceValue(func() map[string]*setting {
 	return settingIndex(reflect.TypeFor[Tunnel](), TunnelPrefix)
 })
+
+// Normalize fills in what the settings leave implicit, after Parse and
+// before Validate: the default server name (DefaultServerName) and the
+// canonical form of each valid pin (64 lowercase hex digits; pins that do
+// not parse are left as given, for Validate to report).
+func (t *Tunnel) Normalize() {
+	t.DefaultServerName()
+	for i, p := range t.Pins {
+		if n, err := ParsePin(p); err == nil {
+			t.Pins[i] = n
+		}
+	}
+}
 
 // DefaultServerName sets ServerName to the host of the first gateway when
 // ServerName is empty and that gateway is a valid HOST:PORT.
@@ -103,9 +130,86 @@ func (t *Tunnel) problems() []error {
 		add(set["ServerName"].fail(t.ServerName, "not a host name or IP address", err))
 	}
 	add(positive(set["ConnectTimeout"], t.ConnectTimeout))
+	for _, p := range t.Pins {
+		if _, err := ParsePin(p); err != nil {
+			add(set["Pins"].fail(p, "not a SHA-256 fingerprint", err))
+		}
+	}
+	if len(t.GatewayAllow) > 0 {
+		add(t.checkGatewayAllow(set))
+	}
 	add(oneOfSetting(set["LogLevel"], t.LogLevel, logLevels))
 	add(oneOfSetting(set["LogFormat"], t.LogFormat, logFormats))
 	return errs
+}
+
+// checkGatewayAllow checks that the --gateway-allow rules form a valid
+// allow-list and that it admits every gateway given as an IP address (a
+// host name is checked after DNS resolution, by the tunnel).
+func (t *Tunnel) checkGatewayAllow(set map[string]*setting) *SettingError {
+	s := set["GatewayAllow"]
+	rules, err := acl.New(t.GatewayAllow)
+	if err != nil {
+		return s.fail(joinStrings(t.GatewayAllow), "the rules do not form a valid allow-list", err)
+	}
+	for _, g := range t.Gateways {
+		host, _, err := splitHostPort(g, false, dialPort)
+		if err != nil {
+			continue // reported as a bad --gateway
+		}
+		a, err := netip.ParseAddr(host)
+		if err != nil {
+			continue
+		}
+		if d := rules.Decide(a); !d.Allowed {
+			why := "no rule admits it"
+			if d.Matched {
+				why = "denied by " + d.Rule.String()
+			}
+			e := set["Gateways"].fail(g, "outside --gateway-allow ("+s.env+"): "+why, nil)
+			e.Want = "a gateway address that " + s.withMeta() + " admits, or rules that admit it"
+			return e
+		}
+	}
+	return nil
+}
+
+// ParsePin reads a SHA-256 certificate fingerprint as given to --pin:
+// "sha256:" (any case, optional) and 64 hex digits in any case, with or
+// without colons between them; blanks around it are ignored. It returns
+// the 64 digits in lower case. Errors wrap [ErrInvalid].
+func ParsePin(s string) (string, error) {
+	t := strings.TrimSpace(s)
+	if algo, rest, ok := strings.Cut(t, ":"); ok && len(algo) > 2 && !isHex(algo) {
+		if !strings.EqualFold(algo, "sha256") {
+			return "", invalidf("pin %s: unknown hash %s; only sha256 fingerprints are supported", quoteValue(s), quoteValue(algo))
+		}
+		t = rest
+	}
+	h := strings.ToLower(strings.ReplaceAll(t, ":", ""))
+	for i := 0; i < len(h); i++ {
+		if !isHex(h[i : i+1]) {
+			return "", invalidf("pin %s holds %q; want hex digits 0-9 and a-f, colons optional", quoteValue(s), h[i])
+		}
+	}
+	if len(h) != 2*sha256.Size {
+		return "", invalidf("pin %s has %d hex digits; want %d", quoteValue(s), len(h), 2*sha256.Size)
+	}
+	return h, nil
+}
+
+// isHex reports whether s is made of hex digits only (and not empty).
+func isHex(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // Local is one -L listener: a local address and the route its connections
@@ -216,8 +320,8 @@ client at the local port.`,
 }
 
 // ParseForward parses the settings of "tunnel forward" from the environment
-// (lookup; nil means os.LookupEnv) and args, fills the default server
-// name, then validates them. It returns [flag.ErrHelp] after writing the
+// (lookup; nil means os.LookupEnv) and args, normalizes them (default
+// server name, pins: see [Tunnel.Normalize]), then validates them. It returns [flag.ErrHelp] after writing the
 // help text to usage when args ask for it, and errors wrapping
 // [ErrInvalid] for bad settings or positional arguments. See [Parse].
 func ParseForward(args []string, lookup func(string) (string, bool), usage io.Writer) (*Forward, error) {
@@ -230,7 +334,7 @@ func ParseForward(args []string, lookup func(string) (string, bool), usage io.Wr
 		return nil, invalidf("tunnel forward: unexpected argument %s: give listeners with -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg",
 			quoteValue(rest[0]))
 	}
-	f.DefaultServerName()
+	f.Normalize()
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
@@ -295,7 +399,7 @@ Works as an SSH ProxyCommand.`,
 
 // ParseNC parses the settings of "tunnel nc" from the environment (lookup;
 // nil means os.LookupEnv) and args, which must hold exactly one positional
-// ROUTE, fills the default server name, then validates them. It returns
+// ROUTE, normalizes them (see [Tunnel.Normalize]), then validates them. It returns
 // [flag.ErrHelp] after writing the help text to usage when args ask for it,
 // and errors wrapping [ErrInvalid] for bad settings. See [Parse].
 func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer) (*NC, error) {
@@ -311,7 +415,7 @@ func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer)
 		}
 	}
 	n.Route = rest[0]
-	n.DefaultServerName()
+	n.Normalize()
 	if err := n.Validate(); err != nil {
 		return nil, err
 	}
