@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"strings"
@@ -93,6 +94,53 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("Parse(%q): rest %q is not a subsequence of the arguments", args, rest)
 			}
 			i++
+		}
+	})
+}
+
+// FuzzParsePolicy checks the policy parser: it never panics, reports bad
+// input only as PolicyErrors wrapping ErrInvalid, in line order, with no
+// Policy; and what it accepts is complete and formats to text that reads
+// back to an equal Policy, which formats to the same text again.
+func FuzzParsePolicy(f *testing.F) {
+	f.Add([]byte(examplePolicy))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		p, err := ParsePolicy(data, "f.yaml")
+		if err != nil {
+			if p != nil {
+				t.Fatalf("a policy came back with the error %v", err)
+			}
+			policyErrors(t, err, "f.yaml")
+			return
+		}
+		if len(p.Routes) == 0 || p.File != "f.yaml" || (p.Allow != nil && len(p.Allow) == 0) {
+			t.Fatalf("accepted an incomplete policy: %+v", p)
+		}
+		names := map[string]bool{}
+		for _, r := range p.Routes {
+			if mux.ValidRoute(r.Name) != nil || checkBackend(r.Backend) != nil || len(r.Identities) == 0 ||
+				names[r.Name] || r.MaxStreams < 0 || r.DialTimeout < 0 || (r.Networks != nil && len(r.Networks) == 0) {
+				t.Fatalf("accepted an invalid route: %+v", r)
+			}
+			names[r.Name] = true
+		}
+		if p.DefaultRoute != "" && !names[p.DefaultRoute] {
+			t.Fatalf("default route %q names no route", p.DefaultRoute)
+		}
+		text, err := p.Format()
+		if err != nil {
+			t.Fatalf("Format: %v", err)
+		}
+		back, err := ParsePolicy(text, "f.yaml")
+		if err != nil {
+			t.Fatalf("Format wrote\n%s\nwhich does not parse: %v", text, err)
+		}
+		if !policyEqual(p, back) {
+			t.Fatalf("Format wrote\n%s\nwhich reads back as\n%+v\nnot\n%+v", text, back, p)
+		}
+		again, err := back.Format()
+		if err != nil || !bytes.Equal(again, text) {
+			t.Fatalf("Format is not stable:\n%s\nthen\n%s", text, again)
 		}
 	})
 }

@@ -32,26 +32,30 @@ type Gateway struct {
 	CA string `flag:"ca" meta:"FILE" help:"CA bundle that client certificates must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign client certificates, e.g. --ca /etc/portcullis/clients-ca.crt"`
 	// CRL is a revocation list (PEM or DER); empty means none.
 	CRL string `flag:"crl" meta:"FILE" help:"certificate revocation list, PEM or DER" forms:"a readable CRL file, PEM or DER, e.g. --crl /etc/portcullis/crl.pem"`
-	// Allow is the network allow-list given inline. Together with
-	// AllowFile and Policy, at least one must be set.
+	// Allow is the network allow-list given inline. It adds to the rules
+	// of AllowFile. The gateway needs a network allow-list from Allow,
+	// AllowFile or the "allow:" of the Policy file, which cannot be
+	// combined with Allow or AllowFile.
 	Allow []acl.Rule `flag:"allow" meta:"RULES" help:"source networks to admit, comma separated, most specific rule wins, \"!\" denies: 10.0.0.0/8,!10.9.0.0/16,::1"`
 	// AllowFile names a file of rules, one per line, "#" comments. The
 	// gateway reads it (and reloads it); validation only checks that it
 	// can be read. Empty means none.
 	AllowFile string `flag:"allow-file" meta:"FILE" help:"the same rules, one per line, \"#\" comments; reloaded on SIGHUP" forms:"a readable file of rules, one per line, e.g. --allow-file /etc/portcullis/allow.txt"`
 	// Routes maps route names to backends. At least one is required
-	// unless Policy is set.
+	// unless Policy is set; with Policy, none is allowed.
 	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432"`
 	// DefaultRoute is the route of direct-mode clients whose SNI names no
-	// route; empty means such clients are refused.
+	// route; empty means such clients are refused. It must name one of
+	// Routes; with Policy it must be empty (the file has default_route).
 	DefaultRoute string `flag:"default-route" meta:"NAME" help:"route for direct-mode clients whose SNI names no route" forms:"the NAME of a --route, e.g. pg"`
 	// AllowIDs are the identities admitted on every route. At least one is
-	// required unless Policy is set.
+	// required unless Policy is set; with Policy, none is allowed.
 	AllowIDs []conn.Pattern `flag:"allow-id" meta:"PATTERN" help:"client identities admitted on every route: uri:spiffe://corp/app/*, dns:NAME, cn:NAME, ou:UNIT, o:ORG, email:ADDR, sha256:FINGERPRINT, or any"`
-	// Policy names a YAML policy file (routes, per-route identity and
-	// network rules, default route), parsed by its consumer; validation
-	// only checks that it can be read. Empty means none.
-	Policy string `flag:"policy" meta:"FILE" help:"YAML policy: routes, per-route identity and network rules, default route; may stand in for --route and --allow-id" forms:"a readable YAML file, e.g. --policy /etc/portcullis/policy.yaml"`
+	// Policy names a YAML policy file: routes with their identity and
+	// network rules, the default route and optionally the network gate
+	// (see the package documentation). Validate only checks that it can be
+	// read; LoadPolicy parses it. Empty means none.
+	Policy string `flag:"policy" meta:"FILE" help:"YAML file of routes (backend, identities, networks, max_streams, dial_timeout) and default_route, instead of --route, --allow-id and --default-route (refused with it); its optional allow: list is the network gate, instead of --allow and --allow-file (not both)" forms:"a readable YAML policy file, e.g. --policy /etc/portcullis/policy.yaml"`
 	// Admin is the address of /healthz, /readyz and /metrics; empty
 	// disables them.
 	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz, /readyz and /metrics (Prometheus) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9090, or empty to disable"`
@@ -69,6 +73,11 @@ type Gateway struct {
 	// DrainTimeout is how long open streams may finish after SIGTERM or
 	// SIGINT; 0 closes them at once.
 	DrainTimeout time.Duration `flag:"drain-timeout" default:"30s" help:"on SIGTERM or SIGINT, time open streams get to finish before they are closed"`
+	// WatchInterval is how often the files named by Cert, Key, CA, CRL,
+	// AllowFile and Policy are checked for changes (and reloaded when one
+	// changed); 0 disables the polling (SIGHUP still reloads). Must not
+	// be negative.
+	WatchInterval time.Duration `flag:"watch-interval" default:"5s" help:"how often to check --cert, --key, --ca, --crl, --allow-file and --policy for changes and reload them; 0 disables (SIGHUP still reloads)"`
 	// MaxConns caps the connections open at once. Must be >= 1.
 	MaxConns int `flag:"max-conns" default:"10000" help:"most client connections open at once"`
 	// MaxHandshakes caps the TLS handshakes in flight. Must be >= 1.
@@ -89,8 +98,27 @@ the route it names.
 Clients are "tunnel" (ALPN portcullis/1: many streams over one connection) or any
 TLS client in direct mode (the route is the SNI, else --default-route).
 The gateway will not start without a network allow-list (--allow, --allow-file or
---policy) and an identity rule (--allow-id or --policy): nothing is open by default.
-SIGHUP reloads certificate, key, CA, CRL, rules and policy; SIGTERM drains and exits.`,
+"allow:" in --policy) and an identity rule (--allow-id or --policy): nothing is
+open by default.
+
+Routes and who may use them come from the flags (--route, --allow-id for every
+route, --default-route) or from a --policy file, never both. A policy gives each
+route its own identities, source networks, stream cap and dial timeout:
+
+  allow: ["10.0.0.0/8", "!10.9.0.0/16"]  # optional: instead of --allow/--allow-file
+  default_route: pg                      # optional: for direct mode without a route SNI
+  routes:
+    pg:
+      backend: db.internal:5432          # HOST:PORT, builtin:echo or builtin:discard
+      identities: ["uri:spiffe://corp/app/*", "cn:dba"]
+      networks: ["10.1.0.0/16"]          # optional: sources admitted on this route
+      max_streams: 200                   # optional: streams at once, gateway-wide
+      dial_timeout: 3s                   # optional: instead of --dial-timeout
+
+Quote rules that start with "!": unquoted, YAML reads "!" as a tag.
+SIGHUP reloads certificate, key, CA, CRL, rules and policy, and so does a change
+seen by --watch-interval; a file that does not load keeps the old state.
+SIGTERM drains and exits.`,
 		Examples: []string{
 			"# PostgreSQL for one workload, from the 10.0.0.0/8 network:",
 			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --allow 10.0.0.0/8 \\",
@@ -99,6 +127,8 @@ SIGHUP reloads certificate, key, CA, CRL, rules and policy; SIGTERM drains and e
 			"GATEWAY_CERT=gw.crt GATEWAY_KEY=gw.key GATEWAY_CA=clients-ca.crt GATEWAY_ALLOW=10.0.0.0/8 \\",
 			"    GATEWAY_ALLOW_ID='uri:spiffe://corp/app/*' \\",
 			"    GATEWAY_ROUTE=pg=db.internal:5432,redis=cache:6379 gateway run",
+			"# Routes, identities and the network gate from a policy file:",
+			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --policy policy.yaml",
 			"# Try it on one machine with the built-in echo backend:",
 			"gateway run --listen 127.0.0.1:8443 --cert gw.crt --key gw.key --ca clients-ca.crt \\",
 			"    --allow 127.0.0.1 --allow-id any --route echo=builtin:echo",
@@ -180,6 +210,9 @@ func (g *Gateway) Validate() error {
 	}
 
 	add(g.validateRoutes(set))
+	for _, e := range g.policyConflicts(set) {
+		add(e)
+	}
 
 	add(oneOfSetting(set["LogLevel"], g.LogLevel, logLevels))
 	add(oneOfSetting(set["LogFormat"], g.LogFormat, logFormats))
@@ -187,6 +220,7 @@ func (g *Gateway) Validate() error {
 	add(notNegative(set["IdleTimeout"], g.IdleTimeout, "means never"))
 	add(positive(set["DialTimeout"], g.DialTimeout))
 	add(notNegative(set["DrainTimeout"], g.DrainTimeout, "closes open streams at once"))
+	add(notNegative(set["WatchInterval"], g.WatchInterval, "disables polling; SIGHUP still reloads"))
 	add(atLeastOne(set["MaxConns"], g.MaxConns))
 	add(atLeastOne(set["MaxHandshakes"], g.MaxHandshakes))
 	add(atLeastOne(set["MaxStreams"], g.MaxStreams))
@@ -239,6 +273,89 @@ func (g *Gateway) validateRoutes(set map[string]*setting) *SettingError {
 	return nil
 }
 
+// policyConflicts reports the flags that a policy file replaces, when
+// given together with it: --route, --allow-id and --default-route.
+func (g *Gateway) policyConflicts(set map[string]*setting) []*SettingError {
+	if g.Policy == "" {
+		return nil
+	}
+	pol := set["Policy"]
+	var errs []*SettingError
+	conflict := func(s *setting, value, what, key string) {
+		e := s.fail(value, fmt.Sprintf("given together with --policy (%s): with a policy file, %s from its %q only",
+			pol.env, what, key), nil)
+		e.Want = fmt.Sprintf("either %s or %s, not both", s.withMeta(), pol.withMeta())
+		errs = append(errs, e)
+	}
+	if len(g.Routes) > 0 {
+		conflict(set["Routes"], joinStrings(g.Routes), "the routes come", "routes:")
+	}
+	if len(g.AllowIDs) > 0 {
+		conflict(set["AllowIDs"], joinStrings(g.AllowIDs), "the identity rules come", "identities:")
+	}
+	if g.DefaultRoute != "" {
+		conflict(set["DefaultRoute"], g.DefaultRoute, "the default route comes", "default_route:")
+	}
+	return errs
+}
+
+// LoadPolicy reads and parses the policy file named by g.Policy (see
+// [LoadPolicy]) and checks it against the other settings:
+//
+//   - --route, --allow-id and --default-route are refused with --policy
+//     (as Validate does);
+//   - the network gate comes either from the file's "allow:" or from
+//     --allow and --allow-file: both is refused, neither too.
+//
+// It returns (nil, nil) when g.Policy is empty: the routes and the gate
+// then come from the flags alone. Otherwise it returns the Policy, or every
+// problem found (joined), each naming the flag or the file and line: a
+// [*SettingError] for a clash with the flags, a [*PolicyError] for the
+// file. All wrap [ErrInvalid]. It reads the file at each call, so a reload
+// calls it again; it does not modify g and is safe for concurrent use.
+func (g *Gateway) LoadPolicy() (*Policy, error) {
+	if g.Policy == "" {
+		return nil, nil
+	}
+	set := gatewaySettings()
+	var errs []error
+	for _, e := range g.policyConflicts(set) {
+		errs = append(errs, e)
+	}
+	p, err := LoadPolicy(g.Policy)
+	if err != nil {
+		return nil, errors.Join(append(errs, err)...)
+	}
+	pol := set["Policy"]
+	gateWant := `the network rules in one place: "allow:" in the policy file, or --allow and --allow-file without it`
+	if p.Allow != nil {
+		line := p.Allow[0].Line
+		if len(g.Allow) > 0 {
+			e := set["Allow"].fail(joinStrings(g.Allow), fmt.Sprintf(
+				`the network allow-list is given twice: by --allow and by "allow:" in the --policy file %s (line %d)`,
+				quoteValue(g.Policy), line), nil)
+			e.Want = gateWant
+			errs = append(errs, e)
+		}
+		if g.AllowFile != "" {
+			e := set["AllowFile"].fail(g.AllowFile, fmt.Sprintf(
+				`the network allow-list is given twice: by --allow-file and by "allow:" in the --policy file %s (line %d)`,
+				quoteValue(g.Policy), line), nil)
+			e.Want = gateWant
+			errs = append(errs, e)
+		}
+	} else if len(g.Allow) == 0 && g.AllowFile == "" {
+		e := pol.fail(g.Policy, `no network allow-list: the policy file has no "allow:" and neither --allow nor --allow-file is given`, nil)
+		e.Want = `"allow:" in the policy file, e.g. allow: ["10.0.0.0/8"], or ` + set["Allow"].withMeta() + ", or " +
+			set["AllowFile"].withMeta()
+		errs = append(errs, e)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
 // joinStrings formats a list as the comma-separated text of its setting.
 func joinStrings[T fmt.Stringer](list []T) string {
 	parts := make([]string, len(list))
@@ -286,17 +403,22 @@ func (r Route) check() error {
 	if err := mux.ValidRoute(r.Name); err != nil {
 		return fmt.Errorf("route name: %w", err)
 	}
-	if strings.HasPrefix(r.Backend, "builtin:") {
-		if r.Backend != BuiltinEcho && r.Backend != BuiltinDiscard {
-			return fmt.Errorf("backend %s of route %s: unknown builtin; want %s or %s",
-				quoteValue(r.Backend), quoteValue(r.Name), BuiltinEcho, BuiltinDiscard)
-		}
-		return nil
-	}
-	if _, _, err := splitHostPort(r.Backend, false, dialPort); err != nil {
+	if err := checkBackend(r.Backend); err != nil {
 		return fmt.Errorf("backend %s of route %s: %w", quoteValue(r.Backend), quoteValue(r.Name), err)
 	}
 	return nil
+}
+
+// checkBackend checks a backend: HOST:PORT, BuiltinEcho or BuiltinDiscard.
+func checkBackend(b string) error {
+	if strings.HasPrefix(b, "builtin:") {
+		if b != BuiltinEcho && b != BuiltinDiscard {
+			return fmt.Errorf("unknown builtin; want %s or %s", BuiltinEcho, BuiltinDiscard)
+		}
+		return nil
+	}
+	_, _, err := splitHostPort(b, false, dialPort)
+	return err
 }
 
 // IsBuiltin reports whether the backend is served by the gateway itself

@@ -76,7 +76,7 @@ func TestParseGatewayDefaults(t *testing.T) {
 		Routes:   []Route{{Name: "pg", Backend: "db.internal:5432"}},
 		LogLevel: "info", LogFormat: "json",
 		HandshakeTimeout: 10 * time.Second, IdleTimeout: 0, DialTimeout: 5 * time.Second, DrainTimeout: 30 * time.Second,
-		MaxConns: 10000, MaxHandshakes: 256, MaxStreams: 1024,
+		WatchInterval: 5 * time.Second, MaxConns: 10000, MaxHandshakes: 256, MaxStreams: 1024,
 	}
 	checkGateway(t, g, &want, []string{"10.0.0.0/8"}, []string{"any"})
 }
@@ -88,7 +88,7 @@ func TestParseGatewayEnvOnly(t *testing.T) {
 		"GATEWAY_CRL": f.crl, "GATEWAY_ALLOW": "10.0.0.0/8,!10.9.0.0/16,::1", "GATEWAY_ALLOW_FILE": f.allow,
 		"GATEWAY_ROUTE":         "pg=db.internal:5432, echo=builtin:echo,sink=builtin:discard, v6=[2001:db8::1]:80",
 		"GATEWAY_DEFAULT_ROUTE": "echo", "GATEWAY_ALLOW_ID": "uri:spiffe://corp/app/*,cn:alice",
-		"GATEWAY_POLICY": f.policy, "GATEWAY_ADMIN": "127.0.0.1:9090", "GATEWAY_LOG_LEVEL": "debug",
+		"GATEWAY_WATCH_INTERVAL": "0s", "GATEWAY_ADMIN": "127.0.0.1:9090", "GATEWAY_LOG_LEVEL": "debug",
 		"GATEWAY_LOG_FORMAT": "console", "GATEWAY_HANDSHAKE_TIMEOUT": "3s", "GATEWAY_IDLE_TIMEOUT": "1m",
 		"GATEWAY_DIAL_TIMEOUT": "2s", "GATEWAY_DRAIN_TIMEOUT": "0s", "GATEWAY_MAX_CONNS": "50",
 		"GATEWAY_MAX_HANDSHAKES": "5", "GATEWAY_MAX_STREAMS": "7",
@@ -101,7 +101,7 @@ func TestParseGatewayEnvOnly(t *testing.T) {
 		Listen: "127.0.0.1:0", Cert: f.cert, Key: f.key, CA: f.ca, CRL: f.crl, AllowFile: f.allow,
 		Routes: []Route{{"pg", "db.internal:5432"}, {"echo", BuiltinEcho}, {"sink", BuiltinDiscard},
 			{"v6", "[2001:db8::1]:80"}},
-		DefaultRoute: "echo", Policy: f.policy, Admin: "127.0.0.1:9090", LogLevel: "debug", LogFormat: "console",
+		DefaultRoute: "echo", Admin: "127.0.0.1:9090", LogLevel: "debug", LogFormat: "console",
 		HandshakeTimeout: 3 * time.Second, IdleTimeout: time.Minute, DialTimeout: 2 * time.Second,
 		MaxConns: 50, MaxHandshakes: 5, MaxStreams: 7,
 	}
@@ -125,7 +125,7 @@ func TestParseGatewayFlagsWinOverEnv(t *testing.T) {
 	want := Gateway{
 		Listen: "[::1]:0", Cert: f.cert, Key: f.key, CA: f.ca, Routes: []Route{{"c", "c.internal:3"}},
 		LogLevel: "warn", LogFormat: "json", HandshakeTimeout: 10 * time.Second, DialTimeout: 5 * time.Second,
-		DrainTimeout: 30 * time.Second, MaxConns: 2, MaxHandshakes: 256, MaxStreams: 1024,
+		DrainTimeout: 30 * time.Second, WatchInterval: 5 * time.Second, MaxConns: 2, MaxHandshakes: 256, MaxStreams: 1024,
 	}
 	checkGateway(t, g, &want, []string{"192.168.0.0/16"}, []string{"cn:flag", "ou:ops"})
 }
@@ -165,10 +165,19 @@ func TestParseGatewayStandIns(t *testing.T) {
 			delete(m, "route")
 			m["policy"] = []string{f.policy}
 		}},
-		{"default route from the policy", func(m map[string][]string) {
+		{"policy with --allow for the gate", func(m map[string][]string) {
+			delete(m, "allow-id")
+			delete(m, "route")
 			m["policy"] = []string{f.policy}
-			m["default-route"] = []string{"defined-in-policy"}
 		}},
+		{"policy with --allow-file for the gate", func(m map[string][]string) {
+			delete(m, "allow")
+			delete(m, "allow-id")
+			delete(m, "route")
+			m["policy"] = []string{f.policy}
+			m["allow-file"] = []string{f.allow}
+		}},
+		{"no watching", func(m map[string][]string) { m["watch-interval"] = []string{"0"} }},
 		{"admin and crl", func(m map[string][]string) {
 			m["admin"] = []string{":9090"}
 			m["crl"] = []string{f.crl}
@@ -285,6 +294,31 @@ func TestParseGatewayErrors(t *testing.T) {
 			[]string{"--dial-timeout (GATEWAY_DIAL_TIMEOUT): must be greater than 0", `got "-1s"`, "e.g. 5s"}},
 		{"idle timeout negative", func(m map[string][]string) { m["idle-timeout"] = []string{"-1m"} }, nil,
 			[]string{"--idle-timeout (GATEWAY_IDLE_TIMEOUT): must not be negative", `got "-1m0s"`, "(0 means never)"}},
+		{"watch interval negative", func(m map[string][]string) { m["watch-interval"] = []string{"-1s"} }, nil,
+			[]string{"--watch-interval (GATEWAY_WATCH_INTERVAL): must not be negative", `got "-1s"`,
+				"(0 disables polling; SIGHUP still reloads)"}},
+		{"watch interval not a duration", nil, map[string]string{"GATEWAY_WATCH_INTERVAL": "5"},
+			[]string{"--watch-interval (GATEWAY_WATCH_INTERVAL): not a duration", `got "5" from $GATEWAY_WATCH_INTERVAL`}},
+		{"policy with --route", func(m map[string][]string) {
+			delete(m, "allow-id")
+			m["policy"] = []string{f.policy}
+		}, nil,
+			[]string{"--route (GATEWAY_ROUTE): given together with --policy (GATEWAY_POLICY)", `routes come from its "routes:" only`,
+				`got "pg=db.internal:5432"`, "want either --route NAME=HOST:PORT (GATEWAY_ROUTE) or --policy FILE (GATEWAY_POLICY), not both"}},
+		{"policy with --allow-id", func(m map[string][]string) {
+			delete(m, "route")
+			m["policy"] = []string{f.policy}
+		}, nil,
+			[]string{"--allow-id (GATEWAY_ALLOW_ID): given together with --policy (GATEWAY_POLICY)", `from its "identities:" only`,
+				`got "any"`, "want either --allow-id PATTERN (GATEWAY_ALLOW_ID) or --policy FILE (GATEWAY_POLICY), not both"}},
+		{"policy with --default-route", func(m map[string][]string) {
+			delete(m, "route")
+			delete(m, "allow-id")
+			m["policy"] = []string{f.policy}
+			m["default-route"] = []string{"pg"}
+		}, nil,
+			[]string{"--default-route (GATEWAY_DEFAULT_ROUTE): given together with --policy (GATEWAY_POLICY)",
+				`from its "default_route:" only`, `got "pg"`, "not both"}},
 		{"drain timeout negative", nil, map[string]string{"GATEWAY_DRAIN_TIMEOUT": "-5s"},
 			[]string{"--drain-timeout (GATEWAY_DRAIN_TIMEOUT): must not be negative", `got "-5s"`, "(0 closes open streams at once)"}},
 		{"max conns 0", func(m map[string][]string) { m["max-conns"] = []string{"0"} }, nil,

@@ -55,6 +55,7 @@ var commands = []struct {
 			{"--idle-timeout DURATION", "(default 0s) [$GATEWAY_IDLE_TIMEOUT]"},
 			{"--dial-timeout DURATION", "(default 5s) [$GATEWAY_DIAL_TIMEOUT]"},
 			{"--drain-timeout DURATION", "(default 30s) [$GATEWAY_DRAIN_TIMEOUT]"},
+			{"--watch-interval DURATION", "(default 5s) [$GATEWAY_WATCH_INTERVAL]"},
 			{"--max-conns N", "(default 10000) [$GATEWAY_MAX_CONNS]"},
 			{"--max-handshakes N", "(default 256) [$GATEWAY_MAX_HANDSHAKES]"},
 			{"--max-streams N", "(default 1024) [$GATEWAY_MAX_STREAMS]"},
