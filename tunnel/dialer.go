@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/rs/zerolog"
@@ -22,6 +24,7 @@ type Options struct {
 	Creds          *conn.ClientCreds // client certificate and the CA the gateway must chain to
 	ServerName     string            // name the gateway's certificate must be valid for
 	Pins           []string          // optional SHA-256 pins (lowercase hex) of the gateway's certificate
+	GatewayAllow   *acl.Set          // optional: gateway addresses (after DNS) we may connect to; nil = any
 	ConnectTimeout time.Duration     // TCP connect + TLS handshake, per gateway; default 10s
 	Direct         bool              // one TLS connection per stream, SNI = route, no mux
 	Log            zerolog.Logger
@@ -169,7 +172,7 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 	for _, gw := range d.opts.Gateways {
 		cfg := d.opts.Creds.TLSConfig(conn.ClientOptions{ServerName: d.opts.ServerName, SNI: sni, ALPN: alpn, Pins: d.opts.Pins})
 		dctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
-		td := tls.Dialer{NetDialer: &net.Dialer{}, Config: cfg}
+		td := tls.Dialer{NetDialer: &net.Dialer{Control: d.checkAddr}, Config: cfg}
 		c, err := td.DialContext(dctx, "tcp", gw)
 		cancel()
 		if err == nil {
@@ -177,7 +180,9 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 		}
 		expl := conn.ExplainClientError(err, d.opts.ServerName)
 		var op *net.OpError
-		if errors.As(err, &op) && op.Op == "dial" && !errors.Is(err, syscall.ECONNRESET) {
+		if errors.Is(err, ErrGatewayNotAllowed) {
+			expl = "we refused to connect: " + err.Error()
+		} else if errors.As(err, &op) && op.Op == "dial" && !errors.Is(err, syscall.ECONNRESET) {
 			// Refused or unreachable. A reset is different: the gateway
 			// accepted and closed at once, as its network gate does.
 			expl = "cannot connect: " + strings.TrimPrefix(err.Error(), "dial tcp "+gw+": ")
@@ -189,6 +194,26 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 		}
 	}
 	return nil, lastErr
+}
+
+// ErrGatewayNotAllowed is wrapped when a gateway address (after DNS
+// resolution) is outside Options.GatewayAllow.
+var ErrGatewayNotAllowed = errors.New("gateway address not allowed by --gateway-allow")
+
+// checkAddr runs before each connect, with the resolved address: a gateway
+// outside the client-side allow-list is never connected to.
+func (d *Dialer) checkAddr(_, address string, _ syscall.RawConn) error {
+	if d.opts.GatewayAllow == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return fmt.Errorf("%w: %s", ErrGatewayNotAllowed, address)
+	}
+	if dec := d.opts.GatewayAllow.Decide(ap.Addr().Unmap()); !dec.Allowed {
+		return fmt.Errorf("%w: %s is %s", ErrGatewayNotAllowed, ap.Addr(), dec)
+	}
+	return nil
 }
 
 // watchConn remembers the first read error of a session's connection, so a

@@ -134,6 +134,10 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer signal.Stop(sigs)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); srv.Watch(watchCtx, cfg.WatchInterval) }()
+	defer func() { stopWatch(); <-watched }()
 	for {
 		select {
 		case err := <-served:

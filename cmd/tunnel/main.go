@@ -10,8 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
@@ -103,12 +106,22 @@ func setup(t *config.Tunnel, stderr io.Writer) (*tunnel.Dialer, *conn.ClientCred
 	for _, w := range creds.State().Warnings {
 		log.Warn().Msg(w)
 	}
+	var gwAllow *acl.Set
+	if len(t.GatewayAllow) > 0 {
+		if gwAllow, err = acl.New(t.GatewayAllow); err != nil {
+			return nil, nil, log, fmt.Errorf("--gateway-allow: %w", err)
+		}
+	}
 	d, err := tunnel.NewDialer(tunnel.Options{
-		Gateways: t.Gateways, Creds: creds, ServerName: t.ServerName,
+		Gateways: t.Gateways, Creds: creds, ServerName: t.ServerName, Pins: t.Pins, GatewayAllow: gwAllow,
 		ConnectTimeout: t.ConnectTimeout, Direct: t.Direct, Log: log,
 	})
 	return d, creds, log, err
 }
+
+// credsPollInterval is how often "tunnel forward" checks its certificate,
+// key and CA files for changes.
+const credsPollInterval = 5 * time.Second
 
 func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.ParseForward(args, os.LookupEnv, stdout)
@@ -130,23 +143,31 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	reload := func(why string) {
+		if err := creds.Reload(); err != nil {
+			log.Error().Str("event", "reload_failed").Str("trigger", why).Err(err).Msg("keeping the previous client certificate")
+		} else {
+			log.Info().Str("event", "reloaded").Str("trigger", why).Msg("client certificate reloaded; new sessions use it")
+		}
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go func() {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
 		for {
 			select {
 			case <-hup:
-				if err := creds.Reload(); err != nil {
-					log.Error().Str("event", "reload_failed").Err(err).Msg("keeping the previous client certificate")
-				} else {
-					log.Info().Str("event", "reloaded").Msg("client certificate reloaded; new sessions use it")
-				}
+				reload("SIGHUP")
 			case <-ctx.Done():
 				return
 			}
 		}
-	}()
+	})
+	wg.Go(func() {
+		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.CA}, func() { reload("file change") })
+	})
 	return f.Serve(ctx)
 }
 
