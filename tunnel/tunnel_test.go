@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -211,4 +212,59 @@ func echoCheck(c net.Conn, n int) error {
 		return errors.New("echo differs from what was sent")
 	}
 	return nil
+}
+
+func TestPinsAndGatewayAllow(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	fp := conn.IdentityOf(p.Server.Issued.Cert).SHA256
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	only := func(rule string) *acl.Set {
+		rules, err := acl.ParseList(rule)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := acl.New(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		pins  []string
+		allow *acl.Set
+		want  string // "" for success, else in the error
+	}{
+		{"matching pin", []string{fp}, nil, ""},
+		{"other pin", []string{strings.Repeat("ab", 32)}, nil, "matches no --pin"},
+		{"gateway address allowed", nil, only("127.0.0.0/8"), ""},
+		{"gateway address not allowed", nil, only("10.0.0.0/8"), "we refused to connect"},
+		{"gateway address denied", nil, only("0.0.0.0/0,!127.0.0.1"), "denied by !127.0.0.1/32"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost",
+				Pins: tc.pins, GatewayAllow: tc.allow, ConnectTimeout: 3 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			c, err := d.Dial(context.Background(), "echo")
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+				return
+			}
+			var de *tunnel.DialError
+			if !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v; want a *tunnel.DialError saying %q", err, tc.want)
+			}
+		})
+	}
 }
