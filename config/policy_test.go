@@ -307,6 +307,10 @@ func TestParsePolicyErrors(t *testing.T) {
 			[]string{`p.yaml:3: "!10.9.0.0/16": an unquoted "!" starts a YAML tag...; want the rule in quotes: "!10.9.0.0/16"`}, nil},
 		{"unquoted deny rule in a flow list", "routes:\n  pg:\n    backend: db:1\n    identities: [any]\n    networks: [10.0.0.0/8, ! 10.9.0.0/16]\n",
 			[]string{`p.yaml:5: "!10.9.0.0/16": an unquoted "!" starts a YAML tag...`}, nil},
+		{"bare tag after multi-byte text", "routes:\n  pg:\n    backend: db:1\n    identities: [\"cn:éééé\", ! cn:x]\n",
+			[]string{`p.yaml:4: YAML tag "!": tags are not supported...`}, nil},
+		{"bare tag on a later line after CR LF", "routes:\r\n  pg:\r\n    backend: db:1\r\n    identities:\r\n      - ! cn:x\r\n",
+			[]string{`p.yaml:5: YAML tag "!": tags are not supported...`}, nil},
 		{"tag", "routes:\n  pg:\n    backend: !!str db:1\n    identities: [any]\n",
 			[]string{`p.yaml:3: YAML tag "!!str": tags are not supported; want plain values without tags...`}, nil},
 		{"local tag", "default_route: !x pg\n" + route, []string{`p.yaml:1: YAML tag "!x": tags are not supported...`}, nil},
@@ -796,5 +800,40 @@ func TestDocPolicyParses(t *testing.T) {
 	if len(p.Allow) != 2 || p.DefaultRoute != "pg" || len(p.Routes) != 1 || len(p.Routes[0].Identities) != 2 ||
 		len(p.Routes[0].Networks) != 1 || p.Routes[0].MaxStreams != 200 || p.Routes[0].DialTimeout != 3*time.Second {
 		t.Errorf("got %+v", p)
+	}
+}
+
+// TestPolicyFormatQuoting formats route names and identity values that YAML
+// would read as something else unless quoted, and reads them back.
+func TestPolicyFormatQuoting(t *testing.T) {
+	names := []string{"-", "-a", ":", "::", "a:", ".", "...", "---", "null", "Null", "NULL", "true", "y", "yes", "on",
+		"off", "0o7", "0x1F", "1e3", "1_000", ".inf", ".nan", "1.5", "2001-12-14", "12:30:00", "_", "a.b:c", "0"}
+	values := []string{"cn:- x", "cn:'q'", `cn:"`, "cn:a: b", "cn:#x", "cn:x #y", "cn:@x", "cn:`x", "cn:%x", "cn:|",
+		"cn:>", "cn:&x", "cn:*x", "cn:!x", "cn:{x}", "cn:[x]", "cn:,x", "cn:?x", "cn:é ü", "cn:a\tb", "cn:a\\nb",
+		"ou:" + strings.Repeat("long words ", 20) + "end", "cn:null", "cn:~", "o:--- ...", "email:A@B.C",
+		"uri:spiffe://corp/a%20b/*", "dns:*.EXAMPLE.com."}
+	p := &Policy{Allow: []acl.Rule{rule(t, "!::/0", 0), rule(t, "::ffff:10.0.0.0/104", 0)}}
+	for i, n := range names {
+		r := PolicyRoute{Name: n, Backend: "h:1"}
+		for _, v := range values[i%len(values):] {
+			pat, err := conn.ParsePattern(v)
+			if err != nil {
+				t.Fatalf("%q: %v", v, err)
+			}
+			r.Identities = append(r.Identities, pat)
+		}
+		p.Routes = append(p.Routes, r)
+	}
+	p.DefaultRoute = "null"
+	text, err := p.Format()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParsePolicy(text, "")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	if !policyEqual(p, back) {
+		t.Errorf("Format:\n%s\nreads back as\n%+v", text, back)
 	}
 }
