@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -835,5 +836,28 @@ func TestPolicyFormatQuoting(t *testing.T) {
 	}
 	if !policyEqual(p, back) {
 		t.Errorf("Format:\n%s\nreads back as\n%+v", text, back)
+	}
+}
+
+// BenchmarkParsePolicy measures what a reload of policies of growing size
+// costs: parsing, checks and rule compilation.
+func BenchmarkParsePolicy(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		var sb strings.Builder
+		sb.WriteString("allow:\n  - 10.0.0.0/8\n  - \"!10.9.0.0/16\"\nroutes:\n")
+		for i := range n {
+			fmt.Fprintf(&sb, "  r%d.gw.example.com:\n    backend: db%d.internal:5432\n    identities: [\"uri:spiffe://corp/app%d/*\", \"cn:dba\"]\n"+
+				"    networks: [\"10.%d.0.0/16\", \"!10.%d.9.0/24\"]\n    max_streams: 200\n    dial_timeout: 3s\n", i, i, i, i%256, i%256)
+		}
+		data := []byte(sb.String())
+		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := ParsePolicy(data, "bench.yaml"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
