@@ -163,7 +163,9 @@ var gatewaySettings = sync.OnceValue(func() map[string]*setting {
 // Validate checks the settings, alone and together, and returns every
 // problem found (joined with errors.Join), each a [*SettingError] wrapping
 // [ErrInvalid]. It checks that the files named can be read but does not
-// parse them. It does not modify g.
+// parse them: with Policy, it refuses Routes, AllowIDs and DefaultRoute
+// and accepts Policy in place of a network allow-list, and
+// [Gateway.LoadPolicy] checks the rest. It does not modify g.
 func (g *Gateway) Validate() error {
 	set := gatewaySettings()
 	var errs []error
