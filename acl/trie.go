@@ -115,44 +115,36 @@ func finalEntry(i int, deny bool) uint32 {
 // find returns the final entry for a and whether it names an IPv6 record
 // (else IPv4, or no rule). IPv4-mapped IPv6 addresses are looked up as
 // IPv4; zones are ignored; the invalid address matches nothing.
-//
-// The descent is bounded by the number of octets: the builder never puts
-// children below the last one.
 func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
 	hi, lo := addrWords(&a)
-	t, levels := &s.v6, 16
-	switch {
-	case a.Is4() || hi == 0 && lo>>32 == 0xffff && a.IsValid():
-		// IPv4, or IPv4-mapped: the 32 bits of lo go to the top of the key.
-		hi, lo = lo<<32, 0
-		t, levels = &s.v4, 4
-	case !a.IsValid():
-		return 0, false
-	default:
-		v6 = true
+	if !a.Is4() && (hi != 0 || lo>>32 != 0xffff) {
+		if hi|lo == 0 && !a.IsValid() {
+			return 0, false // the zero Addr reads as ::
+		}
+		return s.find6(hi, lo), true
 	}
-	key0, key1 := hi, lo // the address, consumed octet by octet from the top
+	// IPv4, here rather than in a function of its own to save a call. The
+	// descent is bounded: the builder puts no children below the last octet.
+	a4 := uint32(lo)
+	t := &s.v4
 	var ni uint32
-	level := 0
+	shift := 24 // of the octet resolved next
 	if t.direct != nil {
-		e = t.direct[key0>>48]
-		if e&kindMask == kindFinal {
-			return e, v6
+		e = t.direct[a4>>16]
+		switch e & kindMask {
+		case kindFinal:
+			return e, false
+		case kindCheck:
+			return s.check4(e, 16, a4), false
 		}
-		if e&kindMask == kindCheck {
-			return s.resolve(e, 16, hi, lo, v6), v6
-		}
-		ni = e & idxMask
-		level = 2
-		key0, key1 = key0<<16|key1>>48, key1<<16
+		ni, shift = e&idxMask, 8
 	}
 	nodes := t.nodes
 	if len(nodes) == 0 {
 		return 0, false // the zero Set
 	}
-	for ; level < levels; level++ {
-		o := key0 >> 56
-		key0, key1 = key0<<8|key1>>56, key1<<8
+	for ; shift >= 0; shift -= 8 {
+		o := uint64(a4>>uint(shift)) & 0xff
 		h := &nodes[ni].h[o>>7]
 		j := (o >> 6) & 1
 		nw := &h.w[j]
@@ -163,15 +155,85 @@ func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
 		}
 		e = h.def
 		if nw.alt&m != 0 {
-			r := h.leafBase + uint32(h.leafRank[j]) + uint32(bits.OnesCount64(nw.runs&(m<<1-1)))
-			e = t.leaves[r-1]
+			e = t.leaves[h.leafBase+uint32(h.leafRank[j])+uint32(bits.OnesCount64(nw.runs&(m<<1-1)))-1]
 		}
 		if e&kindMask == kindCheck {
-			e = s.resolve(e, 8*level+8, hi, lo, v6)
+			e = s.check4(e, 32-shift, a4)
 		}
-		return e, v6
+		return e, false
 	}
 	return 0, false
+}
+
+// find6 returns the final entry for an IPv6 address; see find4.
+func (s *Set) find6(hi, lo uint64) uint32 {
+	t := &s.v6
+	var ni uint32
+	k0, k1 := hi, lo // the address, consumed octet by octet from the top
+	level := 0
+	if t.direct != nil {
+		e := t.direct[hi>>48]
+		switch e & kindMask {
+		case kindFinal:
+			return e
+		case kindCheck:
+			return s.check6(e, 16, hi, lo)
+		}
+		ni, level = e&idxMask, 2
+		k0, k1 = k0<<16|k1>>48, k1<<16
+	}
+	nodes := t.nodes
+	if len(nodes) == 0 {
+		return 0 // the zero Set
+	}
+	for ; level < 16; level++ {
+		o := k0 >> 56
+		k0, k1 = k0<<8|k1>>56, k1<<8
+		h := &nodes[ni].h[o>>7]
+		j := (o >> 6) & 1
+		nw := &h.w[j]
+		m := uint64(1) << (o & 63)
+		if nw.child&m != 0 {
+			ni = h.childBase + uint32(h.childRank[j]) + uint32(bits.OnesCount64(nw.child&(m-1)))
+			continue
+		}
+		e := h.def
+		if nw.alt&m != 0 {
+			e = t.leaves[h.leafBase+uint32(h.leafRank[j])+uint32(bits.OnesCount64(nw.runs&(m<<1-1)))-1]
+		}
+		if e&kindMask == kindCheck {
+			e = s.check6(e, 8*level+8, hi, lo)
+		}
+		return e
+	}
+	return 0
+}
+
+// check4 resolves the check entry e found at a slot depth bits deep for
+// IPv4 address a. It handles the usual chain of one rule itself and leaves
+// longer chains to resolve.
+func (s *Set) check4(e uint32, depth int, a uint32) uint32 {
+	rc := &s.recs4[e&idxMask]
+	// A shift by 32 yields 0 in Go, so /0 contains everything.
+	if (a^rc.addr)&(^uint32(0)<<(32-uint(rc.bits))) == 0 {
+		return finalEntry(int(e&idxMask), rc.deny)
+	}
+	if int(rc.pbits) <= depth { // also when there is no parent: pbits 0
+		return rc.parent
+	}
+	return s.resolve(kindCheck|(rc.parent&idxMask-1), depth, uint64(a)<<32, 0, false)
+}
+
+// check6 is check4 for IPv6.
+func (s *Set) check6(e uint32, depth int, hi, lo uint64) uint32 {
+	rc := &s.recs6[e&idxMask]
+	if contains6(rc, hi, lo) {
+		return finalEntry(int(e&idxMask), rc.deny)
+	}
+	if int(rc.pbits) <= depth {
+		return rc.parent
+	}
+	return s.resolve(kindCheck|(rc.parent&idxMask-1), depth, hi, lo, true)
 }
 
 // resolve turns the check entry e found at a slot depth bits deep into a
