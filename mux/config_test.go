@@ -116,13 +116,13 @@ func TestCoalesce(t *testing.T) {
 	}
 }
 
-// TestCoalesceSession runs real streams over a session whose client side is
-// coalesced.
+// TestCoalesceSession runs streams of several sizes over a session
+// coalesced on both ends (the Client default, and the test gateway's).
 func TestCoalesceSession(t *testing.T) {
 	be := startBackend(t, echo)
 	g := startGateway(t, true, routeTo(map[string]string{"echo": be.addr()}))
 	inner := g.dialer(new(atomic.Int32))
-	c := NewClient(ClientConfig{Dial: inner, Yamux: testConfig(), Coalesce: true})
+	c := NewClient(ClientConfig{Dial: inner, Yamux: testConfig()})
 	defer c.Close()
 	for _, size := range []int{1, 100, 16 << 10, 200 << 10} {
 		st, err := c.Open(t.Context(), "echo")

@@ -130,6 +130,12 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 // (or TLS), closed at the end of the test, and the server's raw TCP conn.
 func sessionPair(t testing.TB, useTLS bool) (client, server *yamux.Session, serverRaw net.Conn) {
 	t.Helper()
+	return sessionPairOpts(t, useTLS, false)
+}
+
+// sessionPairOpts is sessionPair, optionally with Coalesce on both ends.
+func sessionPairOpts(t testing.TB, useTLS, coalesce bool) (client, server *yamux.Session, serverRaw net.Conn) {
+	t.Helper()
 	c, s := tcpPair(t)
 	var cc, sc net.Conn = c, s
 	if useTLS {
@@ -143,6 +149,9 @@ func sessionPair(t testing.TB, useTLS bool) (client, server *yamux.Session, serv
 			t.Fatal(err)
 		}
 		cc, sc = tc, ts
+	}
+	if coalesce {
+		cc, sc = Coalesce(cc), Coalesce(sc)
 	}
 	cs, err := yamux.Client(cc, testConfig())
 	if err != nil {
@@ -266,6 +275,9 @@ func (g *gateway) acceptLoop() {
 				continue
 			}
 			c = tc
+		}
+		if g.useTLS {
+			c = Coalesce(c) // as the gateway does; plain TCP runs without
 		}
 		sess, err := yamux.Server(c, testConfig())
 		if err != nil {

@@ -12,14 +12,13 @@ import (
 )
 
 func TestStreamConformance(t *testing.T) {
-	for _, useTLS := range []bool{false, true} {
-		name := "tcp"
-		if useTLS {
-			name = "tls"
-		}
-		t.Run(name, func(t *testing.T) {
+	for _, tt := range []struct {
+		name             string
+		useTLS, coalesce bool
+	}{{"tcp", false, false}, {"tls", true, false}, {"tls-coalesced", true, true}} {
+		t.Run(tt.name, func(t *testing.T) {
 			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				cs, ss, _ := sessionPair(t, useTLS)
+				cs, ss, _ := sessionPairOpts(t, tt.useTLS, tt.coalesce)
 				a, b := streamPair(t, cs, ss)
 				return a, b, func() { a.Close(); b.Close(); cs.Close(); ss.Close() }, nil
 			})
