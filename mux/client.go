@@ -144,7 +144,8 @@ func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
 			return nil, err
 		}
 		switch {
-		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, yamux.ErrRemoteGoAway):
+		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, yamux.ErrRemoteGoAway),
+			errors.Is(err, ErrSessionClosed):
 			// The session died or the gateway is draining it: no byte
 			// of the caller's went out; retry on a fresh session.
 			c.retire(sess, err)

@@ -224,13 +224,16 @@ func halfClose(c net.Conn) {
 	}
 }
 
-// reset makes the next Close of c send a TCP RST, when c is or wraps a TCP
-// connection.
+// reset closes the TCP connection that is or is under c with SetLinger(0),
+// so the peer gets an RST. The TCP connection under a *tls.Conn is closed
+// directly: closing the tls.Conn would first send close_notify, which the
+// peer would read as a clean end.
 func reset(c net.Conn) {
 	for range 4 { // unwrap a few layers at most
 		switch t := c.(type) {
 		case interface{ SetLinger(int) error }:
 			_ = t.SetLinger(0)
+			_ = c.Close()
 			return
 		case *tls.Conn:
 			c = t.NetConn()

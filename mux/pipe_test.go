@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -311,4 +312,72 @@ func TestPipeCloseStops(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Pipe did not return after Close")
 	}
+}
+
+// tlsPair returns both ends of a loopback TLS connection, handshake done.
+func tlsPair(t testing.TB) (client, server *tls.Conn) {
+	t.Helper()
+	c, s := tcpPair(t)
+	tc, ts := tls.Client(c, getPKI().client.Clone()), tls.Server(s, getPKI().server.Clone())
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Handshake() }()
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	return tc, ts
+}
+
+// TestPipeTLS pipes a TLS connection to TCP, as direct mode does: TLS
+// half-close (close_notify) and reset propagation.
+func TestPipeTLS(t *testing.T) {
+	t.Run("half-close", func(t *testing.T) {
+		app, front := tlsPair(t)
+		back, be := tcpPair(t)
+		done := make(chan pipeResult, 1)
+		go func() {
+			x, y, err := Pipe(front, back)
+			done <- pipeResult{x, y, err}
+		}()
+		data := randomBytes(t, 200<<10)
+		go func() {
+			app.Write(data)
+			app.CloseWrite()
+		}()
+		be.SetDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(be)
+		if err != nil || sha256.Sum256(got) != sha256.Sum256(data) {
+			t.Fatalf("backend read %d of %d bytes, %v", len(got), len(data), err)
+		}
+		be.Write([]byte("reply"))
+		be.CloseWrite()
+		app.SetDeadline(time.Now().Add(10 * time.Second))
+		reply, err := io.ReadAll(app)
+		if err != nil || string(reply) != "reply" {
+			t.Fatalf("app read %q, %v after its half-close", reply, err)
+		}
+		if res := <-done; res.err != nil || res.aToB != int64(len(data)) || res.bToA != 5 {
+			t.Fatalf("Pipe = %+v", res)
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		app, front := tlsPair(t)
+		back, be := tcpPair(t)
+		done := make(chan pipeResult, 1)
+		go func() {
+			x, y, err := Pipe(front, back)
+			done <- pipeResult{x, y, err}
+		}()
+		be.SetLinger(0)
+		be.Close()
+		if res := <-done; !errors.Is(res.err, syscall.ECONNRESET) {
+			t.Fatalf("Pipe error %v, want ECONNRESET", res.err)
+		}
+		app.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := app.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("TLS app read %v, want ECONNRESET", err)
+		}
+	})
 }

@@ -19,6 +19,14 @@ import (
 //     Read and Write calls fail with an error wrapping net.ErrClosed.
 //   - Read returns [ErrSessionClosed] instead of io.EOF when the stream ended
 //     because its session died rather than because the peer closed it.
+//     yamux does not tell the two apart, so this looks at the session when
+//     the stream ends: a peer that half-closes and then closes the whole
+//     session at once can, rarely, make a complete stream end in
+//     ErrSessionClosed.
+//
+// hashicorp/yamux offers no way to reset a stream: Close sends FIN, and a
+// peer still writing to a closed stream stalls once the window is full
+// until this side's StreamCloseTimeout fires and resets it.
 //
 // Create one with [Wrap]. Like net.Conn, a Stream is safe for one reader and
 // one writer at a time plus concurrent Close and deadline calls.
