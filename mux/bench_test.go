@@ -17,8 +17,8 @@ import (
 // session over loopback TLS:
 //
 //	yamux   bare yamux streams echoed by the server (the floor)
-//	client  Client.Open + ServeStream + a TCP echo backend, DisableCoalesce
-//	coalesced  the same with Coalesce on the client (the default)
+//	client  Client.Open + ServeStream + a TCP echo backend
+//	coalesced  the same with ClientConfig.Coalesce
 func BenchmarkStreamOpen(b *testing.B) {
 	msg := make([]byte, 64)
 	b.Run("yamux", func(b *testing.B) {
@@ -57,7 +57,7 @@ func BenchmarkStreamOpen(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			be := startBackend(b, func(c *net.TCPConn) { io.Copy(c, c) })
 			g := startGateway(b, true, routeTo(map[string]string{"echo": be.addr()}))
-			c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), DisableCoalesce: !coalesce})
+			c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), Coalesce: coalesce})
 			defer c.Close()
 			b.ReportAllocs()
 			buf := make([]byte, 64)

@@ -117,12 +117,12 @@ func TestCoalesce(t *testing.T) {
 }
 
 // TestCoalesceSession runs streams of several sizes over a session
-// coalesced on both ends (the Client default, and the test gateway's).
+// coalesced on both ends.
 func TestCoalesceSession(t *testing.T) {
 	be := startBackend(t, echo)
 	g := startGateway(t, true, routeTo(map[string]string{"echo": be.addr()}))
 	inner := g.dialer(new(atomic.Int32))
-	c := NewClient(ClientConfig{Dial: inner, Yamux: testConfig()})
+	c := NewClient(ClientConfig{Dial: inner, Yamux: testConfig(), Coalesce: true})
 	defer c.Close()
 	for _, size := range []int{1, 100, 16 << 10, 200 << 10} {
 		st, err := c.Open(t.Context(), "echo")
