@@ -38,6 +38,12 @@ func putBuf(b *[]byte) { bufPool.Put(b) }
 // the other direction and returns the first error. A yamux stream that ends
 // because its session died counts as such a failure, not as io.EOF.
 //
+// Pipe reads and writes through a and b as given. A wrapper type (adding
+// idle timeouts, metrics...) that returns the connection it wraps from a
+// NetConn() net.Conn method, as *tls.Conn does, lets Pipe see what is under
+// it: the TCP connection to reset, the yamux stream whose session to check
+// and whose idle receive buffer to release.
+//
 // Copy buffers of [BufferSize] bytes come from a pool and are held only
 // while data moves: a *net.TCPConn source (on Unix) is waited on for
 // readability without a buffer, and other sources are read into a small
@@ -122,13 +128,25 @@ type reader struct {
 
 func newReader(src net.Conn) *reader {
 	r := &reader{src: src}
-	switch s := src.(type) {
-	case *Stream:
-		r.ystream = s.Stream
-	case *yamux.Stream:
-		r.ystream = s
-	case *net.TCPConn:
+	if s, ok := src.(*net.TCPConn); ok {
 		r.raw = newRawReader(s)
+	}
+	// Reads go through src; a yamux stream under wrappers is found for
+	// Shrink and for the session check.
+	c := src
+	for range 4 {
+		switch s := c.(type) {
+		case *Stream:
+			r.ystream = s.Stream
+			return r
+		case *yamux.Stream:
+			r.ystream = s
+			return r
+		case interface{ NetConn() net.Conn }:
+			c = s.NetConn()
+		default:
+			return r
+		}
 	}
 	return r
 }

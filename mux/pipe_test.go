@@ -381,3 +381,48 @@ func TestPipeTLS(t *testing.T) {
 		}
 	})
 }
+
+// wrapped is a net.Conn wrapper that exposes what it wraps, and counts
+// reads to prove Pipe reads through it.
+type wrapped struct {
+	net.Conn
+	reads atomic.Int32
+}
+
+func (w *wrapped) Read(b []byte) (int, error) { w.reads.Add(1); return w.Conn.Read(b) }
+func (w *wrapped) NetConn() net.Conn          { return w.Conn }
+func (w *wrapped) CloseWrite() error          { return w.Conn.(interface{ CloseWrite() error }).CloseWrite() }
+
+// TestPipeLooksThroughWrappers: a wrapped stream whose session dies still
+// makes Pipe reset the (wrapped) TCP side, and reads go through wrappers.
+func TestPipeLooksThroughWrappers(t *testing.T) {
+	cs, ss, raw := sessionPair(t, false)
+	a, b := streamPair(t, cs, ss)
+	defer b.Close()
+	app, local := tcpPair(t)
+	ws, wl := &wrapped{Conn: a}, &wrapped{Conn: local}
+	if r := newReader(ws); r.ystream != a.Stream {
+		t.Fatal("newReader did not find the stream under the wrapper")
+	}
+	done := make(chan pipeResult, 1)
+	go func() {
+		x, y, err := Pipe(wl, ws)
+		done <- pipeResult{x, y, err}
+	}()
+	b.Write([]byte("hi"))
+	app.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(app, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+	raw.(*net.TCPConn).SetLinger(0)
+	raw.Close()
+	if _, err := app.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("app read %v, want ECONNRESET through the wrapper", err)
+	}
+	if res := <-done; !errors.Is(res.err, ErrSessionClosed) {
+		t.Fatalf("Pipe error %v, want ErrSessionClosed", res.err)
+	}
+	if ws.reads.Load() == 0 || wl.reads.Load() == 0 {
+		t.Fatalf("reads through wrappers: stream %d, tcp %d", ws.reads.Load(), wl.reads.Load())
+	}
+}
