@@ -125,7 +125,7 @@ func handshakeReason(err error) string {
 // naming a route, which is authorized, answered and then piped.
 func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	s := c.srv
-	sess, err := yamux.Server(tc, s.yamux)
+	sess, err := yamux.Server(mux.Coalesce(tc), s.yamux)
 	if err != nil {
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return
@@ -264,10 +264,10 @@ func (c *serverConn) carry(client net.Conn, r *route, backend net.Conn) (in, out
 	}
 	switch r.backend {
 	case BuiltinEcho:
-		return echo(client)
+		n, err := mux.Echo(client)
+		return n, n, err
 	case BuiltinDiscard:
-		n, err := io.Copy(io.Discard, client)
-		client.Close()
+		n, err := mux.Discard(client)
 		return n, 0, err
 	}
 	return mux.Pipe(client, backend)

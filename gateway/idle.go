@@ -1,40 +1,10 @@
 package gateway
 
 import (
-	"errors"
-	"io"
 	"net"
 	"sync/atomic"
 	"time"
 )
-
-// echo sends back everything it reads, then half-closes when the client
-// does, so a client can tell the echo is complete.
-func echo(c net.Conn) (in, out int64, err error) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, rerr := c.Read(buf)
-		if n > 0 {
-			in += int64(n)
-			w, werr := c.Write(buf[:n])
-			out += int64(w)
-			if werr != nil {
-				c.Close()
-				return in, out, werr
-			}
-		}
-		if rerr != nil {
-			if errors.Is(rerr, io.EOF) {
-				rerr = nil
-				if cw, ok := c.(interface{ CloseWrite() error }); ok {
-					_ = cw.CloseWrite()
-				}
-			}
-			c.Close()
-			return in, out, rerr
-		}
-	}
-}
 
 // idleConn closes itself when neither direction has moved a byte for d.
 type idleConn struct {
@@ -71,6 +41,9 @@ func (c *idleConn) Write(b []byte) (int, error) {
 	c.last.Store(time.Now().UnixNano())
 	return n, err
 }
+
+// NetConn returns the wrapped connection, so Pipe can see through to it.
+func (c *idleConn) NetConn() net.Conn { return c.Conn }
 
 func (c *idleConn) CloseWrite() error {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
