@@ -51,6 +51,11 @@
 //   - Rules are kept as compact records (16 bytes for IPv4, 32 for IPv6)
 //     in input order, from which Decide rebuilds the Rule it reports.
 //
+// Building is a sort and one pass over the rules; 100,000 rules take well
+// under 100 ms. Memory is about 50 bytes per rule for typical lists; the
+// worst case, rules that pair up along long shared IPv6 paths, is bounded
+// by one 128-byte node per octet of each rule, under 2 KiB per rule.
+//
 // A one-bit-per-level (binary or path-compressed Patricia) trie would need
 // up to 32 or 128 dependent steps, and a sorted-range search such as
 // netipx.IPSet about log2(n) of them. The compared alternatives and their

@@ -117,34 +117,74 @@ func finalEntry(i int, deny bool) uint32 {
 // IPv4; zones are ignored; the invalid address matches nothing.
 func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
 	hi, lo := addrWords(&a)
-	if !a.Is4() && (hi != 0 || lo>>32 != 0xffff) {
-		if hi|lo == 0 && !a.IsValid() {
-			return 0, false // the zero Addr reads as ::
+	// Both loops are here rather than in functions of their own, to save a
+	// call. Both descents are bounded: the builder puts no children below
+	// the last octet.
+	if a.Is4() || hi == 0 && lo>>32 == 0xffff {
+		a4 := uint32(lo)
+		t := &s.v4
+		var ni uint32
+		shift := 24 // of the octet resolved next
+		if t.direct != nil {
+			e = t.direct[a4>>16]
+			switch e & kindMask {
+			case kindFinal:
+				return e, false
+			case kindCheck:
+				return s.check4(e, 16, a4), false
+			}
+			ni, shift = e&idxMask, 8
 		}
-		return s.find6(hi, lo), true
+		nodes := t.nodes
+		if len(nodes) == 0 {
+			return 0, false // the zero Set
+		}
+		for ; shift >= 0; shift -= 8 {
+			o := uint64(a4>>uint(shift)) & 0xff
+			h := &nodes[ni].h[o>>7]
+			j := (o >> 6) & 1
+			nw := &h.w[j]
+			m := uint64(1) << (o & 63)
+			if nw.child&m != 0 {
+				ni = h.childBase + uint32(h.childRank[j]) + uint32(bits.OnesCount64(nw.child&(m-1)))
+				continue
+			}
+			e = h.def
+			if nw.alt&m != 0 {
+				e = t.leaves[h.leafBase+uint32(h.leafRank[j])+uint32(bits.OnesCount64(nw.runs&(m<<1-1)))-1]
+			}
+			if e&kindMask == kindCheck {
+				e = s.check4(e, 32-shift, uint32(lo))
+			}
+			return e, false
+		}
+		return 0, false
 	}
-	// IPv4, here rather than in a function of its own to save a call. The
-	// descent is bounded: the builder puts no children below the last octet.
-	a4 := uint32(lo)
-	t := &s.v4
+	if hi|lo == 0 && !a.IsValid() {
+		return 0, false // the zero Addr reads as ::
+	}
+	t := &s.v6
 	var ni uint32
-	shift := 24 // of the octet resolved next
+	k0, k1 := hi, lo // the address, consumed octet by octet from the top
+	level := 0
 	if t.direct != nil {
-		e = t.direct[a4>>16]
+		e = t.direct[hi>>48]
 		switch e & kindMask {
 		case kindFinal:
-			return e, false
+			return e, true
 		case kindCheck:
-			return s.check4(e, 16, a4), false
+			return s.check6(e, 16, hi, lo), true
 		}
-		ni, shift = e&idxMask, 8
+		ni, level = e&idxMask, 2
+		k0, k1 = k0<<16|k1>>48, k1<<16
 	}
 	nodes := t.nodes
 	if len(nodes) == 0 {
 		return 0, false // the zero Set
 	}
-	for ; shift >= 0; shift -= 8 {
-		o := uint64(a4>>uint(shift)) & 0xff
+	for ; level < 16; level++ {
+		o := k0 >> 56
+		k0, k1 = k0<<8|k1>>56, k1<<8
 		h := &nodes[ni].h[o>>7]
 		j := (o >> 6) & 1
 		nw := &h.w[j]
@@ -158,55 +198,14 @@ func (s *Set) find(a netip.Addr) (e uint32, v6 bool) {
 			e = t.leaves[h.leafBase+uint32(h.leafRank[j])+uint32(bits.OnesCount64(nw.runs&(m<<1-1)))-1]
 		}
 		if e&kindMask == kindCheck {
-			e = s.check4(e, 32-shift, a4)
-		}
-		return e, false
-	}
-	return 0, false
-}
-
-// find6 returns the final entry for an IPv6 address; see find4.
-func (s *Set) find6(hi, lo uint64) uint32 {
-	t := &s.v6
-	var ni uint32
-	k0, k1 := hi, lo // the address, consumed octet by octet from the top
-	level := 0
-	if t.direct != nil {
-		e := t.direct[hi>>48]
-		switch e & kindMask {
-		case kindFinal:
-			return e
-		case kindCheck:
-			return s.check6(e, 16, hi, lo)
-		}
-		ni, level = e&idxMask, 2
-		k0, k1 = k0<<16|k1>>48, k1<<16
-	}
-	nodes := t.nodes
-	if len(nodes) == 0 {
-		return 0 // the zero Set
-	}
-	for ; level < 16; level++ {
-		o := k0 >> 56
-		k0, k1 = k0<<8|k1>>56, k1<<8
-		h := &nodes[ni].h[o>>7]
-		j := (o >> 6) & 1
-		nw := &h.w[j]
-		m := uint64(1) << (o & 63)
-		if nw.child&m != 0 {
-			ni = h.childBase + uint32(h.childRank[j]) + uint32(bits.OnesCount64(nw.child&(m-1)))
-			continue
-		}
-		e := h.def
-		if nw.alt&m != 0 {
-			e = t.leaves[h.leafBase+uint32(h.leafRank[j])+uint32(bits.OnesCount64(nw.runs&(m<<1-1)))-1]
-		}
-		if e&kindMask == kindCheck {
+			// Read the address again rather than keep it in registers
+			// through the loop.
+			hi, lo := addrWords(&a)
 			e = s.check6(e, 8*level+8, hi, lo)
 		}
-		return e
+		return e, true
 	}
-	return 0
+	return 0, false
 }
 
 // check4 resolves the check entry e found at a slot depth bits deep for
