@@ -227,6 +227,7 @@ const (
 	tGatewayMux = "gateway (mux)"
 	tGatewayDir = "gateway (direct)"
 	tGatewayCo  = "gateway (mux, coalesce)"
+	tGatewayB   = "gateway (mux, builtin:echo)"
 )
 
 // loadRuns starts the targets and runs each group of loads.
@@ -270,6 +271,7 @@ func (s *suite) loadRuns(ctx context.Context) error {
 	hs := []string{"--mode", "handshake", "--concurrency", c}
 	add(gHandshake, tGatewayMux, gw, "echo", hs...)
 	add(gHandshake, tGatewayDir, gw, "echo", append(hs, "--direct")...)
+	add(gHandshake, tGatewayB, gw, "becho", hs...)
 	for _, t := range base("tlsterm", "haproxy", "stunnel", "tcprelay") {
 		add(gHandshake, t.name, t, "echo", hs...)
 	}
@@ -279,6 +281,7 @@ func (s *suite) loadRuns(ctx context.Context) error {
 	}
 	add(gStreams, tGatewayMux, gw, "echo", "--mode", "streams", "--concurrency", c)
 	add(gStreams, tGatewayCo, gw, "echo", "--mode", "streams", "--concurrency", c, "--coalesce")
+	add(gStreams, tGatewayB, gw, "becho", "--mode", "streams", "--concurrency", c)
 	tp := func(dir string, streams int) []string {
 		return []string{"--mode", "throughput", "--direction", dir, "--streams", strconv.Itoa(streams)}
 	}

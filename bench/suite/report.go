@@ -214,14 +214,23 @@ func (s *suite) checks() []check {
 	if hp := rate(s.find(gHandshake, "haproxy")); hp > 0 {
 		add("full handshakes/s, mux > haproxy", "> 1.00× haproxy", hsMux/hp, 1.0000001, "× haproxy", false)
 	}
-	if st := rate(s.find(gStreams, tGatewayMux)); st > 0 && hsMux > 0 {
-		add("stream opens/s ≥ 20× handshakes/s", "≥ 20×", st/hsMux, 20, "×", false)
+	for _, t := range []struct{ label, backend string }{{tGatewayMux, "TCP backend"}, {tGatewayB, "builtin:echo"}} {
+		hs, st := s.find(gHandshake, t.label), s.find(gStreams, t.label)
+		if rate(st) > 0 && rate(hs) > 0 {
+			add("stream opens/s ≥ 20× handshakes/s ("+t.backend+")", "≥ 20×", rate(st)/rate(hs), 20, "×", false)
+		}
+		if cpuPerOp(st) > 0 && cpuPerOp(hs) > 0 {
+			add("the same by gateway CPU per op ("+t.backend+")", "≥ 20×", cpuPerOp(hs)/cpuPerOp(st), 20, "×", false)
+		}
 	}
 	if tl := mbps(s.find(gBoth1, "tlsterm")); tl > 0 {
 		add("1-stream throughput ≥ 60% of the bare TLS terminator's", "≥ 0.60× tlsterm", mbps(s.find(gBoth1, tGatewayMux))/tl, 0.6, "× tlsterm", false)
 	}
 	if dn := rate(s.find(gDeny, tGatewayMux)); dn > 0 && hsMux > 0 {
 		add("denied connections/s ≥ 10× handshakes/s", "≥ 10×", dn/hsMux, 10, "×", false)
+	}
+	if dn, hs := cpuPerOp(s.find(gDeny, tGatewayMux)), cpuPerOp(s.find(gHandshake, tGatewayMux)); dn > 0 && hs > 0 {
+		add("the same by gateway CPU per op", "≥ 10×", hs/dn, 10, "×", false)
 	}
 	for _, m := range s.memory {
 		if m.route == "echo" {
@@ -259,9 +268,9 @@ func (s *suite) report() report {
 	}
 	w("%s\n", tt.String())
 
-	w("## Full mTLS handshakes\n\nEach operation: TCP connect, full TLS 1.3 handshake with a client certificate, one 64-byte round trip through the echo backend, close. `gateway (mux)` also starts a yamux session and opens one stream (the tunnel's path); `gateway (direct)` and the baselines carry the bytes on the TLS connection itself. tcprelay is plain TCP (no TLS): the ceiling of connection handling.\n\n%s\n", s.connTable(gHandshake))
+	w("## Full mTLS handshakes\n\nEach operation: TCP connect, full TLS 1.3 handshake with a client certificate, one 64-byte round trip through the TCP echo backend (so one backend connection per operation, for every target), close. `gateway (mux)` also starts a yamux session and opens one stream (the tunnel's path); `gateway (direct)` and the baselines carry the bytes on the TLS connection itself; `gateway (mux, builtin:echo)` answers inside the gateway, without a backend connection. tcprelay is plain TCP (no TLS): the ceiling of connection handling.\n\n%s\n", s.connTable(gHandshake))
 	w("## Resumed handshakes\n\nThe same with `--resume`: the workers share one TLS session cache.\n\n%s\n", s.connTable(gResume))
-	w("## Stream opens over one session\n\nOpen a stream, 64-byte round trip through the echo backend, close; %d workers on one mux session.\n\n%s\n", s.o.concurrency, s.connTable(gStreams))
+	w("## Stream opens over one session\n\nOpen a stream, 64-byte round trip, close; %d workers on one mux session; through the TCP echo backend (a backend connection per stream) or builtin:echo.\n\n%s\n", s.o.concurrency, s.connTable(gStreams))
 	w("## Throughput\n\nPayload MB/s (10^6 bytes) through the TCP backends: `both` counts the bytes echoed back (each went up first), `up` the bytes sent to the discard backend, `down` the bytes read from the source backend. Server CPU s/GB is per GB of that payload.\n\n")
 	for _, g := range []string{gBoth1, gUp1, gDown1, gBoth8} {
 		w("### %s\n\n%s\n", strings.TrimPrefix(g, "throughput "), s.throughputTable(g))
@@ -287,8 +296,8 @@ func (s *suite) report() report {
 	}
 	summary := b.String()
 	if s.micro != "" {
-		w("## Microbenchmarks\n\n`go test -run '^$' -bench . -benchmem -count 1 -benchtime %s %s` (benchstat reads this block as it is):\n\n```\n%s\n```\n\n",
-			s.o.benchtime, strings.Join(microPackages, " "), s.micro)
+		w("## Microbenchmarks\n\nBeside the hot code, run as\n\n```\n%s\n```\n\n(benchstat reads the block below as it is):\n\n```\n%s\n```\n\n",
+			microCommand(s.o.benchtime), s.micro)
 	}
 	return report{markdown: b.String(), summary: summary}
 }
