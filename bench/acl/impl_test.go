@@ -123,6 +123,9 @@ func getData(family string, n int) *data {
 	d.hit = Queries(d.prefixes, nQueries, true, seed+uint64(n), d.ipset.Contains)
 	d.miss = Queries(d.prefixes, nQueries, false, seed+uint64(n), d.ipset.Contains)
 	dataCache[key] = d
+	// Building leaves garbage behind; collect it now rather than let the
+	// collector run concurrently with the first benchmark.
+	runtime.GC()
 	return d
 }
 
