@@ -3,10 +3,25 @@ package aclbench
 import (
 	"fmt"
 	"net/netip"
+	"os"
+	"strconv"
 	"testing"
 )
 
-var impls = []string{"acl", "bart", "bartlite", "netipx", "linear"}
+var impls = rotate([]string{"acl", "bart", "bartlite", "netipx", "linear"}, os.Getenv("ACLBENCH_ROUND"))
+
+// rotate starts the list of implementations at position round, so that
+// run.sh can vary the order in which they run from round to round and no
+// implementation always runs first (right after the data are built) or
+// last.
+func rotate(list []string, round string) []string {
+	n, err := strconv.Atoi(round)
+	if err != nil || n <= 0 {
+		return list
+	}
+	n %= len(list)
+	return append(list[n:len(list):len(list)], list[:n]...)
+}
 
 // BenchmarkContains measures one membership lookup: is the address inside
 // an allowed prefix. Every implementation holds the same allow-only set.

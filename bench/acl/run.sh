@@ -15,6 +15,7 @@ trap 'rm -rf "$bin"' EXIT
 go test -c -o "$bin/aclbench.test" .
 : >"$out"
 for round in $(seq "$count"); do
+	export ACLBENCH_ROUND=$((round - 1)) # rotates the order of the implementations
 	for family in v4 v6; do
 		for n in 10 1000 100000; do
 			for kind in hit miss; do
@@ -26,5 +27,5 @@ for round in $(seq "$count"); do
 	done
 	echo "round $round of $count done" >&2
 done
-go run golang.org/x/perf/cmd/benchstat@latest -col /impl "$out"
+go run golang.org/x/perf/cmd/benchstat@latest -col "/impl@(acl bart bartlite netipx linear)" "$out"
 echo "raw results: $out" >&2
