@@ -66,7 +66,7 @@ func NewDialer(o Options) (*Dialer, error) {
 	}
 	d := &Dialer{opts: o}
 	if !o.Direct {
-		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log, Coalesce: true})
+		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log})
 	}
 	return d, nil
 }
