@@ -122,6 +122,7 @@ type reader struct {
 	raw     rawReader     // set for sources read with readiness waits
 	buf     *[]byte       // pooled buffer in use, or nil
 	bulk    bool          // raw source: the last read filled the buffer, keep it
+	next    bool          // other sources: the last read filled its buffer; read the next in bulk
 	shrink  *time.Timer   // yamux source: releases its receive buffer when idle
 	probe   [probeSize]byte
 }
@@ -165,9 +166,12 @@ func (r *reader) read() ([]byte, error) {
 		r.bulk = n == len(*buf)
 		return (*buf)[:n], err
 	}
-	// Other sources cannot tell whether a read would block, so every read
-	// starts small: an idle source blocks on the probe, never on a pooled
-	// buffer; in bulk this costs one short extra Read per BufferSize.
+	if r.next {
+		return r.readBulk()
+	}
+	// Other sources cannot tell whether a read would block, so a read
+	// after a short one starts small: an idle source blocks on the probe,
+	// never on a pooled buffer.
 	if r.ystream != nil && shrinkIdle {
 		// yamux keeps a stream's receive buffer at its peak size. Dropping
 		// it before every read costs a new buffer per frame in bulk, so
@@ -182,16 +186,23 @@ func (r *reader) read() ([]byte, error) {
 	if r.shrink != nil {
 		r.shrink.Stop()
 	}
-	if n < len(r.probe) || err != nil {
-		return r.probe[:n], r.check(err)
+	// A full probe means more data is probably waiting: the next read goes
+	// to a pooled buffer. This one returns at once all the same, since a
+	// second Read here could wait for data that only comes after the peer
+	// gets an answer to what the probe holds (a 512-byte query).
+	r.next = n == len(r.probe) && err == nil
+	return r.probe[:n], r.check(err)
+}
+
+// readBulk reads into a pooled buffer; a read that fills it keeps the next
+// one in bulk too, a short one goes back to the probe.
+func (r *reader) readBulk() ([]byte, error) {
+	if r.buf == nil {
+		r.buf = getBuf()
 	}
-	// The probe filled up: more data is probably waiting; go on in a
-	// pooled buffer.
-	r.buf = getBuf()
-	b := *r.buf
-	copy(b, r.probe[:])
-	m, err := r.src.Read(b[n:])
-	return b[:n+m], r.check(err)
+	n, err := r.src.Read(*r.buf)
+	r.next = n == len(*r.buf) && err == nil
+	return (*r.buf)[:n], r.check(err)
 }
 
 // shrinkIdle enables Stream.Shrink on idle yamux sources, after
@@ -210,7 +221,7 @@ func (r *reader) stop() {
 
 // release returns the pooled buffer unless a raw read filled it.
 func (r *reader) release() {
-	if r.buf != nil && !(r.raw != nil && r.bulk) {
+	if r.buf != nil && !(r.raw != nil && r.bulk) && !r.next {
 		putBuf(r.buf)
 		r.buf = nil
 	}
