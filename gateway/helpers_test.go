@@ -1,15 +1,9 @@
 package gateway_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
-	"fmt"
-	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
@@ -28,24 +23,7 @@ type env struct {
 	cfg  *config.Gateway
 	srv  *gateway.Server
 	addr string
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *testnet.SyncBuffer
 }
 
 func mustRules(t testing.TB, s string) []acl.Rule {
@@ -90,7 +68,7 @@ func start(t testing.TB, p *testpki.PKI, cfg *config.Gateway) *env {
 	if len(cfg.Allow) == 0 && cfg.AllowFile == "" && cfg.Policy == "" {
 		cfg.Allow = mustRules(t, "127.0.0.1,::1")
 	}
-	logs := &syncBuffer{}
+	logs := &testnet.SyncBuffer{}
 	srv, err := gateway.New(cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
@@ -127,64 +105,10 @@ func (e *env) dialer(t testing.TB, pair testpki.Pair, direct bool) *tunnel.Diale
 }
 
 // echoBackend is a TCP echo server on loopback that half-closes after EOF.
-func echoBackend(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
+func echoBackend(t testing.TB) string { return testnet.EchoServer(t) }
 
-// roundTrip writes n random bytes to c, half-closes, reads everything back
-// and checks it is the same, byte for byte.
-func roundTrip(c net.Conn, n int) error {
-	data := make([]byte, n)
-	_, _ = rand.Read(data)
-	want := sha256.Sum256(data)
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		errc <- err
-	}()
-	h := sha256.New()
-	got, err := io.Copy(h, c)
-	if werr := <-errc; werr != nil {
-		return werr
-	}
-	if err != nil {
-		return err
-	}
-	if got != int64(n) {
-		return fmt.Errorf("short echo: got %d bytes, want %d", got, n)
-	}
-	if !bytes.Equal(h.Sum(nil), want[:]) {
-		return errors.New("echoed bytes differ")
-	}
-	return nil
-}
+// roundTrip sends n random bytes through c and checks the echo.
+func roundTrip(c net.Conn, n int) error { return testnet.RoundTrip(c, n) }
 
 func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
@@ -188,83 +187,4 @@ func TestFailoverToSecondGateway(t *testing.T) {
 	}
 }
 
-func echoCheck(c net.Conn, n int) error {
-	data := make([]byte, n)
-	_, _ = rand.Read(data)
-	want := sha256.Sum256(data)
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(data)
-		if err == nil {
-			err = c.(interface{ CloseWrite() error }).CloseWrite()
-		}
-		werr <- err
-	}()
-	h := sha256.New()
-	got, err := io.Copy(h, c)
-	if e := <-werr; e != nil {
-		return e
-	}
-	if err != nil {
-		return err
-	}
-	if got != int64(n) || !bytes.Equal(h.Sum(nil), want[:]) {
-		return errors.New("echo differs from what was sent")
-	}
-	return nil
-}
-
-func TestPinsAndGatewayAllow(t *testing.T) {
-	p := testpki.New(t)
-	_, addr := startGateway(t, p)
-	fp := conn.IdentityOf(p.Server.Issued.Cert).SHA256
-	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	only := func(rule string) *acl.Set {
-		rules, err := acl.ParseList(rule)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := acl.New(rules)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	cases := []struct {
-		name  string
-		pins  []string
-		allow *acl.Set
-		want  string // "" for success, else in the error
-	}{
-		{"matching pin", []string{fp}, nil, ""},
-		{"other pin", []string{strings.Repeat("ab", 32)}, nil, "matches no --pin"},
-		{"gateway address allowed", nil, only("127.0.0.0/8"), ""},
-		{"gateway address not allowed", nil, only("10.0.0.0/8"), "we refused to connect"},
-		{"gateway address denied", nil, only("0.0.0.0/0,!127.0.0.1"), "denied by !127.0.0.1/32"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			d, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost",
-				Pins: tc.pins, GatewayAllow: tc.allow, ConnectTimeout: 3 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer d.Close()
-			c, err := d.Dial(context.Background(), "echo")
-			if tc.want == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				c.Close()
-				return
-			}
-			var de *tunnel.DialError
-			if !errors.As(err, &de) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v; want a *tunnel.DialError saying %q", err, tc.want)
-			}
-		})
-	}
-}
+func echoCheck(c net.Conn, n int) error { return testnet.RoundTrip(c, n) }

@@ -1,0 +1,97 @@
+// Package testnet holds the loopback helpers the tests of several packages
+// share: a TCP echo backend, a checked round trip through a connection, and
+// a buffer that concurrent writers (loggers) can share.
+package testnet
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer is a bytes.Buffer safe for concurrent use.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// EchoServer runs a TCP echo server on 127.0.0.1 until the test ends and
+// returns its address. Each connection gets back what it sends and, after
+// its half-close, a half-close.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_, _ = io.Copy(c, c)
+				_ = c.(*net.TCPConn).CloseWrite()
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
+}
+
+// RoundTrip writes n random bytes to c and half-closes it while reading
+// everything back, and checks that exactly those bytes came back. c must
+// have a CloseWrite method (TCP, TLS and mux streams do).
+func RoundTrip(c net.Conn, n int) error {
+	cw, ok := c.(interface{ CloseWrite() error })
+	if !ok {
+		return fmt.Errorf("%T cannot half-close", c)
+	}
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	want := sha256.Sum256(data)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = cw.CloseWrite()
+		}
+		errc <- err
+	}()
+	h := sha256.New()
+	got, err := io.Copy(h, c)
+	if werr := <-errc; werr != nil {
+		return fmt.Errorf("writing: %w", werr)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the echo: %w", err)
+	}
+	if got != int64(n) {
+		return fmt.Errorf("short echo: got %d bytes, want %d", got, n)
+	}
+	if !bytes.Equal(h.Sum(nil), want[:]) {
+		return fmt.Errorf("echoed bytes differ from the %d sent", n)
+	}
+	return nil
+}
