@@ -44,6 +44,9 @@ const histShards = 16
 // result then covers what was done), or early when the first abortAfter
 // operations all fail. When not a single operation succeeded, Run returns
 // the result and an error wrapping ErrAllFailed and the first failure.
+// When the setup fails (the sessions of the streams and throughput modes
+// cannot be opened), Run returns a nil result and the error, a
+// *tunnel.DialError or *mux.RefusedError when the gateway is at fault.
 func Run(ctx context.Context, s *Settings, creds *conn.ClientCreds, progress io.Writer) (*Result, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
@@ -78,10 +81,10 @@ func Run(ctx context.Context, s *Settings, creds *conn.ClientCreds, progress io.
 	case ModeDeny:
 		err = r.runWorkers(res, progress, r.denyWorker)
 	}
-	r.finish(res)
 	if err != nil {
-		return res, err
+		return nil, err // the setup failed: nothing was measured
 	}
+	r.finish(res)
 	if res.Ops == 0 && r.first != nil {
 		return res, fmt.Errorf("bench: %w; the first failure: %w", ErrAllFailed, r.first)
 	}
@@ -293,7 +296,10 @@ func (r *runner) handshakeWorker(i int) {
 
 // dialTCP connects to addr from the source address.
 func (r *runner) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: r.s.ConnectTimeout, LocalAddr: r.local}
+	d := net.Dialer{Timeout: r.s.ConnectTimeout}
+	if r.local != nil { // not a typed nil in the interface
+		d.LocalAddr = r.local
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &opError{phase: phaseConnect, addr: addr, err: err}

@@ -79,22 +79,31 @@ func TestHandshakeSizes(t *testing.T) {
 	}
 }
 
-// TestResume checks that --resume resumes sessions against a server that
-// keeps its session ticket keys; the gateway is measured by the suite.
+// TestResume checks that --resume resumes sessions, against a plain TLS
+// server and against the gateway in both modes.
 func TestResume(t *testing.T) {
 	g := startGateway(t)
-	addr := tlsEchoServer(t, g.pki)
-	s := g.settings(bench.ModeHandshake, 40)
-	s.Gateways = []string{addr}
-	s.Direct = true
-	s.Resume = true
-	s.Concurrency = 2
-	res, err := bench.Run(ctxT(t), s, g.creds(t), nil)
-	sane(t, res, err, 40)
-	// The first connection of each worker cannot resume, and a worker may
-	// start before a ticket arrived; most of the rest must.
-	if res.Resumed < 30 {
-		t.Errorf("%d of 40 connections resumed, want at least 30", res.Resumed)
+	plain := tlsEchoServer(t, g.pki)
+	for _, tc := range []struct {
+		name   string
+		addr   string
+		direct bool
+	}{{"plain", plain, true}, {"gateway-mux", g.addr, false}, {"gateway-direct", g.addr, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := g.settings(bench.ModeHandshake, 40)
+			s.Gateways = []string{tc.addr}
+			s.Direct = tc.direct
+			s.Resume = true
+			s.Concurrency = 2
+			res, err := bench.Run(ctxT(t), s, g.creds(t), nil)
+			sane(t, res, err, 40)
+			// The first connection of each worker cannot resume, and a
+			// worker may start before a ticket arrived; most of the rest
+			// must.
+			if res.Resumed < 30 {
+				t.Errorf("%d of 40 connections resumed, want at least 30", res.Resumed)
+			}
+		})
 	}
 }
 

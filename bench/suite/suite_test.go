@@ -73,17 +73,17 @@ func TestChecksAndReport(t *testing.T) {
 		met      bool
 		missedBy string
 	}{
-		"full handshakes/s, mux ≥ bare crypto/tls terminator":    {false, "6% short"},
-		"full handshakes/s, direct ≥ bare crypto/tls terminator": {true, ""},
-		"full handshakes/s, mux > haproxy":                       {true, ""},
-		"stream opens/s ≥ 20× handshakes/s (TCP backend)":        {true, ""},
-		"the same by gateway CPU per op (TCP backend)":           {true, ""},
-		"the same by gateway CPU per op":                         {true, ""},
-		"1-stream throughput ≥ 60% of the bare TLS terminator's": {true, ""},
-		"denied connections/s ≥ 10× handshakes/s":                {true, ""},
-		"idle memory per stream (TCP backend) ≤ 16 KiB":          {false, "25% over"},
-		"stream opens/s ≥ 20× handshakes/s (builtin:echo)":       {false, "25% short"},
-		"the same by gateway CPU per op (builtin:echo)":          {false, "62% short"},
+		"full handshakes/s, mux ≥ bare crypto/tls terminator":           {false, "6% short"},
+		"full handshakes/s, direct ≥ bare crypto/tls terminator":        {true, ""},
+		"full handshakes/s, mux > haproxy":                              {true, ""},
+		"stream opens/s ≥ 20× handshakes/s (TCP backend)":               {true, ""},
+		"the same by gateway CPU per op (TCP backend)":                  {true, ""},
+		"the same by gateway CPU per op":                                {true, ""},
+		"1-stream throughput (both) ≥ 60% of the bare TLS terminator's": {true, ""},
+		"denied connections/s ≥ 10× handshakes/s":                       {true, ""},
+		"idle memory per stream (TCP backend) ≤ 16 KiB":                 {false, "25% over"},
+		"stream opens/s ≥ 20× handshakes/s (builtin:echo)":              {false, "25% short"},
+		"the same by gateway CPU per op (builtin:echo)":                 {false, "62% short"},
 	} {
 		c, ok := got[name]
 		if !ok || !c.known || c.met != want.met || c.missedBy != want.missedBy {
