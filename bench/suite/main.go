@@ -26,6 +26,7 @@ import (
 // options are the suite's flags.
 type options struct {
 	duration    time.Duration
+	rounds      int
 	concurrency int
 	idle        int
 	micro       bool
@@ -54,6 +55,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("suite", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 4*time.Second, "length of each load run")
+	fs.IntVar(&o.rounds, "rounds", 2, "rounds of the runs that the targets compare (handshakes, streams, 1-stream throughput), interleaved; the best round of each counts")
 	fs.IntVar(&o.concurrency, "concurrency", 32, "workers of the handshake, streams and deny runs")
 	fs.IntVar(&o.idle, "idle", 10000, "idle streams held open for the memory measurement (0 skips it)")
 	fs.BoolVar(&o.micro, "micro", true, "also run the Go microbenchmarks (mux, gateway, acl, bench)")
@@ -70,7 +72,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("unexpected argument %q: the suite takes flags only", fs.Arg(0))
 	}
 	if o.quick {
-		o.duration, o.idle, o.micro = time.Second, min(o.idle, 1000), false
+		o.duration, o.idle, o.micro, o.rounds = time.Second, min(o.idle, 1000), false, 1
 		if o.out == "" {
 			o.out = "-"
 		}
@@ -80,6 +82,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-duration %v: want a positive duration such as 4s", o.duration)
 	case o.concurrency < 1:
 		return o, fmt.Errorf("-concurrency %d: want at least 1", o.concurrency)
+	case o.rounds < 1 || o.rounds > 10:
+		return o, fmt.Errorf("-rounds %d: want 1 to 10", o.rounds)
 	case o.idle < 0:
 		return o, fmt.Errorf("-idle %d: want 0 (skip) or a number of streams", o.idle)
 	}
@@ -304,6 +308,16 @@ func (s *suite) loadRuns(ctx context.Context) error {
 	}
 	add(gDeny, tGatewayMux, gw, "echo", "--mode", "deny", "--concurrency", c, "--source", "127.0.0.2")
 
+	// More rounds of the groups the targets compare, interleaved so that a
+	// burst of load elsewhere on the machine hits one round, not one target.
+	first := steps
+	for range s.o.rounds - 1 {
+		for _, st := range first {
+			if slices.Contains([]string{gHandshake, gStreams, gBoth1, gUp1, gDown1}, st.group) {
+				steps = append(steps, st)
+			}
+		}
+	}
 	for i, st := range steps {
 		if ctx.Err() != nil {
 			break
@@ -318,7 +332,37 @@ func (s *suite) loadRuns(ctx context.Context) error {
 			i+1, len(steps), st.group, st.label, m.res.RatePerSec, m.res.MBPerSec, m.res.P50Ms, m.res.P99Ms,
 			m.res.Errors, m.cpu.Round(time.Millisecond))
 	}
+	s.results = best(s.results)
 	return nil
+}
+
+// best keeps one measure per group and target, in the order they first
+// appear: the one with the highest rate (MB/s in throughput groups), or the
+// first when none succeeded.
+func best(all []*measure) []*measure {
+	var out []*measure
+	index := map[[2]string]int{}
+	score := func(m *measure) float64 {
+		if !m.ok() {
+			return -1
+		}
+		if m.res.Mode == bench.ModeThroughput {
+			return m.res.MBPerSec
+		}
+		return m.res.RatePerSec
+	}
+	for _, m := range all {
+		k := [2]string{m.group, m.target}
+		i, seen := index[k]
+		switch {
+		case !seen:
+			index[k] = len(out)
+			out = append(out, m)
+		case score(m) > score(out[i]):
+			out[i] = m
+		}
+	}
+	return out
 }
 
 func (s *suite) startBaseline(name string) (*target, error) {

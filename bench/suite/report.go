@@ -254,6 +254,7 @@ func (s *suite) report() report {
 	w("- machine: %d CPUs, %s; load average at start %s\n", cpu.CPUs, cpu.Model, strings.Join(strings.Fields(string(load))[:min(3, len(strings.Fields(string(load))))], " "))
 	w("- %s; %s; %s\n", goVersion(), versionOf("haproxy", "-v"), versionOf("stunnel4", "-version"))
 	w("- every run: loopback, `tunnel bench` as the client (a separate process on the same 2 cores), %v per run, %d workers where workers apply; TLS 1.3 with ECDSA P-256 certificates from `gateway pki`; backends (echo, discard, source) in the suite's process\n", s.o.duration, s.o.concurrency)
+	w("- the runs that the targets compare (full handshakes, stream opens, 1-stream throughput) ran %d rounds, interleaved; each row is the round with the best rate\n", s.o.rounds)
 	w("- server CPU is the target process's own utime+stime (from /proc/PID/stat) during the run, divided by the operations or the bytes: it varies far less than the rates, which depend on what else the 2 cores do\n")
 	w("- the ACL lookup microbenchmarks and their comparison with other libraries: [bench/acl/RESULTS.md](acl/RESULTS.md) (## ACL lookup)\n\n")
 

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParseOptions(t *testing.T) {
 	o, err := parseOptions(nil, io.Discard)
-	if err != nil || o.duration != 4*time.Second || o.idle != 10000 || !o.micro || o.concurrency != 32 {
+	if err != nil || o.duration != 4*time.Second || o.idle != 10000 || !o.micro || o.concurrency != 32 || o.rounds != 2 {
 		t.Errorf("defaults: %+v, %v", o, err)
 	}
 	o, err = parseOptions([]string{"-quick"}, io.Discard)
@@ -32,6 +32,7 @@ func TestParseOptions(t *testing.T) {
 		{[]string{"-duration", "0s"}, "-duration"},
 		{[]string{"-concurrency", "0"}, "-concurrency"},
 		{[]string{"-idle", "-1"}, "-idle"},
+		{[]string{"-rounds", "0"}, "-rounds"},
 		{[]string{"-baselines", "tlsterm,nginx"}, `"nginx"`},
 		{[]string{"extra"}, `"extra"`},
 	} {
@@ -183,5 +184,19 @@ func TestStunnelConfig(t *testing.T) {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("stunnel config lacks %q:\n%s", want, cfg)
 		}
+	}
+}
+
+func TestBest(t *testing.T) {
+	a := measured(gHandshake, tGatewayMux, 500, 0, 500, time.Second)
+	b := measured(gHandshake, "tlsterm", 600, 0, 600, time.Second)
+	c := measured(gHandshake, tGatewayMux, 700, 0, 700, time.Second)
+	failed := &measure{group: gHandshake, target: "tlsterm", err: errors.New("x")}
+	got := best([]*measure{a, b, failed, c})
+	if len(got) != 2 || got[0] != c || got[1] != b {
+		t.Errorf("best = %v, want the 700/s gateway run then the tlsterm run", got)
+	}
+	if got := best([]*measure{failed}); len(got) != 1 || got[0] != failed {
+		t.Errorf("best of a failed run = %v", got)
 	}
 }
