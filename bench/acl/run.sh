@@ -1,6 +1,7 @@
 #!/bin/sh
 # run.sh runs the comparison benchmarks COUNT times (default 6) and prints
-# the benchstat summary, one column per implementation.
+# the benchstat summaries: one column per implementation, then the paired
+# acl/bart ratios of BenchmarkRatio.
 #
 # The runs are interleaved finely: each invocation runs every implementation
 # on one data set back to back, so that noise from other work on the
@@ -24,8 +25,12 @@ for round in $(seq "$count"); do
 			done
 		done
 		"$bin/aclbench.test" -test.run '^$' -test.bench "^BenchmarkBuild\$/^impl=/^family=$family\$" >>"$out"
+		"$bin/aclbench.test" -test.run '^$' -test.bench "^BenchmarkRatio\$/^family=$family\$" >>"$out"
 	done
 	echo "round $round of $count done" >&2
 done
-go run golang.org/x/perf/cmd/benchstat@latest -col "/impl@(acl bart bartlite netipx linear)" "$out"
+benchstat="go run golang.org/x/perf/cmd/benchstat@latest"
+$benchstat -filter '.name:(Contains OR Build)' -col "/impl@(acl bart bartlite netipx linear)" "$out"
+echo
+$benchstat -filter '.name:Ratio' "$out"
 echo "raw results: $out" >&2
