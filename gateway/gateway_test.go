@@ -28,7 +28,7 @@ func TestConcurrentStreamsRoundTrip(t *testing.T) {
 		config.Route{Name: "tcpecho", Backend: echoBackend(t)},
 		config.Route{Name: "echo", Backend: "builtin:echo"}))
 	d := e.dialer(t, p.Client, false)
-	n, size := 100, 1<<20
+	n, size := 100, 256<<10 // 1 MiB each way through the real binaries: e2e
 	if testing.Short() {
 		n, size = 20, 64<<10
 	}

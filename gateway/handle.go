@@ -362,6 +362,11 @@ func (c *serverConn) closeWhenIdle(sess *yamux.Session) {
 		idle := c.active == 0 && sess.NumStreams() == 0
 		c.mu.Unlock()
 		if idle {
+			// A ping goes out after every frame queued before it (the
+			// last data and FIN of the streams), and its answer comes
+			// after the peer has read them: closing before that could
+			// cut off the end of a stream that is complete on this side.
+			_, _ = sess.Ping()
 			sess.Close()
 			return
 		}

@@ -110,7 +110,7 @@ func TestForwardManyConcurrent(t *testing.T) {
 	defer func() { cancel(); <-served }()
 	local := f.Addrs()[0].String()
 
-	n, size := 100, 1<<20
+	n, size := 100, 256<<10 // 1 MiB each way through the real binaries: e2e
 	if testing.Short() {
 		n, size = 16, 64<<10
 	}

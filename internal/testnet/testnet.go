@@ -77,6 +77,9 @@ func RoundTrip(c net.Conn, n int) error {
 		if err == nil {
 			err = cw.CloseWrite()
 		}
+		if err != nil {
+			c.Close() // the reader below would wait for an end that never comes
+		}
 		errc <- err
 	}()
 	h := sha256.New()
