@@ -34,9 +34,12 @@ fuzz: ## run every fuzzer for FUZZTIME each (default 30s)
 	  done; \
 	done
 
-bench: ## microbenchmarks beside the hot code and the ACL comparison (see bench/RESULTS.md)
-	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./acl ./mux ./conn ./gateway
-	cd bench/acl && $(GO) test -run '^$$' -bench . -benchmem -count 1 .
+bench: ## the end-to-end suite against baselines (writes bench/RESULTS.md), then the ACL comparison
+	$(GO) run ./bench/suite
+	cd bench/acl && ./run.sh
+
+bench-micro: ## only the Go microbenchmarks beside the hot code
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./acl ./mux ./gateway ./config
 
 demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunnel on loopback
 	./scripts/demo.sh
@@ -44,4 +47,4 @@ demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunn
 clean: ## remove build output and the demo directory
 	rm -rf $(BIN) .demo
 
-.PHONY: help build lint test test-short fuzz bench demo clean
+.PHONY: help build lint test test-short fuzz bench bench-micro demo clean
