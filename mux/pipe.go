@@ -124,7 +124,7 @@ type reader struct {
 	bulk    bool          // raw source: the last read filled the buffer, keep it
 	next    bool          // other sources: the last read filled its buffer; read the next in bulk
 	shrink  *time.Timer   // yamux source: releases its receive buffer when idle
-	probe   [probeSize]byte
+	probe   []byte        // probeSize bytes, made on first use: raw sources never need it
 }
 
 func newReader(src net.Conn) *reader {
@@ -182,7 +182,10 @@ func (r *reader) read() ([]byte, error) {
 			r.shrink.Reset(idleShrinkDelay)
 		}
 	}
-	n, err := r.src.Read(r.probe[:])
+	if r.probe == nil {
+		r.probe = make([]byte, probeSize)
+	}
+	n, err := r.src.Read(r.probe)
 	if r.shrink != nil {
 		r.shrink.Stop()
 	}
