@@ -22,7 +22,8 @@ func (h *Holder) Load() *Set {
 }
 
 // Store makes s the current Set. Lookups already running finish with the
-// Set they loaded. Storing nil makes the Holder deny everything.
+// Set they loaded. Storing nil makes the Holder deny everything. Unlike the
+// other methods, Store needs a non-nil Holder.
 func (h *Holder) Store(s *Set) { h.p.Store(s) }
 
 // Decide answers with the current Set; see Set.Decide.
