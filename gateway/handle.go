@@ -30,13 +30,17 @@ type serverConn struct {
 	start time.Time
 	log   zerolog.Logger
 
-	mu       sync.Mutex
-	tls      *tls.Conn
-	sess     *yamux.Session
-	closed   bool
-	draining bool
-	active   int // streams being served
-	streams  sync.WaitGroup
+	cs tls.ConnectionState // after the handshake: re-checked on each new stream
+
+	mu        sync.Mutex
+	tls       *tls.Conn
+	handshook bool // the handshake completed
+	sess      *yamux.Session
+	closed    bool
+	draining  bool
+	exiting   bool // serveMux is waiting for its streams: start no goroutine
+	active    int  // streams being served
+	streams   sync.WaitGroup
 }
 
 func (c *serverConn) serve() {
@@ -81,6 +85,10 @@ func (c *serverConn) serve() {
 	_ = c.raw.SetDeadline(time.Time{})
 	s.handshakeOK.Add(1)
 	cs := tc.ConnectionState()
+	c.cs = cs
+	c.mu.Lock()
+	c.handshook = true
+	c.mu.Unlock()
 	id := conn.IdentityOf(cs.PeerCertificates[0])
 	c.log = c.log.With().Object("identity", id).Logger()
 	ev := c.log.Info().Str("event", "accept").Str("tls", tls.VersionName(cs.Version)).Bool("resumed", cs.DidResume)
@@ -132,11 +140,14 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	}
 	c.mu.Lock()
 	c.sess = sess
-	c.mu.Unlock()
-	if s.isDraining() {
-		c.drain()
+	if c.draining { // drain came between the handshake and now
+		c.goAwayLocked()
 	}
+	c.mu.Unlock()
 	defer func() {
+		c.mu.Lock()
+		c.exiting = true
+		c.mu.Unlock()
 		c.streams.Wait()
 		sess.Close()
 		c.log.Info().Str("event", "close").Dur("duration_ms", time.Since(c.start)).Msg("connection closed")
@@ -185,7 +196,13 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
 		c.refuse(stream, mux.Response{Status: mux.StatusShuttingDown, Reason: "the gateway is shutting down"}, req.Route, "drain")
 		return
 	}
-	v := s.state.Load().authorize(id, req.Route, c.peer.Addr())
+	st := s.state.Load()
+	if reason, rule := c.stillAdmitted(st); reason != "" {
+		s.streamsRefused.Add(1)
+		c.refuse(stream, mux.Response{Status: mux.StatusForbidden, Reason: reason}, req.Route, rule)
+		return
+	}
+	v := st.authorize(id, req.Route, c.peer.Addr())
 	if v.status != mux.StatusOK {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: v.status, Reason: v.reason}, req.Route, v.rule)
@@ -221,6 +238,23 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
 		ev = ev.Str("error", err.Error())
 	}
 	ev.Send()
+}
+
+// stillAdmitted checks a long-lived session against the current state
+// before each new stream: a reload may since have revoked its certificate or
+// taken its address off the network rules, and its certificate may have
+// expired. It returns a reason for the peer and a rule for the log, or "".
+func (c *serverConn) stillAdmitted(st *state) (reason, rule string) {
+	if err := st.creds.CheckRevoked(c.cs); err != nil {
+		return "client certificate revoked", err.Error()
+	}
+	if leaf := c.cs.PeerCertificates[0]; time.Now().After(leaf.NotAfter) {
+		return "client certificate expired", "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
+	if d := st.rules.Decide(c.peer.Addr()); !d.Allowed {
+		return "source address no longer allowed", "network gate: " + d.String()
+	}
+	return "", ""
 }
 
 // refuse answers a stream with a refusal and closes it; the session goes on.
@@ -278,6 +312,12 @@ func (c *serverConn) carry(client net.Conn, r *route, backend net.Conn) (in, out
 func (c *serverConn) serveDirect(tc *tls.Conn, id *conn.Identity, sni string) {
 	s := c.srv
 	start := time.Now()
+	if s.isDraining() {
+		s.streamsRefused.Add(1)
+		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("status", mux.StatusShuttingDown.String()).
+			Str("rule", "drain").Send()
+		return
+	}
 	st := s.state.Load()
 	name := st.directRoute(sni)
 	v := st.authorize(id, name, c.peer.Addr()) // again: a reload may have come between handshake and now
@@ -329,8 +369,9 @@ func (c *serverConn) streamDone() {
 }
 
 // drain stops new streams on this connection (yamux GoAway) and closes the
-// session once its open streams have ended; a direct connection goes on
-// until it ends or close is called.
+// session once its open streams have ended; a connection still in its
+// handshake is closed; a direct connection goes on until it ends or close
+// is called. It never waits for the TLS handshake's lock.
 func (c *serverConn) drain() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -338,14 +379,23 @@ func (c *serverConn) drain() {
 		return
 	}
 	c.draining = true
-	if c.sess != nil {
-		_ = c.sess.GoAway()
-		c.streams.Add(1)
-		go c.closeWhenIdle(c.sess)
-	} else if c.tls == nil || !c.tls.ConnectionState().HandshakeComplete {
-		// Not yet serving: nothing to wait for.
+	switch {
+	case c.sess != nil:
+		c.goAwayLocked()
+	case !c.handshook:
 		c.closed = true
 		c.raw.Close()
+	}
+	// Handshake done, session not yet up: serveMux sees draining.
+}
+
+// goAwayLocked sends GoAway and starts the goroutine that closes the
+// session once idle, unless serveMux is already on its way out.
+func (c *serverConn) goAwayLocked() {
+	_ = c.sess.GoAway()
+	if !c.exiting {
+		c.streams.Add(1)
+		go c.closeWhenIdle(c.sess)
 	}
 }
 

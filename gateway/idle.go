@@ -17,7 +17,8 @@ type idleConn struct {
 func newIdleConn(c net.Conn, d time.Duration) *idleConn {
 	ic := &idleConn{Conn: c, d: d}
 	ic.last.Store(time.Now().UnixNano())
-	ic.timer = time.AfterFunc(d, ic.check)
+	ic.timer = time.AfterFunc(time.Hour, ic.check) // armed below, once assigned
+	ic.timer.Reset(d)
 	return ic
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,6 +123,12 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 
 	expectDial(bob, true, "bob before revocation")
+	bobSession := e.dialer(t, bob, false) // a session that stays up across the revocation
+	if c, err := bobSession.Dial(ctxT(t), "echo"); err != nil {
+		t.Fatalf("bob's session before revocation: %v", err)
+	} else {
+		c.Close()
+	}
 	// An invalid policy keeps the old state.
 	writeFile(t, files["policy.yaml"], "routes:\n  echo:\n    backnd: builtin:echo\n")
 	reload(true, "invalid policy")
@@ -131,6 +138,13 @@ func TestReloadUnderLoad(t *testing.T) {
 	copyFile(t, p.WriteCRL(t, "crl1.pem", bob.Issued.Cert), files["crl.pem"])
 	reload(false, "CRL revoking bob")
 	expectDial(bob, false, "bob after revocation")
+	// Bob's session from before still stands, but opens no new stream.
+	if c, err := bobSession.Dial(ctxT(t), "echo"); err == nil {
+		c.Close()
+		t.Fatal("bob's open session got a new stream after his revocation")
+	} else if !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("bob's open session: %v; want a refusal saying revoked", err)
+	}
 	expectDial(p.Client, true, "alice after bob's revocation")
 	// A CRL from a stranger is refused; the old one stays.
 	copyFile(t, ca2.WriteCRL(t, "crl-other.pem"), files["crl.pem"])

@@ -39,7 +39,10 @@ type Server struct {
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
-	routeStreams sync.Map // route name -> *atomic.Int64 streams open, for max_streams
+	routeStreams sync.Map   // route name -> *atomic.Int64 streams open, for max_streams
+	reloadMu     sync.Mutex // one reload at a time: load and both stores
+	gateAllowed  uint64     // counts of gates no longer serving, under mu
+	gateDenied   uint64
 
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
@@ -69,6 +72,8 @@ func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
 // state stays and the error says why. Connections and streams already open
 // carry on; new handshakes and new streams see the new state.
 func (s *Server) Reload() error {
+	s.reloadMu.Lock() // SIGHUP and the file watcher may both ask at once
+	defer s.reloadMu.Unlock()
 	st, err := loadState(s.cfg, time.Now())
 	if err != nil {
 		s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
@@ -100,6 +105,9 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer func() {
 		s.mu.Lock()
 		delete(s.gates, gate)
+		a, d := gate.Counts()
+		s.gateAllowed += a
+		s.gateDenied += d
 		s.mu.Unlock()
 	}()
 	s.log.Info().Str("event", "listening").Str("addr", ln.Addr().String()).Msg("gateway listening")
@@ -212,6 +220,7 @@ func (s *Server) Stats() Stats {
 		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
 	}
 	s.mu.Lock()
+	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied
 	for g := range s.gates {
 		a, d := g.Counts()
 		st.Allowed += a

@@ -11,7 +11,8 @@ import (
 // through the gateway, as netcat would. When in ends, the stream is
 // half-closed so the backend sees EOF; NC returns when the remote side is
 // done sending (it does not wait for in after that). It returns the dial
-// error (a *DialError or *mux.RefusedError) if the stream cannot open.
+// error (a *DialError or *mux.RefusedError) if the stream cannot open, and
+// nil when ctx ends (an interrupted nc is not a failure).
 func NC(ctx context.Context, d *Dialer, route string, in io.Reader, out io.Writer) error {
 	s, err := d.Dial(ctx, route)
 	if err != nil {
@@ -38,9 +39,9 @@ func NC(ctx context.Context, d *Dialer, route string, in io.Reader, out io.Write
 			err = nil
 		}
 		return err
-	case <-ctx.Done():
+	case <-ctx.Done(): // interrupted (SIGINT/SIGTERM): not an error of the settings
 		s.Close()
 		<-done
-		return ctx.Err()
+		return nil
 	}
 }

@@ -16,7 +16,7 @@ import (
 // their own prefix, GATEWAY_EXPLAIN_, so a gateway's own GATEWAY_ROUTE (a
 // backend) cannot be mistaken for explain's --route (a route name).
 type explainSettings struct {
-	Policy    string     `flag:"policy" meta:"FILE" help:"the gateway's YAML policy (routes, identities, networks)"`
+	Policy    string     `flag:"policy" meta:"FILE" help:"the gateway's YAML policy (routes, identities, networks) (required)"`
 	Allow     []acl.Rule `flag:"allow" meta:"RULES" help:"the gateway's --allow network rules, when not in the policy"`
 	AllowFile string     `flag:"allow-file" meta:"FILE" help:"the gateway's --allow-file, when not in the policy"`
 	CA        string     `flag:"ca" meta:"FILE" help:"the gateway's --ca: also check the certificate's chain, validity and EKU"`
@@ -44,8 +44,9 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if _, err := config.Parse("gateway explain", "GATEWAY_EXPLAIN_", &s, args, os.LookupEnv, stdout); err != nil {
 		return err
 	}
-	if s.Cert == "" || s.From == "" {
-		return fmt.Errorf("%w: --cert and --from are required (see gateway explain --help)", config.ErrInvalid)
+	if s.Cert == "" || s.From == "" || s.Policy == "" {
+		return fmt.Errorf("%w: --policy, --cert and --from are required (see gateway explain --help); "+
+			"explain reads routes and identities from a policy file", config.ErrInvalid)
 	}
 	from, err := netip.ParseAddr(s.From)
 	if err != nil {
