@@ -364,8 +364,10 @@ func CheckDNSName(name string) error {
 // ParseURI parses a URI SAN; it must be absolute (have a scheme), such as
 // spiffe://corp/app/web. Errors wrap ErrInvalidRequest.
 func ParseURI(s string) (*url.URL, error) {
-	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
-		return nil, fmt.Errorf("%w: URI %q contains spaces or control characters (accepted: an absolute URI such as spiffe://corp/app/web)", ErrInvalidRequest, s)
+	// A URI SAN is an IA5String: ASCII only, so anything else must be
+	// percent-encoded.
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r >= 0x7f }) {
+		return nil, fmt.Errorf("%w: URI %q contains spaces, control or non-ASCII characters (percent-encode them; accepted: an absolute URI such as spiffe://corp/app/web)", ErrInvalidRequest, s)
 	}
 	u, err := url.Parse(s)
 	if err != nil {
