@@ -2,7 +2,6 @@ package bench_test
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"strings"
@@ -10,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/bench"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testgw"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/rs/zerolog"
 )
@@ -32,45 +31,15 @@ type gw struct {
 func startGateway(t testing.TB, extra ...config.Route) *gw {
 	t.Helper()
 	p := testpki.New(t)
-	rules, err := acl.ParseList("127.0.0.1,::1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := &config.Gateway{
-		Listen: "127.0.0.1:0", Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile,
-		Allow: rules,
-		Routes: append([]config.Route{
-			{Name: "echo", Backend: gateway.BuiltinEcho},
-			{Name: "discard", Backend: gateway.BuiltinDiscard},
-		}, extra...),
-		DefaultRoute:     "echo",
-		AllowIDs:         []conn.Pattern{conn.MustPattern("any")},
-		LogLevel:         "error",
-		LogFormat:        "json",
-		HandshakeTimeout: 5 * time.Second,
-		DialTimeout:      2 * time.Second,
-		DrainTimeout:     time.Second,
-		MaxConns:         1000,
-		MaxHandshakes:    64,
-		MaxStreams:       1024,
-	}
-	srv, err := gateway.New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatalf("gateway.New: %v", err)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, gateway.ErrServerClosed) {
-			t.Errorf("Serve returned %v", err)
-		}
-	})
-	return &gw{pki: p, srv: srv, addr: ln.Addr().String()}
+	cfg := testgw.Config(p, append([]config.Route{
+		{Name: "echo", Backend: gateway.BuiltinEcho},
+		{Name: "discard", Backend: gateway.BuiltinDiscard},
+	}, extra...)...)
+	cfg.DefaultRoute = "echo"
+	cfg.AllowIDs = []conn.Pattern{conn.MustPattern("any")}
+	cfg.LogLevel = "error"
+	srv, addr := testgw.Serve(t, cfg, zerolog.Nop())
+	return &gw{pki: p, srv: srv, addr: addr}
 }
 
 // settings returns settings for a run against g in mode with a small count.

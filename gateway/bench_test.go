@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/yamux"
-	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testgw"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/pki"
@@ -47,75 +46,15 @@ func newBenchGateway(b *testing.B, kt pki.KeyType) *benchGateway {
 		cli = p.Issue(b, "client-"+string(kt), pki.Request{Kind: pki.Client, Name: "bench", KeyType: kt,
 			URIs: []string{"spiffe://test/app/bench"}})
 	}
-	rules, err := acl.ParseList("127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	cfg := &config.Gateway{
-		Listen: "127.0.0.1:0", Cert: srvPair.Cert, Key: srvPair.Key, CA: p.CAFile, Allow: rules,
-		Routes: []config.Route{
-			{Name: "echo", Backend: gateway.BuiltinEcho},
-			{Name: "discard", Backend: gateway.BuiltinDiscard},
-			{Name: "techo", Backend: benchEchoBackend(b)},
-		},
-		DefaultRoute: "echo",
-		AllowIDs:     []conn.Pattern{conn.MustPattern("uri:spiffe://test/app/*")},
-		LogLevel:     "info", LogFormat: "json",
-		HandshakeTimeout: 5 * time.Second, DialTimeout: 2 * time.Second, DrainTimeout: time.Second,
-		MaxConns: 10000, MaxHandshakes: 256, MaxStreams: 10000,
-	}
-	srv, err := gateway.New(cfg, zerolog.New(io.Discard).Level(zerolog.InfoLevel))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	b.Cleanup(func() {
-		srv.Close()
-		if err := <-done; !errors.Is(err, gateway.ErrServerClosed) {
-			b.Errorf("Serve: %v", err)
-		}
-	})
-	return &benchGateway{srv: srv, addr: ln.Addr().String(), p: p, server: srvPair, cli: cli}
-}
-
-// benchEchoBackend is a TCP echo server for the benchmark's lifetime.
-func benchEchoBackend(b *testing.B) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { _, _ = io.Copy(c, c); c.Close() })
-		}
-	})
-	b.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	cfg := testgw.Config(p,
+		config.Route{Name: "echo", Backend: gateway.BuiltinEcho},
+		config.Route{Name: "discard", Backend: gateway.BuiltinDiscard},
+		config.Route{Name: "techo", Backend: testnet.EchoServer(b)})
+	cfg.Cert, cfg.Key = srvPair.Cert, srvPair.Key
+	cfg.DefaultRoute = "echo"
+	cfg.MaxConns, cfg.MaxHandshakes, cfg.MaxStreams = 10000, 256, 10000
+	srv, addr := testgw.Serve(b, cfg, zerolog.New(io.Discard).Level(zerolog.InfoLevel))
+	return &benchGateway{srv: srv, addr: addr, p: p, server: srvPair, cli: cli}
 }
 
 func (g *benchGateway) creds(b *testing.B) *conn.ClientCreds {

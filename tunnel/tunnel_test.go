@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testgw"
 	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/mux"
@@ -29,27 +29,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startGateway runs a real gateway on loopback with an echo and a discard route.
 func startGateway(t *testing.T, p *testpki.PKI) (*gateway.Server, string) {
 	t.Helper()
-	rules, _ := acl.ParseList("127.0.0.1,::1")
-	cfg := &config.Gateway{
-		Listen: "127.0.0.1:0", Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile, Allow: rules,
-		Routes:   []config.Route{{Name: "echo", Backend: "builtin:echo"}, {Name: "sink", Backend: "builtin:discard"}},
-		AllowIDs: []conn.Pattern{conn.MustPattern("uri:spiffe://test/app/*")},
-		LogLevel: "info", LogFormat: "json",
-		HandshakeTimeout: 5 * time.Second, DialTimeout: 2 * time.Second, DrainTimeout: time.Second,
-		MaxConns: 1000, MaxHandshakes: 64, MaxStreams: 4096,
-	}
-	srv, err := gateway.New(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close(); <-done })
-	return srv, ln.Addr().String()
+	return testgw.Serve(t, testgw.Config(p,
+		config.Route{Name: "echo", Backend: gateway.BuiltinEcho},
+		config.Route{Name: "sink", Backend: gateway.BuiltinDiscard}), zerolog.Nop())
 }
 
 func newDialer(t *testing.T, p *testpki.PKI, addrs ...string) *tunnel.Dialer {

@@ -33,8 +33,8 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// EchoServer runs a TCP echo server on 127.0.0.1 until the test ends and
-// returns its address. Each connection gets back what it sends and, after
+// EchoServer runs a TCP echo server on 127.0.0.1 until the test ends (then
+// it closes the connections still open) and returns its address. Each connection gets back what it sends and, after
 // its half-close, a half-close.
 func EchoServer(t testing.TB) string {
 	t.Helper()
@@ -42,21 +42,41 @@ func EchoServer(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		conns = map[net.Conn]bool{}
+	)
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
 			wg.Go(func() {
-				defer c.Close()
+				defer func() {
+					c.Close()
+					mu.Lock()
+					delete(conns, c)
+					mu.Unlock()
+				}()
 				_, _ = io.Copy(c, c)
 				_ = c.(*net.TCPConn).CloseWrite()
 			})
 		}
 	})
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns { // a client that never closed
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	return ln.Addr().String()
 }
 
