@@ -14,6 +14,7 @@ import (
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/testgw"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/rs/zerolog"
 )
@@ -66,39 +67,7 @@ func (g *gw) creds(t testing.TB) *conn.ClientCreds {
 // listener until the test ends.
 func serveTCP(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
 	t.Helper()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]bool{}
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open[c] = true
-			mu.Unlock()
-			wg.Go(func() {
-				defer func() {
-					c.Close()
-					mu.Lock()
-					delete(open, c)
-					mu.Unlock()
-				}()
-				handle(c)
-			})
-		}
-	})
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return ln.Addr().String()
+	return testnet.Serve(t, ln, handle)
 }
 
 func listen(t testing.TB) net.Listener {

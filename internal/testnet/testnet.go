@@ -33,15 +33,12 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
-// EchoServer runs a TCP echo server on 127.0.0.1 until the test ends (then
-// it closes the connections still open) and returns its address. Each connection gets back what it sends and, after
-// its half-close, a half-close.
-func EchoServer(t testing.TB) string {
+// Serve runs handle, in its own goroutine, for each connection accepted on
+// ln until the test ends; then it closes ln and the connections still open
+// and waits for the handlers. A connection is closed when its handler
+// returns. It returns ln's address.
+func Serve(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -63,8 +60,7 @@ func EchoServer(t testing.TB) string {
 					delete(conns, c)
 					mu.Unlock()
 				}()
-				_, _ = io.Copy(c, c)
-				_ = c.(*net.TCPConn).CloseWrite()
+				handle(c)
 			})
 		}
 	})
@@ -78,6 +74,21 @@ func EchoServer(t testing.TB) string {
 		wg.Wait()
 	})
 	return ln.Addr().String()
+}
+
+// EchoServer runs a TCP echo server on 127.0.0.1 until the test ends and
+// returns its address. Each connection gets back what it sends and, after
+// its half-close, a half-close.
+func EchoServer(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Serve(t, ln, func(c net.Conn) {
+		_, _ = io.Copy(c, c)
+		_ = c.(*net.TCPConn).CloseWrite()
+	})
 }
 
 // RoundTrip writes n random bytes to c and half-closes it while reading
