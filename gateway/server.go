@@ -236,7 +236,6 @@ func (s *Server) Stats() Stats {
 // otherwise (with no ALPN negotiated, so any TLS client is served).
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	st := s.state.Load()
-	cfg := st.creds.ServerConfig()
 	muxMode := false
 	for _, p := range hello.SupportedProtos {
 		if p == mux.ALPN {
@@ -246,10 +245,9 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 	}
 	var peer = conn.RemoteAddrPort(hello.Conn)
 	if muxMode {
-		cfg.NextProtos = []string{mux.ALPN}
-		cfg.VerifyConnection = st.creds.CheckRevoked
-		return cfg, nil
+		return st.muxTLS, nil // authorization comes per stream
 	}
+	cfg := st.directTLS.Clone()
 	// Direct mode: the route is known now (SNI), so refuse during the
 	// handshake: the client gets an alert, and no byte reaches a backend.
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
 )
 
 // Builtin backends served inside the gateway, for demos and load tests.
@@ -32,6 +34,8 @@ type route struct {
 // connection reads the pointer once per decision; a reload swaps it whole.
 type state struct {
 	creds        *conn.ServerState // nil in an offline explanation
+	muxTLS       *tls.Config       // built once per snapshot: ALPN portcullis/1, revocation checked
+	directTLS    *tls.Config       // cloned per direct-mode handshake to add its authorization
 	rules        *acl.Set          // the network gate
 	rulesSource  string            // where the gate rules came from
 	routes       map[string]*route
@@ -52,6 +56,9 @@ func loadState(cfg *config.Gateway, now time.Time) (*state, error) {
 		return nil, err
 	}
 	st.creds = creds
+	st.muxTLS = creds.ServerConfig()
+	st.muxTLS.NextProtos = []string{mux.ALPN}
+	st.directTLS = creds.ServerConfig()
 	st.loadedAt = now
 	return st, nil
 }
