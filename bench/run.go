@@ -134,9 +134,21 @@ func (r *runner) begin() {
 	r.deadline = r.start.Add(r.s.limit())
 }
 
+// ended reports whether the run's context is over. A context's deadline
+// passes before its Err says so (its timer has yet to run, which on a busy
+// machine can take a while) and dials bounded by that deadline fail at
+// once in the meantime: those are the stop, not failures to count.
+func (r *runner) ended() bool {
+	if r.ctx.Err() != nil {
+		return true
+	}
+	dl, ok := r.ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
 // claim reserves one operation; false when the run is over.
 func (r *runner) claim() bool {
-	if r.ctx.Err() != nil || !time.Now().Before(r.deadline) {
+	if r.ended() || !time.Now().Before(r.deadline) {
 		return false
 	}
 	if r.s.Count > 0 && r.claimed.Add(1) > int64(r.s.Count) {
@@ -158,7 +170,7 @@ func (r *runner) record(shard int, d time.Duration) {
 // context ended: canceled by the caller, or aborted) failures are not
 // counted: they are the stop cutting operations short.
 func (r *runner) fail(err error) {
-	if r.ctx.Err() != nil {
+	if r.ended() {
 		return
 	}
 	n := r.failed.Add(1)

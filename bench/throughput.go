@@ -114,7 +114,7 @@ func (r *runner) writeChunks(i int, c net.Conn, addr string) {
 	}
 	_ = c.SetReadDeadline(time.Now().Add(r.s.OpTimeout))
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		if err := cw.CloseWrite(); err != nil && r.ctx.Err() == nil {
+		if err := cw.CloseWrite(); err != nil && !r.ended() {
 			r.fail(&opError{phase: phaseClose, addr: addr, err: err})
 		}
 	}
@@ -130,7 +130,7 @@ func (r *runner) drain(c net.Conn, addr string) {
 			return
 		}
 		if err != nil {
-			if r.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+			if !r.ended() && !errors.Is(err, net.ErrClosed) {
 				r.fail(&opError{phase: phaseRead, addr: addr, err: err})
 			}
 			return
