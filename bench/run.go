@@ -362,7 +362,7 @@ func (r *runner) muxOp(addr string, msg, buf []byte) error {
 		return err
 	}
 	defer tc.Close()
-	sess, err := yamux.Client(tc, r.ycfg)
+	sess, err := yamux.Client(mux.BatchWrites(tc), r.ycfg)
 	if err != nil {
 		return &opError{phase: phaseOpen, addr: addr, err: err}
 	}
@@ -503,7 +503,6 @@ func (r *runner) newClients() ([]*mux.Client, error) {
 			},
 			Logger:      zerolog.Nop(),
 			Yamux:       r.ycfg,
-			Coalesce:    r.s.Coalesce,
 			DialTimeout: r.s.ConnectTimeout,
 			OpenTimeout: r.s.OpTimeout,
 			MinBackoff:  10 * time.Millisecond,

@@ -112,7 +112,6 @@ func TestStreams(t *testing.T) {
 	s := g.settings(bench.ModeStreams, 300)
 	s.Concurrency = 8
 	s.Sessions = 2
-	s.Coalesce = true
 	res, err := bench.Run(ctxT(t), s, g.creds(t), nil)
 	sane(t, res, err, 300)
 	st := g.srv.Stats()

@@ -129,9 +129,6 @@ type Settings struct {
 	Streams int `flag:"streams" default:"1" help:"throughput mode: streams moving data at once"`
 	// Direction is where throughput mode sends data; "" means DirBoth.
 	Direction Direction `flag:"direction" meta:"DIR" default:"both" help:"throughput mode: up (to a discard route), down (from a route whose backend sends) or both (through an echo route)" forms:"up, down or both"`
-	// Coalesce wraps mux sessions with mux.Coalesce (one write per small
-	// frame).
-	Coalesce bool `flag:"coalesce" help:"mux mode: join each small yamux frame with its header into one TLS record"`
 	// OpTimeout bounds one operation after its connection is up (the
 	// connection itself is bounded by ConnectTimeout); 0 means 10s.
 	OpTimeout time.Duration `flag:"op-timeout" default:"10s" help:"time one round trip, stream open or deny check may take"`
@@ -337,9 +334,6 @@ func (s *Settings) validate(zeroDefaults bool) error {
 	}
 	if c.Sessions > 1 && !c.mux() {
 		bad("sessions", "applies to mux mode only", fmt.Sprint(c.Sessions), "1 with --direct, --unsafe-plaintext or --mode deny", nil)
-	}
-	if c.Coalesce && !c.mux() {
-		bad("coalesce", "applies to mux mode only", "true", "--coalesce without --direct, --unsafe-plaintext or --mode deny", nil)
 	}
 	return errors.Join(errs...)
 }

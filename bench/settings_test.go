@@ -99,7 +99,6 @@ func TestParseSettingsErrors(t *testing.T) {
 		{[]string{"--mode", "streams", "--resume"}, []string{"--resume", "only handshake mode"}},
 		{[]string{"--direct", "--unsafe-plaintext"}, []string{"--unsafe-plaintext", "cannot be combined with --direct"}},
 		{[]string{"--direct", "--sessions", "2"}, []string{"--sessions", "mux mode only"}},
-		{[]string{"--unsafe-plaintext", "--coalesce"}, []string{"--coalesce", "mux mode only"}},
 		{[]string{"--op-timeout", "-1s"}, []string{"--op-timeout", "greater than 0"}},
 		{[]string{"extra"}, []string{"no positional arguments", `"extra"`}},
 		{[]string{"--bogus"}, []string{"bogus"}},

@@ -133,7 +133,7 @@ func handshakeReason(err error) string {
 // naming a route, which is authorized, answered and then piped.
 func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	s := c.srv
-	sess, err := yamux.Server(tc, s.yamux)
+	sess, err := yamux.Server(mux.BatchWrites(tc), s.yamux)
 	if err != nil {
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return

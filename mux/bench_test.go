@@ -18,7 +18,6 @@ import (
 //
 //	yamux   bare yamux streams echoed by the server (the floor)
 //	client  Client.Open + ServeStream + a TCP echo backend
-//	coalesced  the same with ClientConfig.Coalesce
 func BenchmarkStreamOpen(b *testing.B) {
 	msg := make([]byte, 64)
 	b.Run("yamux", func(b *testing.B) {
@@ -52,39 +51,90 @@ func BenchmarkStreamOpen(b *testing.B) {
 			st.Close()
 		}
 	})
-	for _, coalesce := range []bool{false, true} {
-		name := map[bool]string{false: "client", true: "coalesced"}[coalesce]
-		b.Run(name, func(b *testing.B) {
-			be := startBackend(b, func(c *net.TCPConn) { io.Copy(c, c) })
-			g := startGateway(b, true, routeTo(map[string]string{"echo": be.addr()}))
-			c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), Coalesce: coalesce})
-			defer c.Close()
-			b.ReportAllocs()
-			buf := make([]byte, 64)
-			for b.Loop() {
-				st, err := c.Open(context.Background(), "echo")
-				if err != nil {
-					b.Fatal(err)
-				}
-				st.Write(msg)
-				if _, err := io.ReadFull(st, buf); err != nil {
-					b.Fatal(err)
-				}
-				st.Close()
+	b.Run("client", func(b *testing.B) {
+		be := startBackend(b, func(c *net.TCPConn) { io.Copy(c, c) })
+		g := startGateway(b, true, routeTo(map[string]string{"echo": be.addr()}))
+		c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig()})
+		defer c.Close()
+		b.ReportAllocs()
+		buf := make([]byte, 64)
+		for b.Loop() {
+			st, err := c.Open(context.Background(), "echo")
+			if err != nil {
+				b.Fatal(err)
 			}
+			st.Write(msg)
+			if _, err := io.ReadFull(st, buf); err != nil {
+				b.Fatal(err)
+			}
+			st.Close()
+		}
+	})
+}
+
+// wraps are the ways to put a connection under a yamux session that the
+// benchmarks compare.
+var wraps = []struct {
+	name string
+	wrap func(net.Conn) net.Conn
+}{
+	{"plain", nil},
+	{"batched", BatchWrites},
+}
+
+// BenchmarkStreamOpenParallel measures open + 64-byte round trip + close
+// over one TLS session from GOMAXPROCS×8 goroutines, bare yamux streams
+// echoed by the server, with each way of wrapping the connection.
+func BenchmarkStreamOpenParallel(b *testing.B) {
+	for _, w := range wraps {
+		b.Run(w.name, func(b *testing.B) {
+			cs, ss, _ := sessionPairOpts(b, true, w.wrap)
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			defer ss.Close()
+			wg.Go(func() {
+				for {
+					st, err := ss.AcceptStream()
+					if err != nil {
+						return
+					}
+					wg.Go(func() {
+						io.Copy(st, st)
+						st.Close()
+					})
+				}
+			})
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.RunParallel(func(pb *testing.PB) {
+				msg, buf := make([]byte, 64), make([]byte, 64)
+				for pb.Next() {
+					st, err := cs.OpenStream()
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					st.Write(msg)
+					if _, err := io.ReadFull(st, buf); err != nil {
+						b.Error(err)
+						return
+					}
+					st.Close()
+				}
+			})
 		})
 	}
 }
 
 // BenchmarkPingPong measures a 64-byte round trip on an open stream, with
-// and without Coalesce on both ends.
+// each way of wrapping the connection on both ends.
 func BenchmarkPingPong(b *testing.B) {
-	for _, coalesce := range []bool{false, true} {
-		b.Run(map[bool]string{false: "plain", true: "coalesced"}[coalesce], func(b *testing.B) {
+	for _, w := range wraps {
+		b.Run(w.name, func(b *testing.B) {
 			c, s := tcpPair(b)
 			var cc, sc net.Conn = c, s
-			if coalesce {
-				cc, sc = Coalesce(c), Coalesce(s)
+			if w.wrap != nil {
+				cc, sc = w.wrap(c), w.wrap(s)
 			}
 			cs, _ := yamux.Client(cc, testConfig())
 			ss, _ := yamux.Server(sc, testConfig())
@@ -109,7 +159,8 @@ func BenchmarkPingPong(b *testing.B) {
 
 // BenchmarkPipe measures bulk throughput through Pipe: tcp is TCP to TCP
 // (the direct-mode path), stream is a yamux stream over TLS to TCP (the
-// gateway path), stream-noshrink the same without Stream.Shrink before
+// gateway path), stream-batched the same with BatchWrites on both ends of
+// the session (as the gateway and the client run), stream-noshrink the same without Stream.Shrink before
 // idle reads, and stream-iocopy io.Copy on the same path as a baseline.
 func BenchmarkPipe(b *testing.B) {
 	const chunk = 256 << 10
@@ -143,13 +194,17 @@ func BenchmarkPipe(b *testing.B) {
 		a.Close()
 		<-done
 	})
-	for _, mode := range []string{"stream", "stream-noshrink", "stream-iocopy"} {
+	for _, mode := range []string{"stream", "stream-batched", "stream-noshrink", "stream-iocopy"} {
 		b.Run(mode, func(b *testing.B) {
 			if mode == "stream-noshrink" {
 				shrinkIdle = false
 				defer func() { shrinkIdle = true }()
 			}
-			cs, ss, _ := sessionPair(b, true)
+			var wrap func(net.Conn) net.Conn
+			if mode == "stream-batched" {
+				wrap = BatchWrites
+			}
+			cs, ss, _ := sessionPairOpts(b, true, wrap)
 			a, s := streamPair(b, cs, ss)
 			tcp, z := tcpPair(b)
 			done := make(chan struct{})

@@ -130,11 +130,12 @@ func tcpPair(t testing.TB) (client, server *net.TCPConn) {
 // (or TLS), closed at the end of the test, and the server's raw TCP conn.
 func sessionPair(t testing.TB, useTLS bool) (client, server *yamux.Session, serverRaw net.Conn) {
 	t.Helper()
-	return sessionPairOpts(t, useTLS, false)
+	return sessionPairOpts(t, useTLS, nil)
 }
 
-// sessionPairOpts is sessionPair, optionally with Coalesce on both ends.
-func sessionPairOpts(t testing.TB, useTLS, coalesce bool) (client, server *yamux.Session, serverRaw net.Conn) {
+// sessionPairOpts is sessionPair with wrap (when not nil) around the
+// connection under each end.
+func sessionPairOpts(t testing.TB, useTLS bool, wrap func(net.Conn) net.Conn) (client, server *yamux.Session, serverRaw net.Conn) {
 	t.Helper()
 	c, s := tcpPair(t)
 	var cc, sc net.Conn = c, s
@@ -150,8 +151,8 @@ func sessionPairOpts(t testing.TB, useTLS, coalesce bool) (client, server *yamux
 		}
 		cc, sc = tc, ts
 	}
-	if coalesce {
-		cc, sc = Coalesce(cc), Coalesce(sc)
+	if wrap != nil {
+		cc, sc = wrap(cc), wrap(sc)
 	}
 	cs, err := yamux.Client(cc, testConfig())
 	if err != nil {
@@ -276,10 +277,7 @@ func (g *gateway) acceptLoop() {
 			}
 			c = tc
 		}
-		if g.useTLS {
-			c = Coalesce(c) // as the gateway does; plain TCP runs without
-		}
-		sess, err := yamux.Server(c, testConfig())
+		sess, err := yamux.Server(BatchWrites(c), testConfig()) // as the gateway does
 		if err != nil {
 			raw.Close()
 			continue

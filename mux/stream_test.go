@@ -13,12 +13,13 @@ import (
 
 func TestStreamConformance(t *testing.T) {
 	for _, tt := range []struct {
-		name             string
-		useTLS, coalesce bool
-	}{{"tcp", false, false}, {"tls", true, false}, {"tls-coalesced", true, true}} {
+		name   string
+		useTLS bool
+		wrap   func(net.Conn) net.Conn
+	}{{"tcp", false, nil}, {"tls", true, nil}, {"tls-batched", true, BatchWrites}} {
 		t.Run(tt.name, func(t *testing.T) {
 			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
-				cs, ss, _ := sessionPairOpts(t, tt.useTLS, tt.coalesce)
+				cs, ss, _ := sessionPairOpts(t, tt.useTLS, tt.wrap)
 				a, b := streamPair(t, cs, ss)
 				return a, b, func() { a.Close(); b.Close(); cs.Close(); ss.Close() }, nil
 			})

@@ -230,7 +230,6 @@ const (
 	gDeny       = "denied connections"
 	tGatewayMux = "gateway (mux)"
 	tGatewayDir = "gateway (direct)"
-	tGatewayCo  = "gateway (mux, coalesce)"
 	tGatewayB   = "gateway (mux, builtin:echo)"
 )
 
@@ -284,7 +283,6 @@ func (s *suite) loadRuns(ctx context.Context) error {
 		add(gResume, t.name, t, "echo", append(hs, "--resume")...)
 	}
 	add(gStreams, tGatewayMux, gw, "echo", "--mode", "streams", "--concurrency", c)
-	add(gStreams, tGatewayCo, gw, "echo", "--mode", "streams", "--concurrency", c, "--coalesce")
 	add(gStreams, tGatewayB, gw, "becho", "--mode", "streams", "--concurrency", c)
 	tp := func(dir string, streams int) []string {
 		return []string{"--mode", "throughput", "--direction", dir, "--streams", strconv.Itoa(streams)}
