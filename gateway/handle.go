@@ -161,13 +161,24 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		overloaded := sess.NumStreams() > s.cfg.MaxStreams
 		c.streamStarted()
 		go func() {
-			defer c.streamDone()
 			if overloaded {
 				s.streamsRefused.Add(1)
 				c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "too many streams on this connection"}, "", "max-streams")
+				c.streamDone()
 				return
 			}
-			c.serveStream(stream, id)
+			carry := c.serveStream(stream, id)
+			if carry == nil {
+				c.streamDone()
+				return
+			}
+			// The stream lives on in a fresh goroutine: this one's stack
+			// grew in the request, the checks and the dial, and an idle
+			// stream would hold it for its whole life.
+			go func() {
+				defer c.streamDone()
+				carry()
+			}()
 		}()
 	}
 }
@@ -179,8 +190,10 @@ func (s *Server) isDraining() bool {
 }
 
 // serveStream reads one stream's request, authorizes it against the current
-// state, answers, and pipes the stream to its backend.
-func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
+// state and answers. An accepted stream's backend is connected and carry
+// pipes the stream to it and logs its end; carry is nil when the stream was
+// refused (and closed).
+func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) (carry func()) {
 	s := c.srv
 	start := time.Now()
 	_ = stream.SetReadDeadline(start.Add(requestTimeout))
@@ -189,55 +202,59 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) {
 	if err != nil {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: mux.StatusBadRequest, Reason: err.Error()}, "", "request")
-		return
+		return nil
 	}
 	if s.isDraining() {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: mux.StatusShuttingDown, Reason: "the gateway is shutting down"}, req.Route, "drain")
-		return
+		return nil
 	}
 	st := s.state.Load()
 	if reason, rule := c.stillAdmitted(st); reason != "" {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: mux.StatusForbidden, Reason: reason}, req.Route, rule)
-		return
+		return nil
 	}
 	v := st.authorize(id, req.Route, c.peer.Addr())
 	if v.status != mux.StatusOK {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: v.status, Reason: v.reason}, req.Route, v.rule)
-		return
+		return nil
 	}
 	release, ok := s.routeSlot(v.route)
 	if !ok {
 		s.streamsRefused.Add(1)
 		c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "route " + quote(req.Route) + " is at its stream limit"}, req.Route, "max_streams")
-		return
+		return nil
 	}
-	defer release()
 	backend, err := c.dial(v.route)
 	if err != nil {
+		release()
 		s.streamsRefused.Add(1)
 		c.log.Warn().Str("event", "backend_unreachable").Str("route", req.Route).Str("backend", v.route.backend).Err(err).Send()
 		c.refuse(stream, mux.Response{Status: mux.StatusUnreachable, Reason: "backend for route " + quote(req.Route) + " is unreachable"}, req.Route, v.rule)
-		return
+		return nil
 	}
 	if err := mux.WriteResponse(stream, mux.Response{Status: mux.StatusOK}); err != nil {
+		release()
 		stream.Close()
 		if backend != nil {
 			backend.Close()
 		}
-		return
+		return nil
 	}
 	s.streamsOK.Add(1)
 	c.log.Info().Str("event", "stream_open").Uint32("stream", stream.StreamID()).Str("route", req.Route).Str("rule", v.rule).Send()
-	in, out, err := c.carry(stream, v.route, backend)
-	ev := c.log.Info().Str("event", "stream_close").Uint32("stream", stream.StreamID()).Str("route", req.Route).
-		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
-	if err != nil {
-		ev = ev.Str("error", err.Error())
+	return func() {
+		defer release()
+		in, out, err := c.carry(stream, v.route, backend)
+		ev := c.log.Info().Str("event", "stream_close").Uint32("stream", stream.StreamID()).Str("route", req.Route).
+			Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
+		if err != nil {
+			ev = ev.Str("error", err.Error())
+		}
+		ev.Send()
 	}
-	ev.Send()
 }
 
 // stillAdmitted checks a long-lived session against the current state
