@@ -10,8 +10,13 @@ import (
 	"github.com/hashicorp/yamux"
 )
 
-// BufferSize is the size of the pooled copy buffers of [Pipe].
-const BufferSize = 32 << 10
+// BufferSize is the size of the pooled copy buffers of [Pipe]: 64 KiB less
+// a yamux frame header, so that a full buffer written to a stream is a
+// header and a body that fill four TLS records exactly (see [BatchWrites]).
+const BufferSize = 64<<10 - yamuxHeaderSize
+
+// yamuxHeaderSize is the size of a yamux frame header.
+const yamuxHeaderSize = 12
 
 // probeSize is the small per-direction buffer a Pipe reads into while the
 // source is idle, so that an idle direction holds no pooled buffer.
