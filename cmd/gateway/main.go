@@ -109,10 +109,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	log, err := logging.New(stderr, cfg.LogLevel, cfg.LogFormat)
+	log, flushLog, err := logging.NewBatched(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
 	}
+	defer flushLog()
 	srv, err := gateway.New(cfg, log)
 	if err != nil {
 		return err

@@ -9,12 +9,38 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/portcullis-gw/portcullis/internal/wbatch"
 )
 
 // New returns a logger writing to w. level is debug, info, warn or error;
 // format is json (one object per line, for collectors) or console (for
 // people). Timestamps are UTC with millisecond precision.
 func New(w io.Writer, level, format string) (zerolog.Logger, error) {
+	return build(w, w, level, format)
+}
+
+// NewBatched is New with the lines written to w through a [wbatch.Writer]:
+// lines logged while an earlier write to w is under way go out together in
+// the next write, so a busy server spends one system call on many lines
+// instead of one each. Nothing waits for more lines: a line logged when w
+// is idle is written at once. flush waits until every line logged before
+// it has been written, and stops the writer: call it before the process
+// exits, after the last line.
+func NewBatched(w io.Writer, level, format string) (log zerolog.Logger, flush func(), err error) {
+	bw := wbatch.New(w, wbatch.Options{})
+	log, err = build(bw, w, level, format)
+	flush = func() { _ = bw.Close(nil) }
+	if err != nil {
+		flush()
+		return log, func() {}, err
+	}
+	return log, flush, nil
+}
+
+// build returns a logger writing to w; the console format is coloured when
+// term, where the lines end up, is a terminal.
+func build(w, term io.Writer, level, format string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" || lvl > zerolog.ErrorLevel || lvl < zerolog.DebugLevel {
 		return zerolog.Nop(), fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
@@ -22,7 +48,7 @@ func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 	switch format {
 	case "json":
 	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !colorful(w)}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000", NoColor: !colorful(term)}
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", format)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -37,5 +38,39 @@ func TestNew(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "--log-") {
 			t.Errorf("error %q does not name the flag", err)
 		}
+	}
+}
+
+// TestNewBatched: every line logged before flush is written whole, from
+// any number of goroutines; a bad level is refused as by New.
+func TestNewBatched(t *testing.T) {
+	var b bytes.Buffer // written by the batch writer only, read after flush
+	log, flush, err := NewBatched(&b, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 250 {
+				log.Info().Int("g", g).Int("i", i).Msg("line")
+			}
+		})
+	}
+	wg.Wait()
+	flush()
+	seen := map[[2]int]bool{}
+	for line := range strings.Lines(b.String()) {
+		var m struct{ G, I int }
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		seen[[2]int{m.G, m.I}] = true
+	}
+	if len(seen) != 1000 {
+		t.Fatalf("%d distinct lines, want 1000", len(seen))
+	}
+	if _, _, err := NewBatched(&b, "loud", "json"); err == nil || !strings.Contains(err.Error(), "--log-level") {
+		t.Fatalf("NewBatched with a bad level: %v", err)
 	}
 }
