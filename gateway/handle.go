@@ -450,8 +450,11 @@ func (c *serverConn) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
+	// The socket first: the session's Close would otherwise wait (up to
+	// a second) to flush frames to a peer that may not be reading, and
+	// Server.Close closes connection after connection.
+	c.raw.Close()
 	if c.sess != nil {
 		c.sess.Close()
 	}
-	c.raw.Close()
 }

@@ -27,7 +27,8 @@ type Options struct {
 	// default 256 KiB. Nothing is dropped.
 	Max int
 	// Keep: buffers up to this capacity are kept for reuse, larger ones go
-	// back to the garbage collector; default 16 KiB.
+	// back to the garbage collector; default 4 KiB. An idle Writer holds at
+	// most two such buffers.
 	Keep int
 }
 
@@ -42,7 +43,7 @@ func (o *Options) defaults() {
 		o.Max = 256 << 10
 	}
 	if o.Keep <= 0 {
-		o.Keep = 16 << 10
+		o.Keep = 4 << 10
 	}
 }
 
