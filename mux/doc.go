@@ -12,8 +12,12 @@
 //   - [Pipe], bidirectional copying with half-close and pooled buffers;
 //   - [Client], the lazily dialed, shared and self-healing client session
 //     used by the tunnel;
-//   - [ServeStream], the per-stream server helper the gateway calls with its
-//     own decision function.
+//   - [BatchWrites], the connection wrapper under every session (gateway and
+//     client) that sends the frames queued while a write is under way in
+//     the next write, one TLS record for many;
+//   - [ServeStream], a per-stream server helper (read the request, decide,
+//     dial, answer, pipe) for servers simpler than the gateway, which runs
+//     its own loop for per-stream re-checks, caps and builtin routes.
 //
 // Wire format of a stream request (client to gateway), all fields bounded:
 //
