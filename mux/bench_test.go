@@ -22,21 +22,7 @@ func BenchmarkStreamOpen(b *testing.B) {
 	msg := make([]byte, 64)
 	b.Run("yamux", func(b *testing.B) {
 		cs, ss, _ := sessionPair(b, true)
-		var wg sync.WaitGroup
-		defer wg.Wait()
-		defer ss.Close()
-		wg.Go(func() {
-			for {
-				st, err := ss.AcceptStream()
-				if err != nil {
-					return
-				}
-				wg.Go(func() {
-					io.Copy(st, st)
-					st.Close()
-				})
-			}
-		})
+		defer echoStreams(ss)()
 		b.ReportAllocs()
 		buf := make([]byte, 64)
 		for b.Loop() {
@@ -72,6 +58,28 @@ func BenchmarkStreamOpen(b *testing.B) {
 	})
 }
 
+// echoStreams echoes every stream accepted on ss until stop is called,
+// which closes ss and waits for the echoes to end.
+func echoStreams(ss *yamux.Session) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			st, err := ss.AcceptStream()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				io.Copy(st, st)
+				st.Close()
+			})
+		}
+	})
+	return func() {
+		ss.Close()
+		wg.Wait()
+	}
+}
+
 // wraps are the ways to put a connection under a yamux session that the
 // benchmarks compare.
 var wraps = []struct {
@@ -89,21 +97,7 @@ func BenchmarkStreamOpenParallel(b *testing.B) {
 	for _, w := range wraps {
 		b.Run(w.name, func(b *testing.B) {
 			cs, ss, _ := sessionPairOpts(b, true, w.wrap)
-			var wg sync.WaitGroup
-			defer wg.Wait()
-			defer ss.Close()
-			wg.Go(func() {
-				for {
-					st, err := ss.AcceptStream()
-					if err != nil {
-						return
-					}
-					wg.Go(func() {
-						io.Copy(st, st)
-						st.Close()
-					})
-				}
-			})
+			defer echoStreams(ss)()
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.RunParallel(func(pb *testing.PB) {
