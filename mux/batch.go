@@ -10,7 +10,7 @@ import (
 )
 
 // batchCloseFlush bounds how long Close waits to flush what is pending.
-const batchCloseFlush = time.Second
+const batchCloseFlush = 250 * time.Millisecond
 
 // BatchWrites wraps the connection under a yamux session so that frames
 // written while an earlier write is still under way leave together, in one
@@ -24,8 +24,11 @@ const batchCloseFlush = time.Second
 // is returned by the writes after it. A Write of 32 KiB or more goes out
 // from the caller's goroutine, behind what is pending and topped up with
 // its first bytes to one 16 KiB record. Close flushes what is pending
-// (waiting at most a second for the peer) and closes c; writes after it
-// fail with net.ErrClosed. Read and the other methods are c's.
+// (waiting at most 250ms for the peer) and closes c: gracefully when the
+// writes went out (a *tls.Conn sends close_notify), or, when one failed or
+// timed out, by closing what c's NetConn method returns (the TCP connection
+// under a *tls.Conn). Writes after Close fail with net.ErrClosed. Read and
+// the other methods are c's.
 func BatchWrites(c net.Conn) net.Conn {
 	return &batchConn{Conn: c, w: wbatch.New(c, wbatch.Options{})}
 }
@@ -48,7 +51,16 @@ func (b *batchConn) Write(p []byte) (int, error) {
 
 func (b *batchConn) Close() error {
 	b.closeOnce.Do(func() {
-		_ = b.w.Close(func() { _ = b.Conn.SetWriteDeadline(time.Now().Add(batchCloseFlush)) })
+		err := b.w.Close(func() { _ = b.Conn.SetWriteDeadline(time.Now().Add(batchCloseFlush)) })
+		if nc, ok := b.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {
+			// A write failed or timed out: the peer is gone or not
+			// reading. Close the transport under TLS, as tls.Conn.Close
+			// itself does when a write is in flight, instead of sending
+			// close_notify, which would wait up to 5s more on a full
+			// socket buffer.
+			b.closeErr = nc.NetConn().Close()
+			return
+		}
 		b.closeErr = b.Conn.Close()
 	})
 	return b.closeErr

@@ -1,6 +1,7 @@
 package mux
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -51,5 +52,45 @@ func TestBatchWritesCloseFlushes(t *testing.T) {
 	data, err := io.ReadAll(peer)
 	if err != nil || len(data) != 1000 {
 		t.Fatalf("peer read %d bytes, %v; want 1000 and EOF", len(data), err)
+	}
+}
+
+// TestBatchWritesCloseStuckTLS: over TLS, Close with a write blocked on a
+// peer that reads nothing returns after the flush bound, without waiting
+// for close_notify to time out.
+func TestBatchWritesCloseStuckTLS(t *testing.T) {
+	c, s := tcpPair(t)
+	tc, ts := tls.Client(c, getPKI().client.Clone()), tls.Server(s, getPKI().server.Clone())
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Handshake() }()
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	defer ts.Close()
+	b := BatchWrites(tc)
+	// Write until the socket buffers are full and the writer waits for
+	// room; the peer never reads.
+	wrote := make(chan error, 1)
+	go func() {
+		chunk := make([]byte, 16<<10)
+		for range 64 << 10 { // at most 1 GiB
+			if _, err := b.Write(chunk); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	b.Close()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("Close took %v with a peer that reads nothing", took)
+	}
+	if err := <-wrote; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("the blocked Write returned %v, want net.ErrClosed", err)
 	}
 }
