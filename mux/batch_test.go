@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -74,6 +75,7 @@ func TestBatchWritesCloseStuckTLS(t *testing.T) {
 	// Write until the socket buffers are full and the writer waits for
 	// room; the peer never reads.
 	wrote := make(chan error, 1)
+	var writes atomic.Int64
 	go func() {
 		chunk := make([]byte, 16<<10)
 		for range 64 << 10 { // at most 1 GiB
@@ -81,10 +83,17 @@ func TestBatchWritesCloseStuckTLS(t *testing.T) {
 				wrote <- err
 				return
 			}
+			writes.Add(1)
 		}
 		wrote <- nil
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Wait until the writer is held: a write is blocked on the full socket
+	// and the pending bytes have reached their limit.
+	last := int64(-1)
+	for i := 0; i < 100 && (writes.Load() == 0 || writes.Load() != last); i++ {
+		last = writes.Load()
+		time.Sleep(100 * time.Millisecond)
+	}
 	start := time.Now()
 	b.Close()
 	if took := time.Since(start); took > 3*time.Second {

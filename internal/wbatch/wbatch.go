@@ -215,3 +215,10 @@ func (b *Writer) state() (busy bool, direct int) {
 	defer b.mu.Unlock()
 	return b.busy, b.direct
 }
+
+// isClosing reports, for tests, whether Close has begun.
+func (b *Writer) isClosing() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closing
+}

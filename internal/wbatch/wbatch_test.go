@@ -205,6 +205,7 @@ func TestBatchCloseFlushes(t *testing.T) {
 	unblocked := false
 	closed := make(chan error, 1)
 	go func() { closed <- b.Close(func() { unblocked = true }) }()
+	waitFor(t, "Close to begin", b.isClosing) // with "one" still being written
 	data, _ := readN(t, peer, len("onetwo"))
 	if string(data) != "onetwo" {
 		t.Fatalf("peer read %q", data)
