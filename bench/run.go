@@ -362,8 +362,10 @@ func (r *runner) muxOp(addr string, msg, buf []byte) error {
 		return err
 	}
 	defer tc.Close()
-	sess, err := yamux.Client(mux.BatchWrites(tc), r.ycfg)
+	bc := mux.BatchWrites(tc)
+	sess, err := yamux.Client(bc, r.ycfg)
 	if err != nil {
+		_ = bc.Close()
 		return &opError{phase: phaseOpen, addr: addr, err: err}
 	}
 	defer sess.Close()

@@ -133,8 +133,10 @@ func handshakeReason(err error) string {
 // naming a route, which is authorized, answered and then piped.
 func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	s := c.srv
-	sess, err := yamux.Server(mux.BatchWrites(tc), s.yamux)
+	bc := mux.BatchWrites(tc)
+	sess, err := yamux.Server(bc, s.yamux)
 	if err != nil {
+		_ = bc.Close()
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return
 	}

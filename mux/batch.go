@@ -25,7 +25,8 @@ const batchCloseFlush = 250 * time.Millisecond
 // from the caller's goroutine, behind what is pending and topped up with
 // its first bytes to one 16 KiB record. Close flushes what is pending
 // (waiting at most 250ms for the peer) and closes c: gracefully when the
-// writes went out (a *tls.Conn sends close_notify), or, when one failed or
+// writes went out (a *tls.Conn then sends close_notify, which waits up to
+// 5s for room in a full socket buffer), or, when one failed or
 // timed out, by closing what c's NetConn method returns (the TCP connection
 // under a *tls.Conn). Writes after Close fail with net.ErrClosed. Read and
 // the other methods are c's.

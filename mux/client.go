@@ -342,9 +342,10 @@ func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
 		}
 		return nil, fmt.Errorf("dialing gateway: %w", err)
 	}
-	sess, err := yamux.Client(BatchWrites(conn), c.ycfg)
+	bc := BatchWrites(conn)
+	sess, err := yamux.Client(bc, c.ycfg)
 	if err != nil {
-		_ = conn.Close()
+		_ = bc.Close() // and conn
 		return nil, fmt.Errorf("dialing gateway: starting yamux session: %w", err)
 	}
 	return sess, nil

@@ -145,6 +145,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			if errors.Is(err, gateway.ErrServerClosed) {
 				return nil
 			}
+			srv.Close() // its connections stop, and log, before the log is flushed
 			return &exitError{code: 2, err: err}
 		case <-ctx.Done():
 			return drain(srv, cfg, served)

@@ -117,6 +117,9 @@ func (b *Writer) writeDirect(p []byte) (int, error) {
 	}
 	b.direct--
 	if err := b.stateErr(); err != nil {
+		// The flusher may be waiting for this Write to go first: wake it
+		// (or Close waits for it forever).
+		b.cond.Broadcast()
 		b.mu.Unlock()
 		return 0, err
 	}

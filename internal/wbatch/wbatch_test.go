@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -311,5 +312,57 @@ func mustWrite(t *testing.T, c io.Writer, s string) {
 	t.Helper()
 	if n, err := c.Write([]byte(s)); n != len(s) || err != nil {
 		t.Fatalf("Write(%d bytes) = %d, %v", len(s), n, err)
+	}
+}
+
+// gateWriter's writes wait until release is closed.
+type gateWriter struct{ release chan struct{} }
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.release
+	return len(p), nil
+}
+
+// TestBatchCloseRacesLargeWrite: Close coming as a write ends and a large
+// Write waits for its turn never leaves the flusher asleep (the large
+// Write that gives up must wake it). The interleaving is rare: many tries.
+func TestBatchCloseRacesLargeWrite(t *testing.T) {
+	large := make([]byte, direct)
+	deadline := time.Now().Add(2 * time.Second)
+	for i := 0; i < 2000 && time.Now().Before(deadline); i++ {
+		g := &gateWriter{release: make(chan struct{})}
+		b := New(g, Options{})
+		mustWrite(t, b, "abc")
+		spin(t, func() bool { busy, _ := b.state(); return busy })
+		wrote := make(chan struct{})
+		go func() {
+			b.Write(large)
+			close(wrote)
+		}()
+		spin(t, func() bool { _, n := b.state(); return n > 0 })
+		close(g.release)
+		closed := make(chan struct{})
+		go func() {
+			b.Close(nil)
+			close(closed)
+		}()
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("try %d: Close still waiting after 5s", i)
+		}
+		<-wrote
+	}
+}
+
+// spin waits, without sleeping, until cond holds (at most 5s).
+func spin(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		runtime.Gosched()
 	}
 }
