@@ -418,6 +418,10 @@ func (c *serverConn) goAwayLocked() {
 	}
 }
 
+// drainCloseGrace is how long a drained session stays open once its streams
+// have ended on this side and the peer has read their last frames.
+const drainCloseGrace = time.Second
+
 // closeWhenIdle closes a draining session once no stream is left on it,
 // not even one half-closed whose last frames are still on their way (so a
 // client sees its streams end cleanly, not the session die). The server's
@@ -433,9 +437,20 @@ func (c *serverConn) closeWhenIdle(sess *yamux.Session) {
 		if idle {
 			// A ping goes out after every frame queued before it (the
 			// last data and FIN of the streams), and its answer comes
-			// after the peer has read them: closing before that could
-			// cut off the end of a stream that is complete on this side.
+			// after the peer's session has read them: closing before
+			// that could cut off the end of a stream that is complete
+			// on this side. Then a grace for the peer's application to
+			// read its streams to the end: a stream whose session dies
+			// before that reads as cut off (yamux keeps no trace of the
+			// FIN once the session is gone), and the tunnel resets its
+			// local connection.
 			_, _ = sess.Ping()
+			t := time.NewTimer(drainCloseGrace)
+			select {
+			case <-sess.CloseChan(): // the peer closed it
+			case <-t.C:
+			}
+			t.Stop()
 			sess.Close()
 			return
 		}
