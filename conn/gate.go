@@ -92,13 +92,15 @@ func (g *Gate) Accept() (net.Conn, error) {
 			}
 			return &slotConn{Conn: c, release: g.release}, nil
 		}
+		// Logged and counted before the reset, so that whoever sees the
+		// reset, or the count, also finds the log event.
+		g.logDeny(addr, d)
+		g.denied.Add(1)
 		if lc, ok := c.(interface{ SetLinger(sec int) error }); ok {
 			_ = lc.SetLinger(0) // reset: no TIME_WAIT left behind by a flood
 		}
 		_ = c.Close()
 		g.release()
-		g.logDeny(addr, d)
-		g.denied.Add(1) // last: once counted, a denial is also logged (or counted as suppressed)
 	}
 }
 
