@@ -362,10 +362,10 @@ func (r *runner) muxOp(addr string, msg, buf []byte) error {
 		return err
 	}
 	defer tc.Close()
-	bc := mux.BatchWrites(tc)
-	sess, err := yamux.Client(bc, r.ycfg)
+	sc := mux.NewSessionConn(tc)
+	sess, err := yamux.Client(sc, r.ycfg)
 	if err != nil {
-		_ = bc.Close()
+		_ = sc.Close()
 		return &opError{phase: phaseOpen, addr: addr, err: err}
 	}
 	defer sess.Close()

@@ -133,13 +133,21 @@ func handshakeReason(err error) string {
 // naming a route, which is authorized, answered and then piped.
 func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	s := c.srv
-	bc := mux.BatchWrites(tc)
-	sess, err := yamux.Server(bc, s.yamux)
+	sc := mux.NewSessionConn(tc)
+	sess, err := yamux.Server(sc, s.yamux)
 	if err != nil {
-		_ = bc.Close()
+		_ = sc.Close()
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return
 	}
+	keptAlive := make(chan struct{})
+	go func() {
+		defer close(keptAlive)
+		mux.KeepAlive(sess, s.keepAlive, func(err error) {
+			c.log.Warn().Str("event", "keepalive_failed").Err(err).Msg("no answer to a ping: closing the connection")
+			c.raw.Close() // the session's streams end before the session does
+		})
+	}()
 	c.mu.Lock()
 	c.sess = sess
 	if c.draining { // drain came between the handshake and now
@@ -152,6 +160,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		c.mu.Unlock()
 		c.streams.Wait()
 		sess.Close()
+		<-keptAlive
 		c.log.Info().Str("event", "close").Dur("duration_ms", time.Since(c.start)).Msg("connection closed")
 	}()
 	for {
@@ -160,6 +169,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 			return // session closed by the peer, by keepalive failure, or by drain
 		}
 		stream := mux.Wrap(st)
+		sc.Track(stream) // its waits end when the connection fails
 		overloaded := sess.NumStreams() > s.cfg.MaxStreams
 		c.streamStarted()
 		go func() {

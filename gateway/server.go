@@ -23,12 +23,13 @@ var ErrServerClosed = errors.New("gateway: server closed")
 
 // Server is the gateway. Create it with New; it is safe for concurrent use.
 type Server struct {
-	cfg   *config.Gateway
-	log   zerolog.Logger
-	state atomic.Pointer[state]
-	rules acl.Holder // the network rules of the current state, for the gate
-	tls   *tls.Config
-	yamux *yamux.Config
+	cfg       *config.Gateway
+	log       zerolog.Logger
+	state     atomic.Pointer[state]
+	rules     acl.Holder // the network rules of the current state, for the gate
+	tls       *tls.Config
+	yamux     *yamux.Config
+	keepAlive time.Duration // ping interval of mux.KeepAlive per session
 
 	handshakes chan struct{} // slots for handshakes in flight
 
@@ -61,6 +62,10 @@ func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
 		conns:      map[*serverConn]struct{}{},
 	}
 	s.yamux = mux.Config(log)
+	// Each session runs mux.KeepAlive instead, which closes the
+	// connection under a session whose ping fails (see serveMux).
+	s.keepAlive = s.yamux.KeepAliveInterval
+	s.yamux.EnableKeepAlive = false
 	s.tls = &tls.Config{GetConfigForClient: s.configForClient}
 	if err := s.Reload(); err != nil {
 		return nil, err

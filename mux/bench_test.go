@@ -87,7 +87,7 @@ var wraps = []struct {
 	wrap func(net.Conn) net.Conn
 }{
 	{"plain", nil},
-	{"batched", BatchWrites},
+	{"batched", sessionConn},
 }
 
 // BenchmarkStreamOpenParallel measures open + 64-byte round trip + close
@@ -153,7 +153,7 @@ func BenchmarkPingPong(b *testing.B) {
 
 // BenchmarkPipe measures bulk throughput through Pipe: tcp is TCP to TCP
 // (the direct-mode path), stream is a yamux stream over TLS to TCP (the
-// gateway path), stream-batched the same with BatchWrites on both ends of
+// gateway path), stream-batched the same with SessionConn on both ends of
 // the session (as the gateway and the client run), stream-noshrink the same without Stream.Shrink before
 // idle reads, and stream-iocopy io.Copy on the same path as a baseline.
 func BenchmarkPipe(b *testing.B) {
@@ -196,7 +196,7 @@ func BenchmarkPipe(b *testing.B) {
 			}
 			var wrap func(net.Conn) net.Conn
 			if mode == "stream-batched" {
-				wrap = BatchWrites
+				wrap = sessionConn
 			}
 			cs, ss, _ := sessionPairOpts(b, true, wrap)
 			a, s := streamPair(b, cs, ss)

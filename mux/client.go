@@ -53,13 +53,16 @@ const (
 // streams, and dialed again when it dies, with exponential backoff and
 // jitter after failures. A Client is safe for concurrent use.
 type Client struct {
-	cfg  ClientConfig
-	ycfg *yamux.Config
-	log  zerolog.Logger
+	cfg       ClientConfig
+	ycfg      *yamux.Config
+	keepAlive time.Duration // ping interval of KeepAlive; 0: none
+	log       zerolog.Logger
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // dial and open goroutines
+
+	conns sync.Map // *yamux.Session → its *SessionConn, while the session lives
 
 	mu       sync.Mutex
 	closed   bool
@@ -107,8 +110,17 @@ func NewClient(cfg ClientConfig) *Client {
 	if ycfg == nil {
 		ycfg = Config(cfg.Logger)
 	}
+	// Each session runs KeepAlive instead of yamux's own keepalive, so
+	// that a failed ping closes the connection under the session and its
+	// SessionConn ends the streams' waits (see SessionConn).
+	keepAlive := time.Duration(0)
+	if ycfg.EnableKeepAlive {
+		c := *ycfg
+		keepAlive, c.EnableKeepAlive = c.KeepAliveInterval, false
+		ycfg = &c
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Client{cfg: cfg, ycfg: ycfg, log: cfg.Logger, ctx: ctx, cancel: cancel}
+	return &Client{cfg: cfg, ycfg: ycfg, keepAlive: keepAlive, log: cfg.Logger, ctx: ctx, cancel: cancel}
 }
 
 // Open opens a stream to route: it makes sure a session is up (dialing if
@@ -168,6 +180,9 @@ func (c *Client) open(ctx context.Context, sess *yamux.Session, route string) (*
 		return nil, err
 	}
 	st := Wrap(ys)
+	if sc, ok := c.conns.Load(sess); ok {
+		sc.(*SessionConn).Track(st)
+	}
 	// Bound the exchange by the deadline, and by cancellation of ctx.
 	_ = st.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = st.Stream.SetDeadline(time.Unix(1, 0)) })
@@ -342,12 +357,23 @@ func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
 		}
 		return nil, fmt.Errorf("dialing gateway: %w", err)
 	}
-	bc := BatchWrites(conn)
-	sess, err := yamux.Client(bc, c.ycfg)
+	sc := NewSessionConn(conn)
+	sess, err := yamux.Client(sc, c.ycfg)
 	if err != nil {
-		_ = bc.Close() // and conn
+		_ = sc.Close() // and conn
 		return nil, fmt.Errorf("dialing gateway: starting yamux session: %w", err)
 	}
+	c.conns.Store(sess, sc)
+	c.wg.Go(func() {
+		if c.keepAlive > 0 {
+			KeepAlive(sess, c.keepAlive, func(err error) {
+				c.log.Warn().Err(err).Msg("no answer from the gateway to a ping: closing the session")
+				_ = conn.Close() // the streams' waits end before the session does
+			})
+		}
+		<-sess.CloseChan()
+		c.conns.Delete(sess)
+	})
 	return sess, nil
 }
 

@@ -12,9 +12,10 @@
 //   - [Pipe], bidirectional copying with half-close and pooled buffers;
 //   - [Client], the lazily dialed, shared and self-healing client session
 //     used by the tunnel;
-//   - [BatchWrites], the connection wrapper under every session (gateway and
-//     client) that sends the frames queued while a write is under way in
-//     the next write, one TLS record for many;
+//   - [SessionConn], the connection wrapper under every session (gateway
+//     and client): it sends the frames queued while a write is under way in
+//     the next write, one TLS record for many, and ends the waits of the
+//     streams of a session whose connection failed; [KeepAlive];
 //   - [ServeStream], a per-stream server helper (read the request, decide,
 //     dial, answer, pipe) for servers simpler than the gateway, which runs
 //     its own loop for per-stream re-checks, caps and builtin routes.

@@ -277,7 +277,7 @@ func (g *gateway) acceptLoop() {
 			}
 			c = tc
 		}
-		sess, err := yamux.Server(BatchWrites(c), testConfig()) // as the gateway does
+		sess, err := yamux.Server(NewSessionConn(c), testConfig()) // as the gateway does
 		if err != nil {
 			raw.Close()
 			continue

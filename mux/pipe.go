@@ -12,7 +12,7 @@ import (
 
 // BufferSize is the size of the pooled copy buffers of [Pipe]: 64 KiB less
 // a yamux frame header, so that a full buffer written to a stream is a
-// header and a body that fill four TLS records exactly (see [BatchWrites]).
+// header and a body that fill four TLS records exactly (see [SessionConn]).
 const BufferSize = 64<<10 - yamuxHeaderSize
 
 // yamuxHeaderSize is the size of a yamux frame header.

@@ -37,6 +37,7 @@ type Stream struct {
 	// only when a call has to wait, but a net.Conn call must fail at once
 	// when its deadline has passed.
 	readDeadline, writeDeadline atomic.Int64
+	sc                          *SessionConn // set by SessionConn.Track
 }
 
 var _ net.Conn = (*Stream)(nil)
@@ -62,7 +63,7 @@ func (s *Stream) Read(b []byte) (int, error) {
 		switch {
 		case s.closed.Load():
 			return n, s.opErr("read", net.ErrClosed)
-		case err == io.EOF && s.Stream.Session().IsClosed():
+		case (err == io.EOF || errors.Is(err, yamux.ErrTimeout)) && s.sessionDead():
 			return n, s.opErr("read", ErrSessionClosed)
 		case errors.Is(err, yamux.ErrTimeout):
 			return n, s.opErr("read", os.ErrDeadlineExceeded)
@@ -84,10 +85,11 @@ func (s *Stream) Write(b []byte) (int, error) {
 		switch {
 		case s.closed.Load():
 			return n, s.opErr("write", net.ErrClosed)
+		case errors.Is(err, yamux.ErrSessionShutdown),
+			errors.Is(err, yamux.ErrTimeout) && s.sessionDead():
+			return n, s.opErr("write", ErrSessionClosed)
 		case errors.Is(err, yamux.ErrTimeout):
 			return n, s.opErr("write", os.ErrDeadlineExceeded)
-		case errors.Is(err, yamux.ErrSessionShutdown):
-			return n, s.opErr("write", ErrSessionClosed)
 		}
 	}
 	return n, err
@@ -113,7 +115,17 @@ func (s *Stream) Close() error {
 	// Wake a Read blocked in yamux; the closed flag turns the timeout
 	// into net.ErrClosed. Writers are woken by yamux's own Close.
 	_ = s.Stream.SetReadDeadline(time.Unix(1, 0))
+	if s.sc != nil {
+		s.sc.untrack(s.Stream)
+	}
 	return err
+}
+
+// sessionDead reports whether the stream's session is closed, or its
+// connection failed (SessionConn then expired the stream's deadlines, just
+// before yamux closes the session).
+func (s *Stream) sessionDead() bool {
+	return s.Stream.Session().IsClosed() || (s.sc != nil && s.sc.isDead())
 }
 
 // SetDeadline sets the read and write deadlines, like net.Conn.

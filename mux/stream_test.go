@@ -16,7 +16,7 @@ func TestStreamConformance(t *testing.T) {
 		name   string
 		useTLS bool
 		wrap   func(net.Conn) net.Conn
-	}{{"tcp", false, nil}, {"tls", true, nil}, {"tls-batched", true, BatchWrites}} {
+	}{{"tcp", false, nil}, {"tls", true, nil}, {"tls-sessionconn", true, sessionConn}} {
 		t.Run(tt.name, func(t *testing.T) {
 			nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
 				cs, ss, _ := sessionPairOpts(t, tt.useTLS, tt.wrap)

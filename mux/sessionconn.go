@@ -1,0 +1,213 @@
+package mux
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/portcullis-gw/portcullis/internal/wbatch"
+)
+
+// sessionCloseFlush bounds how long Close waits to flush what is pending.
+const sessionCloseFlush = 250 * time.Millisecond
+
+// SessionConn is the connection under one yamux session, on either end; the
+// gateway and [Client] put one under every session. It does two things.
+//
+// It batches writes: frames written while an earlier write is still under
+// way leave together in the next Write to the connection underneath. Over
+// TLS that is one record and one system call for what would otherwise be
+// two per frame (yamux writes a frame's 12-byte header and its body
+// separately). Nothing waits for more data to arrive: a frame written to an
+// idle connection goes out at once, from a goroutine that runs until Close
+// or the first write error. A Write of 32 KiB or more goes out from the
+// caller's goroutine, behind what is pending, topped up with its first
+// bytes to one 16 KiB record. The error of a failed write is returned by
+// the writes after it.
+//
+// It ends the waits of its streams when the connection fails, before yamux
+// learns of it. hashicorp/yamux v0.1.2 closes a session's shutdown channel
+// before it marks the session's streams closed, and a Read or Write waiting
+// on a stream meanwhile loops without blocking (hashicorp/yamux#176): with
+// 10,000 such streams a gateway whose client vanished kept both cores busy
+// for more than 20 seconds. So when a Read of the connection fails (yamux's
+// receive loop is the only reader: the peer is gone, or the connection was
+// closed under the session), every stream registered with
+// [SessionConn.Track] gets a past read and write deadline first: its waits
+// end the ordinary way, with yamux.ErrTimeout, which [Stream] reports as
+// [ErrSessionClosed]. Close does the same, for sessions that end another
+// way. Sessions that die on a keepalive failure should instead close the
+// connection under the session ([KeepAlive] does).
+//
+// Close flushes what is pending (waiting at most 250ms for a peer that does
+// not read) and closes the connection: gracefully when the writes went out
+// (a *tls.Conn then sends close_notify, which waits up to 5s for room in a
+// full socket buffer), or, when one failed or timed out, by closing what
+// the connection's NetConn method returns (the TCP connection under a
+// *tls.Conn). Writes after Close fail with net.ErrClosed. The other methods
+// are the connection's.
+type SessionConn struct {
+	net.Conn
+	w *wbatch.Writer
+
+	mu      sync.Mutex
+	streams map[*yamux.Stream]struct{}
+	dead    bool          // the connection failed or was closed: tracked streams were expired
+	drained chan struct{} // closed when dead and every tracked stream is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewSessionConn wraps c; hand the result to yamux.Client or yamux.Server.
+func NewSessionConn(c net.Conn) *SessionConn {
+	return &SessionConn{Conn: c, w: wbatch.New(c, wbatch.Options{}), streams: map[*yamux.Stream]struct{}{},
+		drained: make(chan struct{})}
+}
+
+// sessionDrainWait bounds how long a failed Read waits for the expired
+// streams to be closed before it reports the failure to yamux.
+const sessionDrainWait = time.Second
+
+func (c *SessionConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		// Let the streams' owners see their waits end and close them
+		// while the session is still up: once yamux closes it, a stream
+		// still waiting loops until the session marks it closed.
+		c.expire()
+		t := time.NewTimer(sessionDrainWait)
+		select {
+		case <-c.drained:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return n, err
+}
+
+func (c *SessionConn) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if errors.Is(err, wbatch.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+// Track registers a stream of this connection's session until the stream
+// is closed. A stream tracked after the connection failed gets its past
+// deadlines at once.
+func (c *SessionConn) Track(s *Stream) {
+	s.sc = c
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		expire(s.Stream)
+		return
+	}
+	c.streams[s.Stream] = struct{}{}
+	c.mu.Unlock()
+}
+
+// untrack forgets a stream (on its Close).
+func (c *SessionConn) untrack(st *yamux.Stream) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.streams[st]; !ok {
+		return
+	}
+	delete(c.streams, st)
+	if c.dead && len(c.streams) == 0 {
+		close(c.drained)
+	}
+}
+
+// Tracked returns how many streams are registered.
+func (c *SessionConn) Tracked() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.streams)
+}
+
+// isDead reports whether the connection failed or was closed.
+func (c *SessionConn) isDead() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dead
+}
+
+// expire marks the connection dead and ends the waits of its streams.
+func (c *SessionConn) expire() {
+	c.mu.Lock()
+	if c.dead {
+		c.mu.Unlock()
+		return
+	}
+	c.dead = true
+	streams := make([]*yamux.Stream, 0, len(c.streams))
+	for st := range c.streams {
+		streams = append(streams, st)
+	}
+	if len(streams) == 0 {
+		close(c.drained)
+	}
+	c.mu.Unlock()
+	for _, st := range streams {
+		expire(st)
+	}
+}
+
+// expire ends the waits of st's Read and Write.
+func expire(st *yamux.Stream) {
+	past := time.Unix(1, 0)
+	_ = st.SetReadDeadline(past)
+	_ = st.SetWriteDeadline(past)
+}
+
+// Close expires the tracked streams, flushes what is pending and closes the
+// connection; see [SessionConn].
+func (c *SessionConn) Close() error {
+	c.closeOnce.Do(func() {
+		c.expire()
+		err := c.w.Close(func() { _ = c.Conn.SetWriteDeadline(time.Now().Add(sessionCloseFlush)) })
+		if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {
+			// A write failed or timed out: the peer is gone or not
+			// reading. Close the transport under TLS, as tls.Conn.Close
+			// itself does when a write is in flight, instead of sending
+			// close_notify, which would wait up to 5s more on a full
+			// socket buffer.
+			c.closeErr = nc.NetConn().Close()
+			return
+		}
+		c.closeErr = c.Conn.Close()
+	})
+	return c.closeErr
+}
+
+// KeepAlive pings sess every interval until it closes; when a ping fails
+// it calls fail, which should close the connection under the session (so
+// that its SessionConn ends the streams' waits before yamux closes the
+// session). Use it instead of yamux's own keepalive (EnableKeepAlive
+// false), which closes the session directly. It returns when sess closes.
+func KeepAlive(sess *yamux.Session, interval time.Duration, fail func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-sess.CloseChan():
+			return
+		case <-t.C:
+			if _, err := sess.Ping(); err != nil {
+				select {
+				case <-sess.CloseChan():
+				default:
+					fail(err)
+				}
+				return
+			}
+		}
+	}
+}
