@@ -137,19 +137,13 @@ func sessionPair(t testing.TB, useTLS bool) (client, server *yamux.Session, serv
 // connection under each end.
 func sessionPairOpts(t testing.TB, useTLS bool, wrap func(net.Conn) net.Conn) (client, server *yamux.Session, serverRaw net.Conn) {
 	t.Helper()
-	c, s := tcpPair(t)
-	var cc, sc net.Conn = c, s
+	var cc, sc, s net.Conn
 	if useTLS {
-		tc, ts := tls.Client(c, getPKI().client.Clone()), tls.Server(s, getPKI().server.Clone())
-		errc := make(chan error, 1)
-		go func() { errc <- ts.Handshake() }()
-		if err := tc.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-errc; err != nil {
-			t.Fatal(err)
-		}
-		cc, sc = tc, ts
+		tc, ts := tlsPair(t)
+		cc, sc, s = tc, ts, ts.NetConn()
+	} else {
+		c, ts := tcpPair(t)
+		cc, sc, s = c, ts, ts
 	}
 	if wrap != nil {
 		cc, sc = wrap(cc), wrap(sc)

@@ -1,7 +1,6 @@
 package mux
 
 import (
-	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -63,16 +62,7 @@ func TestSessionConnCloseFlushes(t *testing.T) {
 // peer that reads nothing returns after the flush bound, without waiting
 // for close_notify to time out.
 func TestSessionConnCloseStuckTLS(t *testing.T) {
-	c, s := tcpPair(t)
-	tc, ts := tls.Client(c, getPKI().client.Clone()), tls.Server(s, getPKI().server.Clone())
-	errc := make(chan error, 1)
-	go func() { errc <- ts.Handshake() }()
-	if err := tc.Handshake(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
+	tc, ts := tlsPair(t)
 	defer ts.Close()
 	b := NewSessionConn(tc)
 	// Write until the socket buffers are full and the writer waits for
