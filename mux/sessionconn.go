@@ -29,7 +29,8 @@ const sessionCloseFlush = 250 * time.Millisecond
 // the writes after it.
 //
 // It ends the waits of its streams when the connection fails, before yamux
-// learns of it. hashicorp/yamux v0.1.2 closes a session's shutdown channel
+// learns of it (a failed write closes the connection, so that yamux learns
+// of it from a read, and the writes until then are dropped). hashicorp/yamux v0.1.2 closes a session's shutdown channel
 // before it marks the session's streams closed, and a Read or Write waiting
 // on a stream meanwhile loops without blocking (hashicorp/yamux#176): with
 // 10,000 such streams a gateway whose client vanished kept both cores busy
@@ -91,10 +92,30 @@ func (c *SessionConn) Read(p []byte) (int, error) {
 
 func (c *SessionConn) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
-	if errors.Is(err, wbatch.ErrClosed) {
+	switch {
+	case err == nil:
+	case errors.Is(err, wbatch.ErrClosed):
 		err = net.ErrClosed
+	default:
+		// The connection failed under a write. yamux would close the
+		// session now, with streams still waiting; instead make the
+		// read side fail too, so that the session ends on the read
+		// path (see Read), and drop what is written until then: the
+		// peer is gone.
+		c.abort()
+		return len(p), nil
 	}
 	return n, err
+}
+
+// abort closes the connection under the session without a goodbye: the
+// transport under TLS when there is one.
+func (c *SessionConn) abort() {
+	if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok {
+		_ = nc.NetConn().Close()
+		return
+	}
+	_ = c.Conn.Close()
 }
 
 // Track registers a stream of this connection's session until the stream
@@ -173,13 +194,13 @@ func (c *SessionConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.expire()
 		err := c.w.Close(func() { _ = c.Conn.SetWriteDeadline(time.Now().Add(sessionCloseFlush)) })
-		if nc, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {
+		if _, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {
 			// A write failed or timed out: the peer is gone or not
 			// reading. Close the transport under TLS, as tls.Conn.Close
 			// itself does when a write is in flight, instead of sending
 			// close_notify, which would wait up to 5s more on a full
 			// socket buffer.
-			c.closeErr = nc.NetConn().Close()
+			c.abort()
 			return
 		}
 		c.closeErr = c.Conn.Close()
