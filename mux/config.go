@@ -15,7 +15,8 @@ import (
 //   - AcceptBacklog 1024: pool warm-ups open about a thousand streams at
 //     once; both ends must agree.
 //   - keepalive every 15s, under common NAT and load-balancer idle timeouts;
-//     a failed keepalive closes the session.
+//     a failed keepalive closes the session. [Client] and the gateway turn
+//     yamux's keepalive off and run [KeepAlive] at this interval instead.
 //   - ConnectionWriteTimeout 15s; StreamOpenTimeout 30s (firing closes the
 //     whole session, so [Client.Open] bounds its own wait well before);
 //     StreamCloseTimeout 60s for half-closed streams whose peer never closes.
