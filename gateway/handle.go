@@ -478,8 +478,7 @@ func (c *serverConn) close() {
 	defer c.mu.Unlock()
 	c.closed = true
 	// The socket first: the session's Close would otherwise wait (up to
-	// a second) to flush frames to a peer that may not be reading, and
-	// Server.Close closes connection after connection.
+	// 250ms) to flush frames to a peer that may not be reading.
 	c.raw.Close()
 	if c.sess != nil {
 		c.sess.Close()

@@ -202,12 +202,21 @@ func (s *Server) Close() error {
 	return nil
 }
 
+// closeAll closes every connection, all at once: closing one can take a
+// moment (its session waits, at most a second, for the streams' owners to
+// see the end).
 func (s *Server) closeAll() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	conns := make([]*serverConn, 0, len(s.conns))
 	for sc := range s.conns {
-		sc.close()
+		conns = append(conns, sc)
 	}
+	s.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, sc := range conns {
+		wg.Go(sc.close)
+	}
+	wg.Wait()
 }
 
 // Stats are the server's counters since New.
