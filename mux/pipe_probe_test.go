@@ -15,11 +15,7 @@ func TestPipeForwardsFullReadsAtOnce(t *testing.T) {
 	for _, size := range []int{probeSize, BufferSize, probeSize + BufferSize} {
 		app, front := tlsPair(t) // a TLS source: read through the probe
 		back, be := tcpPair(t)
-		done := make(chan pipeResult, 1)
-		go func() {
-			x, y, err := Pipe(front, back)
-			done <- pipeResult{x, y, err}
-		}()
+		done := startPipe(front, back)
 		req := bytes.Repeat([]byte{'q'}, size)
 		for round := range 3 {
 			if _, err := app.Write(req); err != nil {

@@ -30,12 +30,18 @@ func tunnelApp(t testing.TB, client *Client, route string) (app *net.TCPConn, do
 	if err != nil {
 		t.Fatalf("Open(%q): %v", route, err)
 	}
+	return app, startPipe(local, st)
+}
+
+// startPipe runs Pipe(a, b) in a goroutine; its result comes on the
+// channel.
+func startPipe(a, b net.Conn) <-chan pipeResult {
 	ch := make(chan pipeResult, 1)
 	go func() {
-		a, b, err := Pipe(local, st)
-		ch <- pipeResult{a, b, err}
+		x, y, err := Pipe(a, b)
+		ch <- pipeResult{x, y, err}
 	}()
-	return app, ch
+	return ch
 }
 
 func randomBytes(t testing.TB, n int) []byte {
@@ -236,11 +242,7 @@ func TestPipeSessionKilled(t *testing.T) {
 func TestPipeTCP(t *testing.T) {
 	a, a2 := tcpPair(t)
 	b2, b := tcpPair(t)
-	done := make(chan pipeResult, 1)
-	go func() {
-		x, y, err := Pipe(a2, b2)
-		done <- pipeResult{x, y, err}
-	}()
+	done := startPipe(a2, b2)
 	data := randomBytes(t, 3<<20+17)
 	go func() {
 		a.Write(data)
@@ -272,11 +274,7 @@ func TestPipeTCP(t *testing.T) {
 func TestPipeResetPropagates(t *testing.T) {
 	a, a2 := tcpPair(t)
 	b2, b := tcpPair(t)
-	done := make(chan pipeResult, 1)
-	go func() {
-		x, y, err := Pipe(a2, b2)
-		done <- pipeResult{x, y, err}
-	}()
+	done := startPipe(a2, b2)
 	a.Write([]byte("x"))
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(b, make([]byte, 1)); err != nil {
@@ -297,11 +295,7 @@ func TestPipeResetPropagates(t *testing.T) {
 func TestPipeCloseStops(t *testing.T) {
 	_, a2 := tcpPair(t)
 	b2, _ := tcpPair(t)
-	done := make(chan pipeResult, 1)
-	go func() {
-		x, y, err := Pipe(a2, b2)
-		done <- pipeResult{x, y, err}
-	}()
+	done := startPipe(a2, b2)
 	time.Sleep(20 * time.Millisecond)
 	b2.Close()
 	select {
@@ -336,11 +330,7 @@ func TestPipeTLS(t *testing.T) {
 	t.Run("half-close", func(t *testing.T) {
 		app, front := tlsPair(t)
 		back, be := tcpPair(t)
-		done := make(chan pipeResult, 1)
-		go func() {
-			x, y, err := Pipe(front, back)
-			done <- pipeResult{x, y, err}
-		}()
+		done := startPipe(front, back)
 		data := randomBytes(t, 200<<10)
 		go func() {
 			app.Write(data)
@@ -365,11 +355,7 @@ func TestPipeTLS(t *testing.T) {
 	t.Run("reset", func(t *testing.T) {
 		app, front := tlsPair(t)
 		back, be := tcpPair(t)
-		done := make(chan pipeResult, 1)
-		go func() {
-			x, y, err := Pipe(front, back)
-			done <- pipeResult{x, y, err}
-		}()
+		done := startPipe(front, back)
 		be.SetLinger(0)
 		be.Close()
 		if res := <-done; !errors.Is(res.err, syscall.ECONNRESET) {
@@ -404,11 +390,7 @@ func TestPipeLooksThroughWrappers(t *testing.T) {
 	if r := newReader(ws); r.ystream != a.Stream {
 		t.Fatal("newReader did not find the stream under the wrapper")
 	}
-	done := make(chan pipeResult, 1)
-	go func() {
-		x, y, err := Pipe(wl, ws)
-		done <- pipeResult{x, y, err}
-	}()
+	done := startPipe(wl, ws)
 	b.Write([]byte("hi"))
 	app.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := io.ReadFull(app, make([]byte, 2)); err != nil {
