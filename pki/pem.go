@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"slices"
 )
 
 // PEM block types.
@@ -109,24 +110,9 @@ func ParseKeyPEM(data []byte) (crypto.Signer, error) {
 // accepting the legacy "NEW CERTIFICATE REQUEST"), or DER when data is not
 // PEM. It does not check the signature (SignCSR does). Errors wrap ErrCSR.
 func ParseCSRPEM(data []byte) (*x509.CertificateRequest, error) {
-	der := data
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		der = nil
-		rest := data
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			if block.Type == pemCSR || block.Type == "NEW CERTIFICATE REQUEST" {
-				der = block.Bytes
-				break
-			}
-		}
-		if der == nil {
-			return nil, fmt.Errorf("%w: no CERTIFICATE REQUEST block found (expected PEM: -----BEGIN CERTIFICATE REQUEST-----)", ErrCSR)
-		}
+	der, ok := pemOrDER(data, pemCSR, "NEW CERTIFICATE REQUEST")
+	if !ok {
+		return nil, fmt.Errorf("%w: no CERTIFICATE REQUEST block found (expected PEM: -----BEGIN CERTIFICATE REQUEST-----)", ErrCSR)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
@@ -137,28 +123,31 @@ func ParseCSRPEM(data []byte) (*x509.CertificateRequest, error) {
 
 // ParseCRL parses a CRL given as PEM ("X509 CRL") or DER. Errors wrap ErrPEM.
 func ParseCRL(data []byte) (*x509.RevocationList, error) {
-	der := data
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		der = nil
-		rest := data
-		for {
-			var block *pem.Block
-			block, rest = pem.Decode(rest)
-			if block == nil {
-				break
-			}
-			if block.Type == pemCRL {
-				der = block.Bytes
-				break
-			}
-		}
-		if der == nil {
-			return nil, fmt.Errorf("%w: no X509 CRL block found (expected PEM: -----BEGIN X509 CRL----- or DER)", ErrPEM)
-		}
+	der, ok := pemOrDER(data, pemCRL)
+	if !ok {
+		return nil, fmt.Errorf("%w: no X509 CRL block found (expected PEM: -----BEGIN X509 CRL----- or DER)", ErrPEM)
 	}
 	crl, err := x509.ParseRevocationList(der)
 	if err != nil {
 		return nil, fmt.Errorf("%w: CRL does not parse: %w", ErrPEM, err)
 	}
 	return crl, nil
+}
+
+// pemOrDER returns the bytes of the first PEM block of one of the types in
+// data, or data itself when it is not PEM (taken as DER); ok is false for
+// PEM input without such a block.
+func pemOrDER(data []byte, types ...string) (der []byte, ok bool) {
+	if !bytes.Contains(data, []byte("-----BEGIN")) {
+		return data, true
+	}
+	for rest := data; ; {
+		var block *pem.Block
+		if block, rest = pem.Decode(rest); block == nil {
+			return nil, false
+		}
+		if slices.Contains(types, block.Type) {
+			return block.Bytes, true
+		}
+	}
 }
