@@ -189,8 +189,12 @@ func (r *RevocationList) Revoked(cert *x509.Certificate) bool {
 	if r == nil || cert == nil || cert.SerialNumber == nil {
 		return false
 	}
+	sets := r.revoked[string(cert.RawIssuer)]
+	if len(sets) == 0 {
+		return false // most chains: no list from this issuer, nothing to format
+	}
 	serial := cert.SerialNumber.Text(16)
-	for _, set := range r.revoked[string(cert.RawIssuer)] {
+	for _, set := range sets {
 		if len(set.keyID) > 0 && len(cert.AuthorityKeyId) > 0 && !bytes.Equal(set.keyID, cert.AuthorityKeyId) {
 			continue
 		}

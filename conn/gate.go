@@ -84,8 +84,7 @@ func (g *Gate) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		addr := RemoteAddrPort(c)
-		d := g.cfg.Rules.Decide(addr.Addr())
-		if d.Allowed {
+		if g.cfg.Rules.Allowed(addr.Addr()) {
 			g.allowed.Add(1)
 			if g.slots == nil {
 				return c, nil
@@ -94,7 +93,7 @@ func (g *Gate) Accept() (net.Conn, error) {
 		}
 		// Logged and counted before the reset, so that whoever sees the
 		// reset, or the count, also finds the log event.
-		g.logDeny(addr, d)
+		g.logDeny(addr)
 		g.denied.Add(1)
 		if lc, ok := c.(interface{ SetLinger(sec int) error }); ok {
 			_ = lc.SetLinger(0) // reset: no TIME_WAIT left behind by a flood
@@ -125,7 +124,10 @@ func (g *Gate) Close() error {
 // Counts returns how many connections the gate has allowed and denied.
 func (g *Gate) Counts() (allowed, denied uint64) { return g.allowed.Load(), g.denied.Load() }
 
-func (g *Gate) logDeny(addr netip.AddrPort, d acl.Decision) {
+// logDeny logs a denial under the token bucket; the matching rule is
+// looked up only for events that are logged, not for a flood's suppressed
+// ones.
+func (g *Gate) logDeny(addr netip.AddrPort) {
 	g.logMu.Lock()
 	now := g.now()
 	if !g.last.IsZero() {
@@ -144,6 +146,7 @@ func (g *Gate) logDeny(addr netip.AddrPort, d acl.Decision) {
 	suppressed := g.suppressed
 	g.suppressed = 0
 	g.logMu.Unlock()
+	d := g.cfg.Rules.Decide(addr.Addr())
 	ev := g.cfg.Log.Info().Str("event", "deny").Str("peer", addr.String()).Str("rule", d.String())
 	if suppressed > 0 {
 		ev = ev.Uint64("suppressed", suppressed)
