@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,14 +121,16 @@ func (d *Dialer) sessionAlert() error {
 
 // DialContext is Dial with a net.Dialer-like signature, so a Dialer can stand
 // in for one in a database driver. The address is the route name, optionally
-// followed by ":port" (ignored), e.g. "pg" or "pg:5432".
+// followed by ":port" (a numeric port, ignored), e.g. "pg" or "pg:5432".
 func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if network != "tcp" && network != "tcp4" && network != "tcp6" {
 		return nil, fmt.Errorf("tunnel: network %q: only tcp", network)
 	}
 	route := addr
-	if h, _, err := net.SplitHostPort(addr); err == nil && mux.ValidRoute(addr) != nil {
-		route = h
+	if h, port, err := net.SplitHostPort(addr); err == nil && h != "" {
+		if _, err := strconv.ParseUint(port, 10, 16); err == nil {
+			route = h
+		}
 	}
 	return d.Dial(ctx, route)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -64,6 +65,28 @@ func TestNCRoundTripWithHalfClose(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("got %d bytes back, want the %d sent, byte for byte", out.Len(), len(data))
+	}
+}
+
+// TestDialContext: a database driver's address, route and port, reaches
+// the route; other networks are refused with an error naming them.
+func TestDialContext(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	for _, a := range []string{"echo:5432", "echo"} {
+		c, err := d.DialContext(context.Background(), "tcp", a)
+		if err != nil {
+			t.Fatalf("DialContext(tcp, %q): %v", a, err)
+		}
+		err = echoCheck(c, 1000)
+		c.Close()
+		if err != nil {
+			t.Fatalf("round trip through %q: %v", a, err)
+		}
+	}
+	if _, err := d.DialContext(context.Background(), "udp", "echo:5432"); err == nil || !strings.Contains(err.Error(), `"udp"`) {
+		t.Fatalf("DialContext(udp): %v, want an error naming the network", err)
 	}
 }
 
