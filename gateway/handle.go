@@ -213,7 +213,7 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) (carry f
 	_ = stream.SetReadDeadline(time.Time{})
 	if err != nil {
 		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: mux.StatusBadRequest, Reason: err.Error()}, "", "request")
+		c.refuse(stream, mux.Response{Status: mux.StatusBadRequest, Reason: mux.BadRequestReason(err, requestTimeout)}, "", "request")
 		return nil
 	}
 	if s.isDraining() {

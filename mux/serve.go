@@ -39,7 +39,7 @@ func ServeStream(s *Stream, reqTimeout time.Duration, decide func(req Request) (
 	}
 	req, err := ReadRequest(s)
 	if err != nil {
-		res.Response = Response{Status: StatusBadRequest, Reason: badRequestReason(err, reqTimeout)}
+		res.Response = Response{Status: StatusBadRequest, Reason: BadRequestReason(err, reqTimeout)}
 		_ = respond(s, res.Response, reqTimeout)
 		_ = s.Close()
 		return res, err
@@ -85,11 +85,16 @@ func respond(s *Stream, resp Response, timeout time.Duration) error {
 	return WriteResponse(s, resp)
 }
 
-// badRequestReason is the short reason sent to a client whose request
-// could not be read.
-func badRequestReason(err error, timeout time.Duration) string {
-	if errors.Is(err, os.ErrDeadlineExceeded) {
+// BadRequestReason is the short reason to send a client whose stream
+// request [ReadRequest] could not read (err) within timeout: what was wrong
+// with the request, and never the detail of an I/O error (addresses of the
+// connection underneath).
+func BadRequestReason(err error, timeout time.Duration) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Sprintf("no complete stream request within %v", timeout)
+	case errors.Is(err, ErrVersion), errors.Is(err, ErrRoute), errors.Is(err, ErrTruncated):
+		return err.Error()
 	}
-	return err.Error()
+	return "the stream request could not be read"
 }

@@ -3,10 +3,12 @@ package mux
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -155,5 +157,26 @@ func TestServeStreamEOFBeforeRequest(t *testing.T) {
 	})
 	if !errors.Is(err, io.EOF) {
 		t.Fatalf("ServeStream on an empty stream: %v, want io.EOF", err)
+	}
+}
+
+// TestBadRequestReason: protocol errors are told as they are, timeouts as
+// the bound, and any other read error without its detail (addresses).
+func TestBadRequestReason(t *testing.T) {
+	opErr := &net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 443},
+		Err: syscall.ECONNRESET}
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("reading stream request: %w", os.ErrDeadlineExceeded), "no complete stream request within 10s"},
+		{fmt.Errorf("reading stream request: %w: version byte is 9, want 1", ErrVersion), "version byte is 9"},
+		{fmt.Errorf("reading stream request route: %w", ErrTruncated), "truncated"},
+		{fmt.Errorf("reading stream request header: %w", opErr), "the stream request could not be read"},
+	} {
+		got := BadRequestReason(tt.err, 10*time.Second)
+		if !strings.Contains(got, tt.want) || strings.Contains(got, "10.1.2.3") {
+			t.Errorf("BadRequestReason(%v) = %q, want it to say %q and no address", tt.err, got, tt.want)
+		}
 	}
 }
