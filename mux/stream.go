@@ -86,7 +86,10 @@ func (s *Stream) Write(b []byte) (int, error) {
 		case s.closed.Load():
 			return n, s.opErr("write", net.ErrClosed)
 		case errors.Is(err, yamux.ErrSessionShutdown),
-			errors.Is(err, yamux.ErrTimeout) && s.sessionDead():
+			// yamux marks the streams of a closed session closed,
+			// and SessionConn expires them when their connection
+			// fails: either way the session died, not this stream.
+			(errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrTimeout)) && s.sessionDead():
 			return n, s.opErr("write", ErrSessionClosed)
 		case errors.Is(err, yamux.ErrTimeout):
 			return n, s.opErr("write", os.ErrDeadlineExceeded)
