@@ -124,10 +124,8 @@ func TestStreams(t *testing.T) {
 }
 
 func TestThroughput(t *testing.T) {
-	g0 := startGateway(t)
 	src := sourceServer(t)
 	g := startGateway(t, config.Route{Name: "source", Backend: src})
-	_ = g0
 	const chunks, size = 64, 32 << 10
 	for _, tc := range []struct {
 		name    string

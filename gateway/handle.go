@@ -73,13 +73,16 @@ func (c *serverConn) serve() {
 	<-s.handshakes
 	if err != nil {
 		s.handshakeFail.Add(1)
-		ev := c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err))
 		var rf *refusal
-		if errors.As(err, &rf) {
-			ev = c.log.Info().Str("event", "stream_refused").Str("mode", "direct").
-				Str("status", rf.v.status.String()).Str("rule", rf.v.rule).Str("reason", rf.v.reason)
+		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
+			s.streamsRefused.Add(1)
+			c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", rf.route).
+				Str("status", rf.v.status.String()).Str("rule", rf.v.rule).Str("reason", rf.v.reason).
+				Dur("duration_ms", time.Since(c.start)).Msg("connection refused")
+			return
 		}
-		ev.Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
+		c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
+			Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})

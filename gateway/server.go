@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -271,10 +270,11 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		id := conn.IdentityOf(cs.PeerCertificates[0])
 		name := st.directRoute(cs.ServerName)
 		if name == "" {
-			return fmt.Errorf("direct mode: SNI %q names no route and there is no --default-route", cs.ServerName)
+			return &refusal{route: cs.ServerName, v: verdict{status: mux.StatusUnknownRoute,
+				reason: "no route named " + quote(cs.ServerName), rule: "SNI names no route and there is no default route"}}
 		}
 		if v := st.authorize(&id, name, peer.Addr()); v.status != mux.StatusOK {
-			return &refusal{v: v}
+			return &refusal{route: name, v: v}
 		}
 		return nil
 	}
@@ -290,7 +290,11 @@ func (st *state) directRoute(sni string) string {
 	return st.defaultRoute
 }
 
-// refusal carries an authorization verdict out of a TLS callback.
-type refusal struct{ v verdict }
+// refusal carries an authorization verdict, and the route it was about,
+// out of a TLS callback.
+type refusal struct {
+	route string
+	v     verdict
+}
 
 func (r *refusal) Error() string { return r.v.status.String() + ": " + r.v.reason }
