@@ -53,7 +53,8 @@ func build(w, term io.Writer, level, format string) (zerolog.Logger, error) {
 		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", format)
 	}
 	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.TimeFieldFormat = time.RFC3339Nano
+	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
+	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 

@@ -23,6 +23,10 @@ func TestNew(t *testing.T) {
 	if m["event"] != "x" || m["level"] != "info" || m["time"] == nil {
 		t.Fatalf("fields: %v", m)
 	}
+	// UTC, milliseconds: 2026-11-22T19:20:05.123Z
+	if ts, _ := m["time"].(string); len(ts) != len("2006-01-02T15:04:05.000Z") || !strings.HasSuffix(ts, "Z") {
+		t.Errorf("time %q: want UTC with milliseconds", m["time"])
+	}
 	b.Reset()
 	log, err = New(&b, "debug", "console")
 	if err != nil {
