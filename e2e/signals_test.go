@@ -243,6 +243,9 @@ func TestDrainTimeoutCuts(t *testing.T) {
 	if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
 		t.Errorf("the gateway exited %v after SIGTERM with a stream open; want about its --drain-timeout of 1s", d)
 	}
-	// The cut stream ends nc, although its stdin is still open.
-	held.wait(t, stopTimeout)
+	// The cut stream ends nc, although its stdin is still open, and it
+	// says so by its status.
+	if code := held.wait(t, stopTimeout); code != exitUnreachable {
+		t.Errorf("nc exit status %d after its stream was cut, want %d; stderr:\n%s", code, exitUnreachable, held.stderr.String())
+	}
 }

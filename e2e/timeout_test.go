@@ -73,7 +73,10 @@ func TestSlowAndForeignClients(t *testing.T) {
 		held.echo(t, []byte("then silence\n"))
 		start := time.Now()
 		// nc's stdin stays open: only the gateway's idle timeout ends it.
-		held.wait(t, eventTimeout)
+		// The gateway ends an idle stream by closing it: a clean end.
+		if code := held.wait(t, eventTimeout); code != exitOK {
+			t.Errorf("nc exit status %d after the idle timeout, want 0; stderr:\n%s", code, held.stderr.String())
+		}
 		if d := time.Since(start); d < 900*time.Millisecond {
 			t.Errorf("the idle stream ended after %v, before --idle-timeout 1s", d)
 		}

@@ -36,8 +36,9 @@ variable: TUNNEL_ plus the flag name in upper case with "-" as "_"
 (--server-name is TUNNEL_SERVER_NAME); a flag wins.
 
 Exit status: 0 success; 1 bad usage or settings; 2 the gateway could not be
-reached or the handshake failed (the message says which side refused and why);
-3 the gateway refused the stream (the message carries its reason).
+reached or the handshake failed (the message says which side refused and why),
+or the stream was cut off; 3 the gateway refused the stream (the message
+carries its reason).
 
 Examples:
   tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key --ca ca.crt -L 5432=pg
@@ -88,6 +89,10 @@ func exitCode(err error) int {
 	case errors.As(err, &re):
 		return 3
 	case errors.As(err, &de):
+		return 2
+	}
+	var run *runError
+	if errors.As(err, &run) {
 		return 2
 	}
 	return 1
@@ -183,5 +188,15 @@ func runNC(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	defer d.Close()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	return tunnel.NC(ctx, d, cfg.Route, stdin, stdout)
+	if err := tunnel.NC(ctx, d, cfg.Route, stdin, stdout); err != nil {
+		return &runError{err}
+	}
+	return nil
 }
+
+// runError is a failure after the settings were taken: a stream cut off,
+// for example. It exits 2, not 1 (bad usage or settings).
+type runError struct{ err error }
+
+func (e *runError) Error() string { return e.err.Error() }
+func (e *runError) Unwrap() error { return e.err }
