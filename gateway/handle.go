@@ -33,7 +33,6 @@ type serverConn struct {
 	cs tls.ConnectionState // after the handshake: re-checked on each new stream
 
 	mu        sync.Mutex
-	tls       *tls.Conn
 	handshook bool // the handshake completed
 	sess      *yamux.Session
 	closed    bool
@@ -61,7 +60,6 @@ func (c *serverConn) serve() {
 	}
 	tc := tls.Server(c.raw, s.tls)
 	c.mu.Lock()
-	c.tls = tc
 	closed := c.closed
 	c.mu.Unlock()
 	if closed {

@@ -80,7 +80,6 @@ type Client struct {
 // dialCall is one dial shared by every Open waiting for a session.
 type dialCall struct {
 	done chan struct{} // closed when the dial finished
-	sess *yamux.Session
 	err  error
 	at   time.Time // when the dial starts (after the backoff)
 }
@@ -333,7 +332,7 @@ func (c *Client) runDial(call *dialCall) {
 		c.log.Debug().Msg("gateway session up")
 	}
 	c.mu.Unlock()
-	call.sess, call.err = sess, err
+	call.err = err
 	close(call.done)
 }
 

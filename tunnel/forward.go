@@ -62,7 +62,6 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[net.Conn]struct{}{}
-	errc := make(chan error, len(f.lns))
 	for i, ln := range f.lns {
 		l := f.loc[i]
 		f.log.Info().Str("event", "listening").Str("addr", ln.Addr().String()).Str("route", l.Route).Msg("forwarding")
@@ -110,7 +109,6 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	}
 	mu.Unlock()
 	wg.Wait()
-	close(errc)
 	return nil
 }
 
