@@ -80,7 +80,9 @@ func (s *Server) Reload() error {
 	defer s.reloadMu.Unlock()
 	st, err := loadState(s.cfg, time.Now())
 	if err != nil {
-		s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
+		if s.state.Load() != nil { // at start-up the caller reports it: there is no previous state
+			s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
+		}
 		return err
 	}
 	s.state.Store(st)

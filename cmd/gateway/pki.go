@@ -39,7 +39,9 @@ Files in --dir:
   index.json           what the CA issued and revoked; crl is rebuilt from it
 
 The trust anchor to give the gateway and the tunnel with --ca is root.crt with
---intermediate, ca.crt without. Give the gateway crl.pem with --crl.
+--intermediate, ca.crt without. Give the gateway crl.pem with --crl; with
+--intermediate the CRL is signed by ca.crt, so add ca.crt to the gateway's
+--ca bundle too.
 Nothing is overwritten without --force.
 
 Example:
