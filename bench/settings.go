@@ -118,7 +118,7 @@ type Settings struct {
 	// Size is the message size of a round trip, or of one write in
 	// throughput mode; 0 means DefaultRoundTripSize or
 	// DefaultThroughputSize.
-	Size int `flag:"size" meta:"BYTES" default:"0" help:"bytes per round trip (default 64), or per write in throughput mode (default 32768)"`
+	Size int `flag:"size" meta:"BYTES" help:"bytes per round trip (default 64), or per write in throughput mode (default 32768)"`
 	// Resume measures TLS 1.3 session resumption: the workers share one
 	// session cache. Handshake mode only.
 	Resume bool `flag:"resume" help:"handshake mode: resume TLS sessions (one session cache shared by the workers) instead of full handshakes"`
