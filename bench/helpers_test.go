@@ -4,8 +4,6 @@ import (
 	"crypto/tls"
 	"io"
 	"net"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -63,13 +61,6 @@ func (g *gw) creds(t testing.TB) *conn.ClientCreds {
 	return c
 }
 
-// serveTCP runs handle for each connection accepted on a loopback
-// listener until the test ends.
-func serveTCP(t testing.TB, ln net.Listener, handle func(net.Conn)) string {
-	t.Helper()
-	return testnet.Serve(t, ln, handle)
-}
-
 func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -79,14 +70,9 @@ func listen(t testing.TB) net.Listener {
 	return ln
 }
 
-// echoServer is a plain TCP echo server.
-func echoServer(t testing.TB) string {
-	return serveTCP(t, listen(t), func(c net.Conn) { _, _ = io.Copy(c, c) })
-}
-
 // sourceServer sends zeros to every client until it goes away.
 func sourceServer(t testing.TB) string {
-	return serveTCP(t, listen(t), func(c net.Conn) {
+	return testnet.Serve(t, listen(t), func(c net.Conn) {
 		buf := make([]byte, 32<<10)
 		for range 1 << 20 {
 			if _, err := c.Write(buf); err != nil {
@@ -106,23 +92,5 @@ func tlsEchoServer(t testing.TB, p *testpki.PKI) string {
 		t.Fatal(err)
 	}
 	cfg := st.ServerConfig()
-	return serveTCP(t, tls.NewListener(listen(t), cfg), func(c net.Conn) { _, _ = io.Copy(c, c) })
-}
-
-// syncBuf is a bytes.Buffer safe for concurrent use.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	return testnet.Serve(t, tls.NewListener(listen(t), cfg), func(c net.Conn) { _, _ = io.Copy(c, c) })
 }

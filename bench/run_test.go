@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/bench"
 	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
 )
@@ -198,7 +199,7 @@ func TestDenyAllowedSource(t *testing.T) {
 }
 
 func TestPlaintext(t *testing.T) {
-	addr := echoServer(t)
+	addr := testnet.EchoServer(t)
 	for _, mode := range []bench.Mode{bench.ModeHandshake, bench.ModeThroughput} {
 		s := &bench.Settings{Mode: mode, Count: 20, Concurrency: 2, UnsafePlaintext: true}
 		s.Gateways = []string{addr}
@@ -303,7 +304,7 @@ func TestProgress(t *testing.T) {
 	g := startGateway(t)
 	s := g.settings(bench.ModeStreams, 0)
 	s.Duration = 1200 * time.Millisecond
-	var out syncBuf
+	var out testnet.SyncBuffer
 	if _, err := bench.Run(ctxT(t), s, g.creds(t), &out); err != nil {
 		t.Fatal(err)
 	}
