@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // lookTool finds a program on PATH or skips the test.
@@ -46,7 +48,7 @@ func TestDirectOpenSSL(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stdinW.Close()
-		var stdout syncBuf
+		var stdout testnet.SyncBuffer
 		p := startProc(t, "openssl s_client", nil, stdinR, &stdout, openssl,
 			append(base, "-cert", ca.alice.cert, "-key", ca.alice.key)...)
 		stdinR.Close()
@@ -82,7 +84,7 @@ func TestDirectOpenSSL(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer stdinW.Close()
-		var stdout syncBuf
+		var stdout testnet.SyncBuffer
 		p := startProc(t, "openssl s_client (no certificate)", nil, stdinR, &stdout, openssl, base...)
 		stdinR.Close()
 		if _, err := stdinW.Write([]byte("hello\n")); err != nil {

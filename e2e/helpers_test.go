@@ -614,32 +614,6 @@ func closedAddr(t *testing.T) string {
 // ---------------------------------------------------------------------------
 // Data
 
-// syncBuf is a bytes.Buffer safe for concurrent use.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// Bytes returns a copy of what was written.
-func (s *syncBuf) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return bytes.Clone(s.b.Bytes())
-}
-
-// Len returns the number of bytes written.
-func (s *syncBuf) Len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Len()
-}
-
 // randomStream returns n pseudo-random bytes, the same for the same seed.
 func randomStream(seed uint64, n int64) io.Reader {
 	var s [32]byte

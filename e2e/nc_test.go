@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // TestNCRoundTrip sends 1 MiB of random bytes through "tunnel nc" to the
@@ -98,7 +100,7 @@ func TestNCRemoteDoneFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdinW.Close() // held open until nc has exited
-	var stdout syncBuf
+	var stdout testnet.SyncBuffer
 	nc := startProc(t, "tunnel nc", nil, stdinR, &stdout, tunnelBin, append([]string{"nc", "greet"}, ca.clientArgs(gw.addr, ca.alice)...)...)
 	stdinR.Close() // the child has its copy
 	if code := nc.wait(t, runTimeout); code != exitOK {

@@ -67,7 +67,7 @@ func TestPKIOpenSSLVerify(t *testing.T) {
 		// NAME.crt holds the chain: it serves as -untrusted for itself.
 		verify(t, true, "-purpose", "sslserver", "-CAfile", root, "-untrusted", gw, gw)
 		verify(t, true, "-purpose", "sslclient", "-CAfile", root, "-untrusted", inter, carol)
-		verify(t, false, "-CAfile", root, carol) // without the intermediate, no chain to the root
+		verify(t, false, "-CAfile", root, carol)                     // without the intermediate, no chain to the root
 		verify(t, false, "-CAfile", ca.caFile, "-untrusted", gw, gw) // another CA
 
 		out := gatewayPKI(t, "revoke", "--dir", dir, "--cert", carol, "--reason", "keyCompromise")

@@ -9,13 +9,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // heldNC is a "tunnel nc" whose stdin the test writes to, a bit at a time.
 type heldNC struct {
 	*proc
 	stdin  *os.File
-	stdout *syncBuf
+	stdout *testnet.SyncBuffer
 	sent   []byte
 }
 
@@ -26,7 +28,7 @@ func startHeldNC(t *testing.T, args ...string) *heldNC {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.Close() })
-	h := &heldNC{stdin: w, stdout: &syncBuf{}}
+	h := &heldNC{stdin: w, stdout: &testnet.SyncBuffer{}}
 	h.proc = startProc(t, "tunnel nc (held open)", nil, r, h.stdout, tunnelBin, append([]string{"nc"}, args...)...)
 	r.Close()
 	return h

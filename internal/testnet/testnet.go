@@ -33,6 +33,20 @@ func (s *SyncBuffer) String() string {
 	return s.b.String()
 }
 
+// Bytes returns a copy of what was written.
+func (s *SyncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
+
+// Len returns the number of bytes written.
+func (s *SyncBuffer) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Len()
+}
+
 // Serve runs handle, in its own goroutine, for each connection accepted on
 // ln until the test ends; then it closes ln and the connections still open
 // and waits for the handlers. A connection is closed when its handler
