@@ -15,7 +15,7 @@ func (s *Server) AdminHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		s.mu.Lock()
-		ready := !s.draining && len(s.gates) > 0
+		ready := !s.draining.Load() && len(s.gates) > 0
 		s.mu.Unlock()
 		if !ready {
 			http.Error(w, "not ready: draining or not listening", http.StatusServiceUnavailable)

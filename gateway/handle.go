@@ -196,11 +196,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	}
 }
 
-func (s *Server) isDraining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.draining
-}
+func (s *Server) isDraining() bool { return s.draining.Load() }
 
 // serveStream reads one stream's request, authorizes it against the current
 // state and answers. An accepted stream's backend is connected and carry

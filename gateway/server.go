@@ -35,7 +35,7 @@ type Server struct {
 	mu       sync.Mutex
 	gates    map[*conn.Gate]struct{}
 	conns    map[*serverConn]struct{}
-	draining bool
+	draining atomic.Bool    // set under mu, so that track and Shutdown agree; read without it per stream
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
@@ -101,7 +101,7 @@ func (s *Server) Reload() error {
 func (s *Server) Serve(ln net.Listener) error {
 	gate := conn.NewGate(ln, conn.GateConfig{Rules: &s.rules, MaxConns: s.cfg.MaxConns, Log: s.log})
 	s.mu.Lock()
-	if s.draining {
+	if s.draining.Load() {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
@@ -122,7 +122,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		c, err := gate.Accept()
 		if err != nil {
 			s.mu.Lock()
-			draining := s.draining
+			draining := s.draining.Load()
 			s.mu.Unlock()
 			if draining || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
@@ -147,7 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) track(c net.Conn) *serverConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.draining.Load() {
 		return nil
 	}
 	sc := &serverConn{srv: s, raw: c, id: s.nextID.Add(1), peer: conn.RemoteAddrPort(c), start: time.Now()}
@@ -169,7 +169,7 @@ func (s *Server) untrack(sc *serverConn) {
 // when it had to cut connections, nil when all ended on their own.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining = true
+	s.draining.Store(true)
 	for g := range s.gates {
 		g.Close()
 	}
@@ -193,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops accepting and closes every connection at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.draining = true
+	s.draining.Store(true)
 	for g := range s.gates {
 		g.Close()
 	}
