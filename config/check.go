@@ -236,3 +236,12 @@ func atLeastOne(s *setting, n int) *SettingError {
 	e.Want = "a whole number of 1 or more, e.g. " + s.def
 	return e
 }
+
+func inRange(s *setting, n, lo, hi int) *SettingError {
+	if lo <= n && n <= hi {
+		return nil
+	}
+	e := s.fail(strconv.Itoa(n), fmt.Sprintf("must be from %d to %d", lo, hi), nil)
+	e.Want = fmt.Sprintf("a whole number from %d to %d, e.g. %s", lo, hi, s.def)
+	return e
+}

@@ -64,7 +64,7 @@ type Gateway struct {
 	// LogFormat is json or console.
 	LogFormat string `flag:"log-format" meta:"FORMAT" default:"json" help:"log output: json (one object per line) or console (for people)" forms:"json or console"`
 	// HandshakeTimeout bounds a client's TLS handshake. Must be > 0.
-	HandshakeTimeout time.Duration `flag:"handshake-timeout" default:"10s" help:"time a client has to complete the TLS handshake"`
+	HandshakeTimeout time.Duration `flag:"handshake-timeout" default:"10s" help:"time a client has to complete the TLS handshake, from the first byte it sends"`
 	// IdleTimeout closes a stream after this long without traffic; 0 means
 	// never.
 	IdleTimeout time.Duration `flag:"idle-timeout" default:"0s" help:"close a stream after this long without traffic; 0 never"`
@@ -84,6 +84,25 @@ type Gateway struct {
 	MaxHandshakes int `flag:"max-handshakes" default:"256" help:"most TLS handshakes in flight at once"`
 	// MaxStreams caps the streams open at once in one session. Must be >= 1.
 	MaxStreams int `flag:"max-streams" default:"1024" help:"most streams open at once in one client session"`
+	// HelloTimeout is how long a new connection may stay silent: it must
+	// send its first byte within it, and holds no handshake slot until its
+	// ClientHello is in (HandshakeTimeout then runs from that first byte).
+	// Must be > 0.
+	HelloTimeout time.Duration `flag:"hello-timeout" default:"5s" help:"time a new connection has to send its first byte; until its ClientHello is in it holds no handshake slot, and from that first byte --handshake-timeout bounds the rest"`
+	// MaxPending caps the connections that have not finished their
+	// handshake (silent, sending their ClientHello, or in the handshake),
+	// in all, per source address and per source network (PrefixV4 and
+	// PrefixV6 bits). Over a cap, a new connection takes the place of the
+	// oldest one of its group that has not sent a ClientHello; when every
+	// one has, the new one is reset. Each must be >= 1.
+	MaxPending          int `flag:"max-pending" default:"1024" help:"most connections at once that have not finished their handshake; over it, a new connection replaces (resets) the oldest one that has not sent its ClientHello"`
+	MaxPendingPerAddr   int `flag:"max-pending-per-addr" default:"64" help:"the same, from one source address"`
+	MaxPendingPerPrefix int `flag:"max-pending-per-prefix" default:"256" help:"the same, from one source network (see --prefix-v4 and --prefix-v6)"`
+	// PrefixV4 and PrefixV6 are the prefix lengths that group source
+	// addresses into networks for the per-network caps: 1 to 32 and 1 to
+	// 128.
+	PrefixV4 int `flag:"prefix-v4" default:"24" help:"IPv4 prefix length that groups source addresses into one network for the per-network caps"`
+	PrefixV6 int `flag:"prefix-v6" default:"64" help:"IPv6 prefix length that groups source addresses into one network for the per-network caps"`
 }
 
 // Doc describes "gateway run" for --help.
@@ -226,6 +245,12 @@ func (g *Gateway) Validate() error {
 	add(atLeastOne(set["MaxConns"], g.MaxConns))
 	add(atLeastOne(set["MaxHandshakes"], g.MaxHandshakes))
 	add(atLeastOne(set["MaxStreams"], g.MaxStreams))
+	add(positive(set["HelloTimeout"], g.HelloTimeout))
+	add(atLeastOne(set["MaxPending"], g.MaxPending))
+	add(atLeastOne(set["MaxPendingPerAddr"], g.MaxPendingPerAddr))
+	add(atLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
+	add(inRange(set["PrefixV4"], g.PrefixV4, 1, 32))
+	add(inRange(set["PrefixV6"], g.PrefixV6, 1, 128))
 	if g.Admin != "" {
 		if _, _, err := splitHostPort(g.Admin, true, anyPort); err != nil {
 			add(set["Admin"].fail(g.Admin, "not a listen address", err))

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/acl"
@@ -183,6 +184,23 @@ func (c *slotConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
+}
+
+// SetLinger sets SO_LINGER on the underlying connection when it can, so
+// that a reset of the connection still gives back the slot on Close.
+func (c *slotConn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return l.SetLinger(sec)
+	}
+	return nil
+}
+
+// SyscallConn gives access to the underlying socket when it has one.
+func (c *slotConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("connection has no socket")
 }
 
 // CloseWrite half-closes the underlying connection when it can.

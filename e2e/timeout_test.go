@@ -18,7 +18,7 @@ func TestSlowAndForeignClients(t *testing.T) {
 	t.Parallel()
 	ca := getCA(t)
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo",
-		"--handshake-timeout", "1s", "--idle-timeout", "1s")...)
+		"--handshake-timeout", "1s", "--hello-timeout", "1s", "--idle-timeout", "1s")...)
 
 	t.Run("silent", func(t *testing.T) {
 		mark := gw.stderr.mark()
@@ -33,10 +33,38 @@ func TestSlowAndForeignClients(t *testing.T) {
 		d := time.Since(start)
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatalf("the gateway kept a silent connection open for %v; want it closed after --handshake-timeout 1s", eventTimeout)
+			t.Fatalf("the gateway kept a silent connection open for %v; want it closed after --hello-timeout 1s", eventTimeout)
 		}
 		if n != 0 || d < 900*time.Millisecond || d > 5*time.Second {
 			t.Errorf("silent connection: read %d bytes, %v after connecting (%v); want it closed after about 1s", n, d, err)
+		}
+		ev := gw.waitEvent(t, mark, eventTimeout, isEvent("shed"))
+		if ev.str("kind") != "silent" {
+			t.Errorf("shed event does not say the connection was silent: %v", ev)
+		}
+	})
+
+	t.Run("partial-hello", func(t *testing.T) {
+		// The first bytes of a ClientHello, then nothing: the handshake
+		// deadline runs from the first byte.
+		mark := gw.stderr.mark()
+		c, err := net.DialTimeout("tcp", gw.addr, eventTimeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte{0x16, 0x03, 0x01, 0x01, 0x00, 0x01}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_ = c.SetReadDeadline(start.Add(eventTimeout))
+		_, err = c.Read(make([]byte, 1))
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatalf("the gateway kept a stalled handshake open for %v; want it closed after --handshake-timeout 1s", eventTimeout)
+		}
+		if d := time.Since(start); d < 900*time.Millisecond || d > 5*time.Second {
+			t.Errorf("stalled handshake closed %v after its first bytes; want about 1s", d)
 		}
 		ev := gw.waitEvent(t, mark, eventTimeout, isEvent("handshake_failed"))
 		if !strings.Contains(ev.str("reason"), "timed out") {

@@ -173,6 +173,7 @@ func TestConnectionLevelRefusals(t *testing.T) {
 	p := testpki.New(t)
 	cfg := baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"})
 	cfg.HandshakeTimeout = 500 * time.Millisecond
+	cfg.HelloTimeout = 300 * time.Millisecond
 	e := start(t, p, cfg)
 	cert, _ := p.Client.Issued.TLSCertificate()
 
@@ -221,20 +222,22 @@ func TestConnectionLevelRefusals(t *testing.T) {
 		}
 		waitFor(t, func() bool { return strings.Contains(e.logs.String(), "not TLS") })
 	})
-	t.Run("silent client past the handshake deadline", func(t *testing.T) {
-		c, err := net.Dial("tcp", e.addr)
-		if err != nil {
-			t.Fatal(err)
+	t.Run("silent client past the hello timeout", func(t *testing.T) {
+		el := closedAfter(t, e.addr, nil)
+		if el < 250*time.Millisecond {
+			t.Fatalf("closed after %v, before the 300ms hello timeout", el)
 		}
-		defer c.Close()
-		start := time.Now()
-		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err = c.Read(make([]byte, 1))
-		if err == nil || isTimeout(err) {
-			t.Fatalf("err %v; want the gateway to close a silent client", err)
+		waitFor(t, func() bool { return strings.Contains(e.logs.String(), `"event":"shed","kind":"silent"`) })
+		if n := e.srv.Stats().ShedSilent; n < 1 {
+			t.Fatalf("ShedSilent = %d, want 1 or more", n)
 		}
-		if el := time.Since(start); el < 400*time.Millisecond {
-			t.Fatalf("closed after %v, before the 500ms deadline", el)
+	})
+	t.Run("partial ClientHello past the handshake deadline", func(t *testing.T) {
+		// A record header that promises 200 bytes, then nothing: the
+		// handshake deadline runs from the first byte.
+		el := closedAfter(t, e.addr, []byte{0x16, 0x03, 0x01, 0x00, 200, 0x01})
+		if el < 400*time.Millisecond {
+			t.Fatalf("closed after %v, before the 500ms handshake deadline", el)
 		}
 		waitFor(t, func() bool { return strings.Contains(e.logs.String(), "handshake timed out") })
 	})
@@ -425,4 +428,28 @@ func TestCloseWithStuckPeers(t *testing.T) {
 	if took := time.Since(start); took > 8*time.Second {
 		t.Fatalf("Close took %v with %d stuck peers", took, sessions)
 	}
+}
+
+// closedAfter connects to addr, writes first (if any), and returns how long
+// the gateway took to close the connection; it fails the test when the
+// gateway has not closed it within 5 s.
+func closedAfter(t *testing.T, addr string, first []byte) time.Duration {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if len(first) > 0 {
+		if _, err := c.Write(first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	if err == nil || isTimeout(err) {
+		t.Fatalf("err %v; want the gateway to close the connection", err)
+	}
+	return time.Since(start)
 }

@@ -48,7 +48,35 @@ func (c *serverConn) serve() {
 	s := c.srv
 	c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Logger()
 
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.HandshakeTimeout)
+	// Until its ClientHello is in, a connection holds no handshake slot:
+	// only its place among the pending connections of its source.
+	ticket, err := s.pending.Add(c.raw, c.peer.Addr())
+	if err != nil {
+		c.shed(shedRefused, err.Error())
+		_ = conn.Reset(c.raw)
+		return
+	}
+	defer ticket.Done()
+	hc, deadline, err := conn.ReadHello(c.raw, s.cfg.HelloTimeout, s.cfg.HandshakeTimeout, ticket.Heard)
+	switch {
+	case err == nil:
+	case ticket.Evicted():
+		c.shed(shedReplaced, "replaced by a newer connection from the same source over the pending cap")
+		return
+	case errors.Is(err, conn.ErrSilent):
+		c.shed(shedSilent, "no byte sent within the hello timeout")
+		return
+	default:
+		if !c.isClosed() {
+			s.handshakeFail.Add(1)
+			c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
+				Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
+		}
+		return
+	}
+	ticket.Spoke()
+
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	select {
 	case s.handshakes <- struct{}{}:
@@ -58,17 +86,15 @@ func (c *serverConn) serve() {
 			Int("max_handshakes", cap(s.handshakes)).Msg("handshake not started")
 		return
 	}
-	tc := tls.Server(c.raw, s.tls)
-	c.mu.Lock()
-	closed := c.closed
-	c.mu.Unlock()
-	if closed {
+	tc := tls.Server(hc, s.tls)
+	if c.isClosed() {
 		<-s.handshakes
 		return
 	}
-	_ = c.raw.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	err := tc.HandshakeContext(ctx)
+	_ = c.raw.SetDeadline(deadline)
+	err = tc.HandshakeContext(ctx)
 	<-s.handshakes
+	ticket.Done()
 	if err != nil {
 		s.handshakeFail.Add(1)
 		var rf *refusal
@@ -107,6 +133,46 @@ func (c *serverConn) serve() {
 		return
 	}
 	c.serveDirect(tc, &id, cs.ServerName)
+}
+
+func (c *serverConn) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Kinds of connections shed before their handshake.
+const (
+	shedSilent   = iota // no byte within --hello-timeout
+	shedReplaced        // a newer connection from its source took its place
+	shedRefused         // over a pending cap, with none to replace
+	shedKinds
+)
+
+var shedNames = [shedKinds]string{"silent", "replaced", "refused"}
+
+// The log of shed connections is rate-limited per kind, as the network
+// gate's: a flood of idle sockets must not become a flood of log lines.
+const (
+	shedLogPerSec = 10
+	shedLogBurst  = 20
+)
+
+// shed counts a connection given up before its handshake and logs it
+// under its kind's rate limit.
+func (c *serverConn) shed(kind int, reason string) {
+	s := c.srv
+	s.shed[kind].Add(1)
+	ok, suppressed := s.shedLog[kind].Allow()
+	if !ok {
+		return
+	}
+	ev := c.log.Info().Str("event", "shed").Str("kind", shedNames[kind]).Str("reason", reason).
+		Dur("duration_ms", time.Since(c.start))
+	if suppressed > 0 {
+		ev = ev.Uint64("suppressed", suppressed)
+	}
+	ev.Msg("connection shed before its handshake")
 }
 
 // handshakeReason says in words why a handshake failed, for the log.

@@ -13,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/rs/zerolog"
 )
@@ -31,6 +32,8 @@ type Server struct {
 	keepAlive time.Duration // ping interval of mux.KeepAlive per session
 
 	handshakes chan struct{} // slots for handshakes in flight
+	pending    *conn.Pending // connections before the end of their handshake, by source
+	shedLog    [shedKinds]*logging.Limiter
 
 	mu       sync.Mutex
 	gates    map[*conn.Gate]struct{}
@@ -46,6 +49,7 @@ type Server struct {
 
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
+	shed                                                 [shedKinds]atomic.Uint64
 }
 
 // New loads everything the settings name and returns a server ready to Serve.
@@ -59,6 +63,11 @@ func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
 		handshakes: make(chan struct{}, max(cfg.MaxHandshakes, 1)),
 		gates:      map[*conn.Gate]struct{}{},
 		conns:      map[*serverConn]struct{}{},
+		pending: conn.NewPending(conn.PendingConfig{Max: cfg.MaxPending, PerAddr: cfg.MaxPendingPerAddr,
+			PerPrefix: cfg.MaxPendingPerPrefix, PrefixV4: cfg.PrefixV4, PrefixV6: cfg.PrefixV6}),
+	}
+	for k := range s.shedLog {
+		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
 	s.yamux = mux.Config(log)
 	// Each session runs mux.KeepAlive instead, which closes the
@@ -226,6 +235,11 @@ type Stats struct {
 	HandshakesOK, HandshakesFailed uint64
 	StreamsOK, StreamsRefused      uint64 // mux streams and direct-mode connections
 	Open                           int    // connections open now
+	// Connections shed before their handshake: silent past --hello-timeout,
+	// replaced by a newer one from the same source over a pending cap, or
+	// refused over a pending cap when none could be replaced.
+	ShedSilent, ShedReplaced, ShedRefused uint64
+	Pending                               int // connections before the end of their handshake now
 }
 
 // Stats returns the current counters.
@@ -233,6 +247,8 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		HandshakesOK: s.handshakeOK.Load(), HandshakesFailed: s.handshakeFail.Load(),
 		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
+		ShedSilent: s.shed[shedSilent].Load(), ShedReplaced: s.shed[shedReplaced].Load(),
+		ShedRefused: s.shed[shedRefused].Load(), Pending: s.pending.Counts().Pending,
 	}
 	s.mu.Lock()
 	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied

@@ -38,6 +38,8 @@ func Config(p *testpki.PKI, routes ...config.Route) *config.Gateway {
 		MaxConns:         1000,
 		MaxHandshakes:    64,
 		MaxStreams:       4096,
+		HelloTimeout:     5 * time.Second,
+		MaxPending:       1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 }
 
