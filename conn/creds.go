@@ -284,3 +284,7 @@ func LoadCRL(file string, cas []*x509.Certificate, now time.Time) (*RevocationLi
 	}
 	return rl, warns, nil
 }
+
+// Load reads the files: f is a source of server credentials (see
+// LoadServer).
+func (f ServerFiles) Load(now time.Time) (*ServerState, error) { return LoadServer(f, now) }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
+	"time"
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
@@ -59,7 +60,7 @@ func TestExplainGolden(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			req := gateway.ExplainRequest{Config: &config.Gateway{Policy: pol}, Cert: tc.cert.Cert,
+			req := gateway.ExplainRequest{Config: (&config.Gateway{Policy: pol, DialTimeout: time.Second}).ServerConfig(nil), Cert: tc.cert.Cert,
 				From: netip.MustParseAddr(tc.from), Route: tc.route}
 			if tc.cas {
 				req.CAs = p.CA.Pool()

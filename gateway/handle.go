@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -20,6 +19,17 @@ import (
 
 // requestTimeout bounds how long a new stream may take to send its request.
 const requestTimeout = 10 * time.Second
+
+// phase is where a connection is in its life.
+type phase int
+
+const (
+	phaseHandshake phase = iota // before the end of its TLS handshake
+	phaseHandshook              // handshake done; mux session not yet up
+	phaseServing                // a mux session or a direct connection is up
+	phaseExiting                // serveMux waits for its streams: start no goroutine on it
+	phaseClosed                 // close was called
+)
 
 // serverConn is one accepted connection, from handshake to close.
 type serverConn struct {
@@ -32,14 +42,13 @@ type serverConn struct {
 
 	cs tls.ConnectionState // after the handshake: re-checked on each new stream
 
-	mu        sync.Mutex
-	handshook bool // the handshake completed
-	sess      *yamux.Session
-	closed    bool
-	draining  bool
-	exiting   bool // serveMux is waiting for its streams: start no goroutine
-	active    int  // streams being served
-	streams   sync.WaitGroup
+	mu       sync.Mutex
+	phase    phase
+	draining bool           // drain was called: no new stream; close the session once idle
+	sess     *yamux.Session // in phaseServing and after, in mux mode
+	active   int            // streams being served
+	idle     chan struct{}  // signalled when active drops to 0 while draining
+	streams  sync.WaitGroup
 }
 
 func (c *serverConn) serve() {
@@ -99,10 +108,7 @@ func (c *serverConn) serve() {
 		s.handshakeFail.Add(1)
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
-			s.streamsRefused.Add(1)
-			c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", rf.route).
-				Str("status", rf.v.status.String()).Str("rule", rf.v.rule).Str("reason", rf.v.reason).
-				Dur("duration_ms", time.Since(c.start)).Msg("connection refused")
+			c.refused(modeDirect, 0, rf.v)
 			return
 		}
 		c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
@@ -114,7 +120,9 @@ func (c *serverConn) serve() {
 	cs := tc.ConnectionState()
 	c.cs = cs
 	c.mu.Lock()
-	c.handshook = true
+	if c.phase == phaseHandshake {
+		c.phase = phaseHandshook
+	}
 	c.mu.Unlock()
 	id := conn.IdentityOf(cs.PeerCertificates[0])
 	c.log = c.log.With().Object("identity", id).Logger()
@@ -138,7 +146,7 @@ func (c *serverConn) serve() {
 func (c *serverConn) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.closed
+	return c.phase == phaseClosed
 }
 
 // Kinds of connections shed before their handshake.
@@ -197,7 +205,7 @@ func handshakeReason(err error) string {
 }
 
 // serveMux runs a yamux server session: each stream opens with a request
-// naming a route, which is authorized, answered and then piped.
+// naming a route, which is admitted (or refused), answered and then piped.
 func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	s := c.srv
 	sc := mux.NewSessionConn(tc)
@@ -217,13 +225,18 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	}()
 	c.mu.Lock()
 	c.sess = sess
+	if c.phase == phaseHandshook {
+		c.phase = phaseServing
+	}
 	if c.draining { // drain came between the handshake and now
 		c.goAwayLocked()
 	}
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		c.exiting = true
+		if c.phase == phaseServing {
+			c.phase = phaseExiting
+		}
 		c.mu.Unlock()
 		c.streams.Wait()
 		sess.Close()
@@ -241,8 +254,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		c.streamStarted()
 		go func() {
 			if overloaded {
-				s.streamsRefused.Add(1)
-				c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "too many streams on this connection"}, "", "max-streams")
+				c.refuse(stream, "", refused("", mux.StatusOverloaded, "too many streams on this connection", "max-streams"))
 				c.streamDone()
 				return
 			}
@@ -262,187 +274,64 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	}
 }
 
-func (s *Server) isDraining() bool { return s.draining.Load() }
-
-// serveStream reads one stream's request, authorizes it against the current
-// state and answers. An accepted stream's backend is connected and carry
-// pipes the stream to it and logs its end; carry is nil when the stream was
-// refused (and closed).
+// serveStream reads one stream's request and runs it through admit. An
+// admitted stream's backend is connected and carry pipes the stream to it
+// and logs its end; carry is nil when the stream was refused (and closed).
 func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) (carry func()) {
-	s := c.srv
 	start := time.Now()
 	_ = stream.SetReadDeadline(start.Add(requestTimeout))
 	req, err := mux.ReadRequest(stream)
 	_ = stream.SetReadDeadline(time.Time{})
 	if err != nil {
-		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: mux.StatusBadRequest, Reason: mux.BadRequestReason(err, requestTimeout)}, "", "request")
+		c.refuse(stream, "", refused("", mux.StatusBadRequest, mux.BadRequestReason(err, requestTimeout), "request"))
 		return nil
 	}
-	if s.isDraining() {
-		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: mux.StatusShuttingDown, Reason: "the gateway is shutting down"}, req.Route, "drain")
-		return nil
-	}
-	st := s.state.Load()
-	if reason, rule := c.stillAdmitted(st); reason != "" {
-		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: mux.StatusForbidden, Reason: reason}, req.Route, rule)
-		return nil
-	}
-	v := st.authorize(id, req.Route, c.peer.Addr())
-	if v.status != mux.StatusOK {
-		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: v.status, Reason: v.reason}, req.Route, v.rule)
-		return nil
-	}
-	release, ok := s.routeSlot(v.route)
-	if !ok {
-		s.streamsRefused.Add(1)
-		c.refuse(stream, mux.Response{Status: mux.StatusOverloaded, Reason: "route " + quote(req.Route) + " is at its stream limit"}, req.Route, "max_streams")
-		return nil
-	}
-	backend, err := c.dial(v.route)
-	if err != nil {
-		release()
-		s.streamsRefused.Add(1)
-		c.log.Warn().Str("event", "backend_unreachable").Str("route", req.Route).Str("backend", v.route.backend).Err(err).Send()
-		c.refuse(stream, mux.Response{Status: mux.StatusUnreachable, Reason: "backend for route " + quote(req.Route) + " is unreachable"}, req.Route, v.rule)
+	g, v := c.admit(modeMux, id, req.Route, "")
+	if g == nil {
+		c.refuse(stream, req.Route, v)
 		return nil
 	}
 	if err := mux.WriteResponse(stream, mux.Response{Status: mux.StatusOK}); err != nil {
-		release()
+		g.release()
 		stream.Close()
-		if backend != nil {
-			backend.Close()
+		if g.backend != nil {
+			g.backend.Close()
 		}
 		return nil
 	}
-	s.streamsOK.Add(1)
-	c.log.Info().Str("event", "stream_open").Uint32("stream", stream.StreamID()).Str("route", req.Route).Str("rule", v.rule).Send()
-	return func() {
-		defer release()
-		in, out, err := c.carry(stream, v.route, backend)
-		ev := c.log.Info().Str("event", "stream_close").Uint32("stream", stream.StreamID()).Str("route", req.Route).
-			Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
-		if err != nil {
-			ev = ev.Str("error", err.Error())
-		}
-		ev.Send()
-	}
+	c.opened(modeMux, stream.StreamID(), g)
+	return func() { c.carry(modeMux, stream.StreamID(), stream, g, start) }
 }
 
-// stillAdmitted checks a long-lived session against the current state
-// before each new stream: a reload may since have revoked its certificate or
-// taken its address off the network rules, and its certificate may have
-// expired. It returns a reason for the peer and a rule for the log, or "".
-func (c *serverConn) stillAdmitted(st *state) (reason, rule string) {
-	if err := st.creds.CheckRevoked(c.cs); err != nil {
-		return "client certificate revoked", err.Error()
+// refuse answers a stream with a refusal, closes it and logs it; the
+// session goes on.
+func (c *serverConn) refuse(stream *mux.Stream, route string, v verdict) {
+	if v.name == "" {
+		v.name = route
 	}
-	if leaf := c.cs.PeerCertificates[0]; time.Now().After(leaf.NotAfter) {
-		return "client certificate expired", "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
-	}
-	if d := st.rules.Decide(c.peer.Addr()); !d.Allowed {
-		return "source address no longer allowed", "network gate: " + d.String()
-	}
-	return "", ""
-}
-
-// refuse answers a stream with a refusal and closes it; the session goes on.
-func (c *serverConn) refuse(stream *mux.Stream, resp mux.Response, route, rule string) {
 	_ = stream.SetWriteDeadline(time.Now().Add(requestTimeout))
-	_ = mux.WriteResponse(stream, resp)
+	_ = mux.WriteResponse(stream, mux.Response{Status: v.status, Reason: v.reason})
 	stream.Close()
-	c.log.Info().Str("event", "stream_refused").Uint32("stream", stream.StreamID()).Str("route", route).
-		Str("status", resp.Status.String()).Str("rule", rule).Str("reason", resp.Reason).Send()
+	c.refused(modeMux, stream.StreamID(), v)
 }
 
-// routeSlot takes one of a route's stream slots when it has a cap; the
-// count lives in the server, by route name, so it survives reloads.
-func (s *Server) routeSlot(r *route) (release func(), ok bool) {
-	if r.maxStreams <= 0 {
-		return func() {}, true
-	}
-	v, _ := s.routeStreams.LoadOrStore(r.name, new(atomic.Int64))
-	n := v.(*atomic.Int64)
-	if n.Add(1) > int64(r.maxStreams) {
-		n.Add(-1)
-		return nil, false
-	}
-	return func() { n.Add(-1) }, true
-}
-
-// dial connects to a route's backend; builtins need no connection (nil).
-func (c *serverConn) dial(r *route) (net.Conn, error) {
-	if r.backend == BuiltinEcho || r.backend == BuiltinDiscard {
-		return nil, nil
-	}
-	d := net.Dialer{Timeout: r.dialTimeout}
-	return d.Dial("tcp", r.backend)
-}
-
-// carry moves bytes between the client side and the backend until both
-// directions end, and returns the bytes received from and sent to the client.
-func (c *serverConn) carry(client net.Conn, r *route, backend net.Conn) (in, out int64, err error) {
-	if idle := c.srv.cfg.IdleTimeout; idle > 0 {
-		client = newIdleConn(client, idle)
-	}
-	switch r.backend {
-	case BuiltinEcho:
-		n, err := mux.Echo(client)
-		return n, n, err
-	case BuiltinDiscard:
-		n, err := mux.Discard(client)
-		return n, 0, err
-	}
-	return mux.Pipe(client, backend)
-}
-
-// serveDirect carries one direct-mode connection to the route its SNI names
-// (authorized already during the handshake).
+// serveDirect carries one direct-mode connection to the route its SNI
+// names, authorized already during the handshake and admitted again here
+// (a reload or a drain may have come in between).
 func (c *serverConn) serveDirect(tc *tls.Conn, id *conn.Identity, sni string) {
-	s := c.srv
+	c.mu.Lock()
+	if c.phase == phaseHandshook {
+		c.phase = phaseServing
+	}
+	c.mu.Unlock()
 	start := time.Now()
-	if s.isDraining() {
-		s.streamsRefused.Add(1)
-		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("status", mux.StatusShuttingDown.String()).
-			Str("rule", "drain").Send()
+	g, v := c.admit(modeDirect, id, "", sni)
+	if g == nil {
+		c.refused(modeDirect, 0, v)
 		return
 	}
-	st := s.state.Load()
-	name := st.directRoute(sni)
-	v := st.authorize(id, name, c.peer.Addr()) // again: a reload may have come between handshake and now
-	if v.status != mux.StatusOK {
-		s.streamsRefused.Add(1)
-		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", name).
-			Str("status", v.status.String()).Str("rule", v.rule).Str("reason", v.reason).Send()
-		return
-	}
-	release, ok := s.routeSlot(v.route)
-	if !ok {
-		s.streamsRefused.Add(1)
-		c.log.Info().Str("event", "stream_refused").Str("mode", "direct").Str("route", name).
-			Str("status", mux.StatusOverloaded.String()).Str("rule", "max_streams").Send()
-		return
-	}
-	defer release()
-	backend, err := c.dial(v.route)
-	if err != nil {
-		s.streamsRefused.Add(1)
-		c.log.Warn().Str("event", "backend_unreachable").Str("mode", "direct").Str("route", name).
-			Str("backend", v.route.backend).Err(err).Send()
-		return
-	}
-	s.streamsOK.Add(1)
-	c.log.Info().Str("event", "stream_open").Str("mode", "direct").Str("route", name).Str("rule", v.rule).Send()
-	in, out, err := c.carry(tc, v.route, backend)
-	ev := c.log.Info().Str("event", "stream_close").Str("mode", "direct").Str("route", name).
-		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
-	if err != nil {
-		ev = ev.Str("error", err.Error())
-	}
-	ev.Send()
+	c.opened(modeDirect, 0, g)
+	c.carry(modeDirect, 0, tc, g, start)
 }
 
 func (c *serverConn) streamStarted() {
@@ -452,10 +341,17 @@ func (c *serverConn) streamStarted() {
 	c.streams.Add(1)
 }
 
-// streamDone ends a stream.
+// streamDone ends a stream; the last one of a draining session wakes the
+// goroutine that closes it.
 func (c *serverConn) streamDone() {
 	c.mu.Lock()
 	c.active--
+	if c.active == 0 && c.draining {
+		select {
+		case c.idle <- struct{}{}:
+		default:
+		}
+	}
 	c.mu.Unlock()
 	c.streams.Done()
 }
@@ -474,8 +370,8 @@ func (c *serverConn) drain() {
 	switch {
 	case c.sess != nil:
 		c.goAwayLocked()
-	case !c.handshook:
-		c.closed = true
+	case c.phase == phaseHandshake:
+		c.phase = phaseClosed
 		c.raw.Close()
 	}
 	// Handshake done, session not yet up: serveMux sees draining.
@@ -485,9 +381,10 @@ func (c *serverConn) drain() {
 // session once idle, unless serveMux is already on its way out.
 func (c *serverConn) goAwayLocked() {
 	_ = c.sess.GoAway()
-	if !c.exiting {
+	if c.phase == phaseServing {
+		c.idle = make(chan struct{}, 1)
 		c.streams.Add(1)
-		go c.closeWhenIdle(c.sess)
+		go c.closeWhenIdle(c.sess, c.idle)
 	}
 }
 
@@ -495,51 +392,47 @@ func (c *serverConn) goAwayLocked() {
 // have ended on this side and the peer has read their last frames.
 const drainCloseGrace = time.Second
 
-// closeWhenIdle closes a draining session once no stream is left on it,
-// not even one half-closed whose last frames are still on their way (so a
-// client sees its streams end cleanly, not the session die). The server's
-// drain deadline bounds the wait: closeAll cuts it short.
-func (c *serverConn) closeWhenIdle(sess *yamux.Session) {
+// closeWhenIdle closes a draining session once no stream is being served on
+// it, woken by the last stream's end. The server's drain deadline bounds the
+// wait: closeAll cuts it short.
+func (c *serverConn) closeWhenIdle(sess *yamux.Session, idle <-chan struct{}) {
 	defer c.streams.Done()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
 	for {
 		c.mu.Lock()
-		idle := c.active == 0 && sess.NumStreams() == 0
+		n := c.active
 		c.mu.Unlock()
-		if idle {
-			// A ping goes out after every frame queued before it (the
-			// last data and FIN of the streams), and its answer comes
-			// after the peer's session has read them: closing before
-			// that could cut off the end of a stream that is complete
-			// on this side. Then a grace for the peer's application to
-			// read its streams to the end: a stream whose session dies
-			// before that reads as cut off (yamux keeps no trace of the
-			// FIN once the session is gone), and the tunnel resets its
-			// local connection.
-			_, _ = sess.Ping()
-			t := time.NewTimer(drainCloseGrace)
-			select {
-			case <-sess.CloseChan(): // the peer closed it
-			case <-t.C:
-			}
-			t.Stop()
-			sess.Close()
-			return
+		if n == 0 {
+			break
 		}
 		select {
 		case <-sess.CloseChan():
 			return
-		case <-tick.C:
+		case <-idle:
 		}
 	}
+	// A ping goes out after every frame queued before it (the last data
+	// and FIN of the streams), and its answer comes after the peer's
+	// session has read them: closing before that could cut off the end of
+	// a stream that is complete on this side. Then a grace for the peer's
+	// application to read its streams to the end: a stream whose session
+	// dies before that reads as cut off (yamux keeps no trace of the FIN
+	// once the session is gone), and the tunnel resets its local
+	// connection.
+	_, _ = sess.Ping()
+	t := time.NewTimer(drainCloseGrace)
+	select {
+	case <-sess.CloseChan(): // the peer closed it
+	case <-t.C:
+	}
+	t.Stop()
+	sess.Close()
 }
 
 // close ends the connection and everything on it. Idempotent.
 func (c *serverConn) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.closed = true
+	c.phase = phaseClosed
 	// The socket first: the session's Close would otherwise wait (up to
 	// 250ms) to flush frames to a peer that may not be reading.
 	c.raw.Close()

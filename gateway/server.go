@@ -11,7 +11,6 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"github.com/portcullis-gw/portcullis/acl"
-	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
@@ -23,7 +22,7 @@ var ErrServerClosed = errors.New("gateway: server closed")
 
 // Server is the gateway. Create it with New; it is safe for concurrent use.
 type Server struct {
-	cfg       *config.Gateway
+	cfg       Config
 	log       zerolog.Logger
 	state     atomic.Pointer[state]
 	rules     acl.Holder // the network rules of the current state, for the gate
@@ -39,6 +38,7 @@ type Server struct {
 	gates    map[*conn.Gate]struct{}
 	conns    map[*serverConn]struct{}
 	draining atomic.Bool    // set under mu, so that track and Shutdown agree; read without it per stream
+	done     chan struct{}  // closed with draining: wakes the accept loops' backoff
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
@@ -49,27 +49,29 @@ type Server struct {
 
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
-	shed                                                 [shedKinds]atomic.Uint64
+	shed                                                  [shedKinds]atomic.Uint64
 }
 
-// New loads everything the settings name and returns a server ready to Serve.
-func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
-	if err := cfg.Validate(); err != nil {
+// New loads the credentials and the policy and returns a server ready to
+// Serve.
+func New(cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg:        cfg,
-		log:        log,
-		handshakes: make(chan struct{}, max(cfg.MaxHandshakes, 1)),
+		log:        *cfg.Log,
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
 		gates:      map[*conn.Gate]struct{}{},
 		conns:      map[*serverConn]struct{}{},
-		pending: conn.NewPending(conn.PendingConfig{Max: cfg.MaxPending, PerAddr: cfg.MaxPendingPerAddr,
-			PerPrefix: cfg.MaxPendingPerPrefix, PrefixV4: cfg.PrefixV4, PrefixV6: cfg.PrefixV6}),
+		pending:    conn.NewPending(cfg.Pending),
+		done:       make(chan struct{}),
 	}
 	for k := range s.shedLog {
 		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
-	s.yamux = mux.Config(log)
+	s.yamux = mux.Config(s.log)
 	// Each session runs mux.KeepAlive instead, which closes the
 	// connection under a session whose ping fails (see serveMux).
 	s.keepAlive = s.yamux.KeepAliveInterval
@@ -87,7 +89,7 @@ func New(cfg *config.Gateway, log zerolog.Logger) (*Server, error) {
 func (s *Server) Reload() error {
 	s.reloadMu.Lock() // SIGHUP and the file watcher may both ask at once
 	defer s.reloadMu.Unlock()
-	st, err := loadState(s.cfg, time.Now())
+	st, err := loadState(&s.cfg, time.Now())
 	if err != nil {
 		if s.state.Load() != nil { // at start-up the caller reports it: there is no previous state
 			s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
@@ -95,11 +97,11 @@ func (s *Server) Reload() error {
 		return err
 	}
 	s.state.Store(st)
-	s.rules.Store(st.rules)
+	s.rules.Store(st.pol.Gate())
 	for _, w := range st.creds.Warnings {
 		s.log.Warn().Str("event", "credential_warning").Msg(w)
 	}
-	s.log.Info().Str("event", "loaded").Int("rules", st.rules.Len()).Int("routes", len(st.routes)).
+	s.log.Info().Str("event", "loaded").Int("rules", st.pol.Gate().Len()).Int("routes", len(st.pol.Routes())).
 		Str("cert_not_after", st.creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339)).Msg("state loaded")
 	return nil
 }
@@ -136,10 +138,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			if draining || errors.Is(err, net.ErrClosed) {
 				return ErrServerClosed
 			}
-			// Out of file descriptors and the like: back off, do not spin.
+			// Out of file descriptors and the like: back off, do not
+			// spin; a shutdown ends the wait.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			s.log.Error().Str("event", "accept_error").Err(err).Dur("retry_in_ms", backoff).Msg("accept failed")
-			time.Sleep(backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.done:
+				t.Stop()
+				return ErrServerClosed
+			}
 			continue
 		}
 		backoff = 0
@@ -178,7 +187,7 @@ func (s *Server) untrack(sc *serverConn) {
 // when it had to cut connections, nil when all ended on their own.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	s.draining.Store(true)
+	s.stopLocked()
 	for g := range s.gates {
 		g.Close()
 	}
@@ -202,7 +211,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Close stops accepting and closes every connection at once.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	s.draining.Store(true)
+	s.stopLocked()
 	for g := range s.gates {
 		g.Close()
 	}
@@ -210,6 +219,13 @@ func (s *Server) Close() error {
 	s.closeAll()
 	s.wg.Wait()
 	return nil
+}
+
+// stopLocked marks the server as draining, once.
+func (s *Server) stopLocked() {
+	if !s.draining.Swap(true) {
+		close(s.done)
+	}
 }
 
 // closeAll closes every connection, all at once: closing one can take a
@@ -274,7 +290,7 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			break
 		}
 	}
-	var peer = conn.RemoteAddrPort(hello.Conn)
+	peer := conn.RemoteAddrPort(hello.Conn)
 	if muxMode {
 		return st.muxTLS, nil // authorization comes per stream
 	}
@@ -286,33 +302,15 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 			return err
 		}
 		id := conn.IdentityOf(cs.PeerCertificates[0])
-		name := st.directRoute(cs.ServerName)
-		if name == "" {
-			return &refusal{route: cs.ServerName, v: verdict{status: mux.StatusUnknownRoute,
-				reason: "no route named " + quote(cs.ServerName), rule: "SNI names no route and there is no default route"}}
-		}
-		if v := st.authorize(&id, name, peer.Addr()); v.status != mux.StatusOK {
-			return &refusal{route: name, v: v}
+		if v := authorizeDirect(st.pol, &id, cs.ServerName, peer.Addr()); v.status != mux.StatusOK {
+			return &refusal{v: v}
 		}
 		return nil
 	}
 	return cfg, nil
 }
 
-// directRoute picks the route for a direct-mode connection: the one named by
-// SNI, else the default route ("" when neither).
-func (st *state) directRoute(sni string) string {
-	if st.routes[sni] != nil {
-		return sni
-	}
-	return st.defaultRoute
-}
-
-// refusal carries an authorization verdict, and the route it was about,
-// out of a TLS callback.
-type refusal struct {
-	route string
-	v     verdict
-}
+// refusal carries an authorization verdict out of a TLS callback.
+type refusal struct{ v verdict }
 
 func (r *refusal) Error() string { return r.v.status.String() + ": " + r.v.reason }

@@ -7,12 +7,11 @@ import (
 	"github.com/portcullis-gw/portcullis/conn"
 )
 
-// Watch polls the files the state is loaded from (certificate, key, CA,
-// CRL, allow-file, policy) every interval and reloads when any changed,
-// until ctx is done; interval <= 0 disables it. A change that does not load
-// keeps the old state (Reload logs why).
-func (s *Server) Watch(ctx context.Context, interval time.Duration) {
-	files := []string{s.cfg.Cert, s.cfg.Key, s.cfg.CA, s.cfg.CRL, s.cfg.AllowFile, s.cfg.Policy}
+// Watch polls files (those the credentials and the policy are loaded from)
+// every interval and reloads when any changed, until ctx is done; interval
+// <= 0 disables it. A change that does not load keeps the old state (Reload
+// logs why).
+func (s *Server) Watch(ctx context.Context, interval time.Duration, files []string) {
 	conn.WatchFiles(ctx, interval, files, func() {
 		s.log.Info().Str("event", "files_changed").Msg("a watched file changed; reloading")
 		_ = s.Reload()

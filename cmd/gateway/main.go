@@ -114,7 +114,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer flushLog()
-	srv, err := gateway.New(cfg, log)
+	srv, err := gateway.New(cfg.ServerConfig(&log))
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	go func() { served <- srv.Serve(ln) }()
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watched := make(chan struct{})
-	go func() { defer close(watched); srv.Watch(watchCtx, cfg.WatchInterval) }()
+	go func() { defer close(watched); srv.Watch(watchCtx, cfg.WatchInterval, cfg.WatchedFiles()) }()
 	defer func() { stopWatch(); <-watched }()
 	for {
 		select {

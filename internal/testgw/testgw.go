@@ -48,7 +48,10 @@ func Config(p *testpki.PKI, routes ...config.Route) *config.Gateway {
 // the server and its address.
 func Serve(t testing.TB, cfg *config.Gateway, log zerolog.Logger) (*gateway.Server, string) {
 	t.Helper()
-	srv, err := gateway.New(cfg, log)
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("gateway settings: %v", err)
+	}
+	srv, err := gateway.New(cfg.ServerConfig(&log))
 	if err != nil {
 		t.Fatalf("gateway.New: %v", err)
 	}

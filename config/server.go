@@ -1,0 +1,92 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/rs/zerolog"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/policy"
+)
+
+// ServerConfig translates validated settings into the gateway's own
+// configuration: credentials from the --cert, --key, --ca and --crl files,
+// the policy built from the flags or the --policy file (read anew at each
+// load), the limits and the timeouts.
+func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
+	return gateway.Config{
+		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, CA: g.CA, CRL: g.CRL},
+		Policy:           gatewayPolicy{g},
+		HandshakeTimeout: g.HandshakeTimeout,
+		HelloTimeout:     g.HelloTimeout,
+		IdleTimeout:      g.IdleTimeout,
+		MaxConns:         g.MaxConns,
+		MaxHandshakes:    g.MaxHandshakes,
+		MaxStreams:       g.MaxStreams,
+		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
+			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
+		Log: log,
+	}
+}
+
+// WatchedFiles are the files the gateway reloads when they change.
+func (g *Gateway) WatchedFiles() []string {
+	return []string{g.Cert, g.Key, g.CA, g.CRL, g.AllowFile, g.Policy}
+}
+
+// gatewayPolicy builds the policy of the settings at each Load.
+type gatewayPolicy struct{ g *Gateway }
+
+func (p gatewayPolicy) Load() (*policy.Policy, error) { return p.g.BuildPolicy() }
+
+// BuildPolicy reads the --allow-file and the --policy file, if any, and
+// builds the policy from them and the flags with [policy.Build], the one
+// place its rules are checked. It reads the files at each call.
+func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
+	spec := policy.Spec{DialTimeout: g.DialTimeout}
+	if len(g.Allow) > 0 {
+		spec.Gate = append(spec.Gate, policy.Rules{Source: "--allow", Rules: g.Allow})
+	}
+	if g.AllowFile != "" {
+		f, err := os.Open(g.AllowFile)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-file: %w", err)
+		}
+		rules, err := acl.Parse(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--allow-file %q: %w", g.AllowFile, err)
+		}
+		spec.Gate = append(spec.Gate, policy.Rules{Source: g.AllowFile, Rules: rules})
+	}
+	if g.Policy != "" {
+		pol, err := g.LoadPolicy()
+		if err != nil {
+			return nil, err
+		}
+		if pol.Allow != nil {
+			spec.Gate = append(spec.Gate, policy.Rules{Source: pol.File, Rules: pol.Allow})
+		}
+		spec.DefaultRoute, spec.DefaultSource = pol.DefaultRoute, pol.File
+		for _, r := range pol.Routes {
+			spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
+				Networks: r.Networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout,
+				Source: fmt.Sprintf("%s:%d", pol.File, r.Line)})
+		}
+	} else {
+		spec.DefaultRoute, spec.DefaultSource = g.DefaultRoute, "--default-route"
+		for _, r := range g.Routes {
+			spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: g.AllowIDs,
+				Source: "--route"})
+		}
+	}
+	p, err := policy.Build(spec)
+	if errors.Is(err, policy.ErrNoGate) {
+		err = fmt.Errorf("%w (give --allow, --allow-file or an \"allow:\" list in --policy, e.g. --allow 10.0.0.0/8)", err)
+	}
+	return p, err
+}

@@ -1,0 +1,159 @@
+package gateway
+
+import (
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/rs/zerolog"
+)
+
+// Modes of a stream, in the audit log.
+const (
+	modeMux    = "mux"
+	modeDirect = "direct"
+)
+
+// grant is an admitted stream: its route and the rule that admitted it,
+// the backend connection (nil for a builtin), and release, which gives
+// back the route's stream slot.
+type grant struct {
+	route   *policy.Route
+	rule    string
+	backend net.Conn
+	release func()
+}
+
+// admit is the one admission pipeline of both modes: drain, the
+// connection's standing (revocation, expiry, network rules of the current
+// state), authorization of the route (by name in mux mode, by SNI in
+// direct mode), the route's stream slot, and the dial. It returns a grant,
+// or nil and the refusal's verdict. Nothing is logged here but a backend
+// that cannot be reached.
+func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*grant, verdict) {
+	s := c.srv
+	if s.draining.Load() {
+		if mode == modeDirect {
+			name = sni
+		}
+		return nil, refused(name, mux.StatusShuttingDown, "the gateway is shutting down", "drain")
+	}
+	st := s.state.Load()
+	var v verdict
+	if mode == modeDirect {
+		v = authorizeDirect(st.pol, id, sni, c.peer.Addr())
+	} else {
+		if reason, rule := c.stillAdmitted(st); reason != "" {
+			return nil, refused(name, mux.StatusForbidden, reason, rule)
+		}
+		v = authorize(st.pol, id, name, c.peer.Addr())
+	}
+	if v.status != mux.StatusOK {
+		return nil, v
+	}
+	release, ok := s.routeSlot(v.route)
+	if !ok {
+		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
+	}
+	backend, err := dial(v.route)
+	if err != nil {
+		release()
+		c.log.Warn().Str("event", "backend_unreachable").Str("mode", mode).Str("route", v.name).
+			Str("backend", v.route.Backend).Err(err).Send()
+		return nil, refused(v.name, mux.StatusUnreachable, "backend for route "+quote(v.name)+" is unreachable", v.rule)
+	}
+	return &grant{route: v.route, rule: v.rule, backend: backend, release: release}, v
+}
+
+// stillAdmitted checks a long-lived session against the current state
+// before each new stream: a reload may since have revoked its certificate or
+// taken its address off the network rules, and its certificate may have
+// expired. It returns a reason for the peer and a rule for the log, or "".
+func (c *serverConn) stillAdmitted(st *state) (reason, rule string) {
+	if err := st.creds.CheckRevoked(c.cs); err != nil {
+		return "client certificate revoked", err.Error()
+	}
+	if leaf := c.cs.PeerCertificates[0]; time.Now().After(leaf.NotAfter) {
+		return "client certificate expired", "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
+	}
+	if d := st.pol.Gate().Decide(c.peer.Addr()); !d.Allowed {
+		return "source address no longer allowed", "network gate: " + d.String()
+	}
+	return "", ""
+}
+
+// routeSlot takes one of a route's stream slots when it has a cap; the
+// count lives in the server, by route name, so it survives reloads.
+func (s *Server) routeSlot(r *policy.Route) (release func(), ok bool) {
+	if r.MaxStreams <= 0 {
+		return func() {}, true
+	}
+	v, _ := s.routeStreams.LoadOrStore(r.Name, new(atomic.Int64))
+	n := v.(*atomic.Int64)
+	if n.Add(1) > int64(r.MaxStreams) {
+		n.Add(-1)
+		return nil, false
+	}
+	return func() { n.Add(-1) }, true
+}
+
+// dial connects to a route's backend; builtins need no connection (nil).
+func dial(r *policy.Route) (net.Conn, error) {
+	if r.IsBuiltin() {
+		return nil, nil
+	}
+	d := net.Dialer{Timeout: r.DialTimeout}
+	return d.Dial("tcp", r.Backend)
+}
+
+// carry moves bytes between the client side and the granted backend until
+// both directions end, gives back the route slot and logs the stream's end.
+func (c *serverConn) carry(mode string, stream uint32, client net.Conn, g *grant, start time.Time) {
+	defer g.release()
+	if idle := c.srv.cfg.IdleTimeout; idle > 0 {
+		client = newIdleConn(client, idle)
+	}
+	var in, out int64
+	var err error
+	switch g.route.Backend {
+	case BuiltinEcho:
+		in, err = mux.Echo(client)
+		out = in
+	case BuiltinDiscard:
+		in, err = mux.Discard(client)
+	default:
+		in, out, err = mux.Pipe(client, g.backend)
+	}
+	ev := c.streamEvent("stream_close", mode, stream, g.route.Name).
+		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
+	if err != nil {
+		ev = ev.Str("error", err.Error())
+	}
+	ev.Send()
+}
+
+// opened counts and logs an admitted stream.
+func (c *serverConn) opened(mode string, stream uint32, g *grant) {
+	c.srv.streamsOK.Add(1)
+	c.streamEvent("stream_open", mode, stream, g.route.Name).Str("rule", g.rule).Send()
+}
+
+// refused counts and logs a refused stream.
+func (c *serverConn) refused(mode string, stream uint32, v verdict) {
+	c.srv.streamsRefused.Add(1)
+	c.streamEvent("stream_refused", mode, stream, v.name).Str("status", v.status.String()).
+		Str("rule", v.rule).Str("reason", v.reason).Send()
+}
+
+// streamEvent starts the audit event of a stream: the same fields, in the
+// same order, for every stream event of both modes.
+func (c *serverConn) streamEvent(event, mode string, stream uint32, route string) *zerolog.Event {
+	ev := c.log.Info().Str("event", event).Str("mode", mode)
+	if mode == modeMux {
+		ev = ev.Uint32("stream", stream)
+	}
+	return ev.Str("route", route)
+}

@@ -1,0 +1,99 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/rs/zerolog"
+)
+
+// Config is what a Server needs. Build it in code (see the package
+// example), or from the command line's settings as cmd/gateway does. Zero
+// durations and caps take the defaults named on each field.
+type Config struct {
+	// Credentials loads the server's certificate and key, the CAs that
+	// client certificates must chain to, and the revocation lists: at New
+	// and at every Reload. Required. conn.ServerFiles loads PEM files;
+	// another source (a PKCS#12 bundle, a token, an enrollment client) is
+	// any type with its Load method.
+	Credentials Credentials
+	// Policy builds the network gate, the routes and the default route: at
+	// New and at every Reload. Required. policy.Static serves one snapshot.
+	Policy PolicySource
+
+	HandshakeTimeout time.Duration // a TLS handshake, from the client's first byte; default 10s
+	HelloTimeout     time.Duration // a new connection's first byte; default 5s
+	IdleTimeout      time.Duration // a stream without traffic; 0: never
+	MaxConns         int           // connections open at once; default 10,000
+	MaxHandshakes    int           // TLS handshakes in flight; default 256
+	MaxStreams       int           // streams open at once in one session; default 1,024
+	// Pending caps the connections before the end of their handshake,
+	// per source address, per source network and in all; zero caps take
+	// 1,024 in all, 64 per address, 256 per network (/24 and /64).
+	Pending conn.PendingConfig
+
+	// Log receives the audit log; nil means none.
+	Log *zerolog.Logger
+}
+
+// Credentials is a source of the server's TLS credentials. Load reads them
+// anew and returns one immutable snapshot (certificate with its key, client
+// CAs, CRLs); the server swaps it in whole, so handshakes never see half a
+// reload.
+type Credentials interface {
+	Load(now time.Time) (*conn.ServerState, error)
+}
+
+// PolicySource builds the gateway's policy anew (reading its files, if it
+// has any); see package policy.
+type PolicySource interface {
+	Load() (*policy.Policy, error)
+}
+
+// withDefaults returns cfg with its zero fields set, or what is missing.
+func (cfg Config) withDefaults() (Config, error) {
+	var errs []error
+	if cfg.Credentials == nil {
+		errs = append(errs, errors.New("gateway: Config.Credentials is required"))
+	}
+	if cfg.Policy == nil {
+		errs = append(errs, errors.New("gateway: Config.Policy is required"))
+	}
+	for _, d := range []struct {
+		v    *time.Duration
+		name string
+		def  time.Duration
+	}{{&cfg.HandshakeTimeout, "HandshakeTimeout", 10 * time.Second}, {&cfg.HelloTimeout, "HelloTimeout", 5 * time.Second}} {
+		switch {
+		case *d.v == 0:
+			*d.v = d.def
+		case *d.v < 0:
+			errs = append(errs, fmt.Errorf("gateway: Config.%s %v: must not be negative", d.name, *d.v))
+		}
+	}
+	if cfg.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("gateway: Config.IdleTimeout %v: must not be negative", cfg.IdleTimeout))
+	}
+	for _, n := range []struct {
+		v    *int
+		name string
+		def  int
+	}{{&cfg.MaxConns, "MaxConns", 10000}, {&cfg.MaxHandshakes, "MaxHandshakes", 256}, {&cfg.MaxStreams, "MaxStreams", 1024},
+		{&cfg.Pending.Max, "Pending.Max", 1024}, {&cfg.Pending.PerAddr, "Pending.PerAddr", 64},
+		{&cfg.Pending.PerPrefix, "Pending.PerPrefix", 256}} {
+		switch {
+		case *n.v == 0:
+			*n.v = n.def
+		case *n.v < 0:
+			errs = append(errs, fmt.Errorf("gateway: Config.%s %d: must not be negative", n.name, *n.v))
+		}
+	}
+	if cfg.Log == nil {
+		nop := zerolog.Nop()
+		cfg.Log = &nop
+	}
+	return cfg, errors.Join(errs...)
+}

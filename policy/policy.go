@@ -1,0 +1,202 @@
+// Package policy is the gateway's admission policy as one immutable
+// snapshot: the network gate, the routes (backend, identities admitted,
+// source networks, stream cap, dial timeout) and the default route. Build
+// is the one place its rules are checked, whether the parts come from
+// command-line flags, a YAML file or code.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
+)
+
+// Builtin backends served inside the gateway, for demos and load tests.
+const (
+	BuiltinEcho    = "builtin:echo"    // sends back what it receives
+	BuiltinDiscard = "builtin:discard" // reads and drops everything
+)
+
+// Spec is a policy as given, before its checks: the parts in the order and
+// with the places they were given in, for messages.
+type Spec struct {
+	// Gate holds the network rules, one entry per place they were given
+	// (a flag, a file): the rules of all entries form the gate. At least
+	// one entry is needed, even one with no rules (an empty allow file
+	// admits nobody, which is a choice; no allow-list at all is not).
+	Gate []Rules
+	// Routes in definition order: at least one.
+	Routes []RouteSpec
+	// DefaultRoute is the route of direct-mode clients whose SNI names no
+	// route; "" refuses them. DefaultSource says where it was set.
+	DefaultRoute, DefaultSource string
+	// DialTimeout is the dial timeout of routes without their own; > 0.
+	DialTimeout time.Duration
+}
+
+// Rules are network rules and where they come from ("--allow",
+// "allow.txt", "policy.yaml").
+type Rules struct {
+	Source string
+	Rules  []acl.Rule
+}
+
+// RouteSpec is one route as given.
+type RouteSpec struct {
+	Name       string
+	Backend    string         // HOST:PORT, BuiltinEcho or BuiltinDiscard
+	Identities []conn.Pattern // at least one
+	Networks   []acl.Rule     // nil: any address that passed the gate
+	MaxStreams int            // 0: no cap
+	// DialTimeout of the route; 0 means Spec.DialTimeout.
+	DialTimeout time.Duration
+	// Source is where the route was defined, for messages and the audit
+	// log: "--route", "policy.yaml:12".
+	Source string
+}
+
+// Policy is a checked, immutable snapshot. Its methods are safe for
+// concurrent use.
+type Policy struct {
+	gate         *acl.Set
+	gateSource   string
+	routes       map[string]*Route
+	order        []*Route
+	defaultRoute string
+}
+
+// Route is a route of a Policy. Its fields must not be changed.
+type Route struct {
+	Name        string
+	Backend     string
+	Identities  []conn.Pattern
+	Networks    *acl.Set // nil: any address that passed the gate
+	MaxStreams  int
+	DialTimeout time.Duration // > 0
+	Source      string
+}
+
+// IsBuiltin reports whether the route is served inside the gateway.
+func (r *Route) IsBuiltin() bool { return r.Backend == BuiltinEcho || r.Backend == BuiltinDiscard }
+
+// ErrNoGate is Build's error for a spec without any network allow-list.
+var ErrNoGate = errors.New("no network allow-list: the gateway admits no address by default and will not start without one")
+
+// ErrNoRoute is Build's error for a spec without any route.
+var ErrNoRoute = errors.New("no route: clients would have nowhere to go")
+
+// Build checks s and returns its snapshot, or every problem found (joined
+// with errors.Join), each naming where the part was given. Checked here and
+// only here: that there is a network allow-list and a route, each route's
+// name, identities and networks, route names defined twice, and that the
+// default route names a route.
+func Build(s Spec) (*Policy, error) {
+	var errs []error
+	if len(s.Gate) == 0 {
+		errs = append(errs, ErrNoGate)
+	}
+	if len(s.Routes) == 0 {
+		errs = append(errs, ErrNoRoute)
+	}
+	if s.DialTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("dial timeout %v: must be greater than 0", s.DialTimeout))
+	}
+	p := &Policy{routes: make(map[string]*Route, len(s.Routes)), defaultRoute: s.DefaultRoute}
+	var rules []acl.Rule
+	var sources []string
+	for _, g := range s.Gate {
+		rules = append(rules, g.Rules...)
+		sources = append(sources, g.Source)
+	}
+	gate, err := acl.New(rules)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("network rules (%s): %w", strings.Join(sources, ", "), err))
+	}
+	p.gate, p.gateSource = gate, strings.Join(sources, ", ")
+	for _, rs := range s.Routes {
+		r, err := buildRoute(rs, s.DialTimeout)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if first := p.routes[r.Name]; first != nil {
+			errs = append(errs, fmt.Errorf("%s: route %q is defined twice (first at %s)", r.Source, r.Name, first.Source))
+			continue
+		}
+		p.routes[r.Name] = r
+		p.order = append(p.order, r)
+	}
+	if s.DefaultRoute != "" && p.routes[s.DefaultRoute] == nil {
+		names := make([]string, len(p.order))
+		for i, r := range p.order {
+			names[i] = r.Name
+		}
+		errs = append(errs, fmt.Errorf("%s: default route %q names no route (routes: %s)",
+			s.DefaultSource, s.DefaultRoute, strings.Join(names, ", ")))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return p, nil
+}
+
+func buildRoute(s RouteSpec, dialTimeout time.Duration) (*Route, error) {
+	if err := mux.ValidRoute(s.Name); err != nil {
+		return nil, fmt.Errorf("%s: route %q: %w", s.Source, s.Name, err)
+	}
+	if len(s.Identities) == 0 {
+		return nil, fmt.Errorf("%s: route %q admits no identity: give it at least one identity pattern", s.Source, s.Name)
+	}
+	r := &Route{Name: s.Name, Backend: s.Backend, Identities: slices.Clone(s.Identities), MaxStreams: s.MaxStreams,
+		DialTimeout: s.DialTimeout, Source: s.Source}
+	if r.DialTimeout <= 0 {
+		r.DialTimeout = dialTimeout
+	}
+	if s.MaxStreams < 0 {
+		return nil, fmt.Errorf("%s: route %q: max streams %d: must not be negative", s.Source, s.Name, s.MaxStreams)
+	}
+	if s.Networks != nil {
+		set, err := acl.New(s.Networks)
+		if err != nil {
+			return nil, fmt.Errorf("%s: route %q networks: %w", s.Source, s.Name, err)
+		}
+		r.Networks = set
+	}
+	return r, nil
+}
+
+// Gate returns the network gate's rules.
+func (p *Policy) Gate() *acl.Set { return p.gate }
+
+// GateSource says where the gate's rules came from.
+func (p *Policy) GateSource() string { return p.gateSource }
+
+// Route returns the route named name, or nil.
+func (p *Policy) Route(name string) *Route { return p.routes[name] }
+
+// Routes returns the routes in definition order.
+func (p *Policy) Routes() []*Route { return slices.Clone(p.order) }
+
+// DefaultRoute returns the default route's name, or "".
+func (p *Policy) DefaultRoute() string { return p.defaultRoute }
+
+// DirectRoute picks the route of a direct-mode connection: the one its SNI
+// names, else the default route; "" when neither.
+func (p *Policy) DirectRoute(sni string) string {
+	if p.routes[sni] != nil {
+		return sni
+	}
+	return p.defaultRoute
+}
+
+// Static is a source that always returns the same policy.
+type Static struct{ P *Policy }
+
+// Load returns s.P.
+func (s Static) Load() (*Policy, error) { return s.P, nil }
