@@ -61,3 +61,32 @@ func WatchFiles(ctx context.Context, interval time.Duration, files []string, cha
 		}
 	}
 }
+
+// Stamps are the sizes and modification times of a list of files at one
+// moment, to tell later whether any of them changed.
+type Stamps []fileStamp
+
+// StampFiles takes the stamps of files (empty names are skipped).
+func StampFiles(files []string) Stamps {
+	var s Stamps
+	for _, f := range files {
+		if f != "" {
+			s = append(s, stamp(f))
+		}
+	}
+	return s
+}
+
+// Equal reports whether no file changed between a and b (stamps of the
+// same list).
+func (a Stamps) Equal(b Stamps) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

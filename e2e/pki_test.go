@@ -107,7 +107,7 @@ func TestRevocationThroughGateway(t *testing.T) {
 	gatewayPKI(t, "revoke", "--dir", dir, "--cert", p("carol.crt"))
 	mark := gw.stderr.mark()
 	gw.signal(t, syscall.SIGHUP)
-	gw.waitEvent(t, mark, eventTimeout, isEvent("loaded"))
+	gw.waitEvent(t, mark, eventTimeout, isEvent("reloaded"))
 	nc(t, "carol", exitUnreachable, "revoked")
 	ev := gw.waitEvent(t, mark, eventTimeout, isEvent("handshake_failed"))
 	if !strings.Contains(strings.ToLower(ev.str("reason")), "revoked") {

@@ -177,7 +177,7 @@ func TestSIGHUPReloadsAllowFile(t *testing.T) {
 
 	t.Run("address-removed", func(t *testing.T) {
 		write("# 127.0.0.1 removed\n10.0.0.0/8\n")
-		hup(t, isEvent("loaded"))
+		hup(t, isEvent("reloaded"))
 		mark := gw.stderr.mark()
 		ncEcho(t, exitUnreachable, "gateway")
 		ev := gw.waitEvent(t, mark, eventTimeout, isEvent("deny"))
@@ -190,7 +190,7 @@ func TestSIGHUPReloadsAllowFile(t *testing.T) {
 
 	t.Run("address-restored", func(t *testing.T) {
 		write("127.0.0.1\n")
-		hup(t, isEvent("loaded"))
+		hup(t, isEvent("reloaded"))
 		ncEcho(t, exitOK)
 	})
 
@@ -223,7 +223,7 @@ func TestSIGHUPReloadsCertificate(t *testing.T) {
 	gatewayPKI(t, "issue", "--dir", dir, "--server", "--name", "gw", "--dns", "new.test", "--force")
 	mark := gw.stderr.mark()
 	gw.signal(t, syscall.SIGHUP)
-	gw.waitEvent(t, mark, eventTimeout, isEvent("loaded"))
+	gw.waitEvent(t, mark, eventTimeout, isEvent("reloaded"))
 	nc(t, "new.test", exitOK)
 	nc(t, "old.test", exitUnreachable, "old.test")
 }

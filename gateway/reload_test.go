@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
@@ -230,4 +231,37 @@ func pump(c net.Conn, stop <-chan struct{}, moved *atomic.Int64) error {
 		time.Sleep(time.Millisecond)
 	}
 	return nil
+}
+
+// A reload by Reload (as on SIGHUP) is not followed by a second one from
+// the file watcher for the same change; a change after it still is. The
+// first load logs "loaded", later ones "reloaded".
+func TestWatchAfterReloadLoadsOnce(t *testing.T) {
+	p := testpki.New(t)
+	dir := t.TempDir()
+	policyFile := filepath.Join(dir, "policy.yaml")
+	writeFile(t, policyFile, fmt.Sprintf(reloadPolicy, "any"))
+	cfg := baseConfig(p)
+	cfg.Allow, cfg.AllowIDs, cfg.Policy = nil, nil, policyFile
+	e := start(t, p, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); e.srv.Watch(ctx, 20*time.Millisecond, cfg.WatchedFiles()) }()
+	defer func() { cancel(); <-watched }()
+	count := func(event string) int { return strings.Count(e.logs.String(), `"event":"`+event+`"`) }
+
+	time.Sleep(50 * time.Millisecond) // the watcher has taken its first stamps
+	writeFile(t, policyFile, fmt.Sprintf(reloadPolicy, "cn:alice"))
+	if err := e.srv.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // ten polls
+	if n := count("reloaded"); n != 1 {
+		t.Fatalf("%d reloaded events after one change reloaded by hand, want 1:\n%s", n, e.logs.String())
+	}
+	if count("loaded") != 1 || count("files_changed") != 0 {
+		t.Fatalf("want one loaded event (the start) and no files_changed:\n%s", e.logs.String())
+	}
+	writeFile(t, policyFile, fmt.Sprintf(reloadPolicy, "any"))
+	waitFor(t, func() bool { return count("reloaded") == 2 && count("files_changed") == 1 })
 }

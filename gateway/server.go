@@ -42,9 +42,11 @@ type Server struct {
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
-	routeStreams sync.Map   // route name -> *atomic.Int64 streams open, for max_streams
-	reloadMu     sync.Mutex // one reload at a time: load and both stores
-	gateAllowed  uint64     // counts of gates no longer serving, under mu
+	routeStreams sync.Map    // route name -> *atomic.Int64 streams open, for max_streams
+	reloadMu     sync.Mutex  // one reload at a time: load and both stores
+	watched      []string    // under reloadMu: the files Watch polls
+	stamps       conn.Stamps // under reloadMu: theirs when the last reload began
+	gateAllowed  uint64      // counts of gates no longer serving, under mu
 	gateDenied   uint64
 
 	// counters, read by Stats
@@ -89,9 +91,13 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Reload() error {
 	s.reloadMu.Lock() // SIGHUP and the file watcher may both ask at once
 	defer s.reloadMu.Unlock()
+	if s.watched != nil { // taken before the load: a change during it is seen next time
+		s.stamps = conn.StampFiles(s.watched)
+	}
+	first := s.state.Load() == nil
 	st, err := loadState(&s.cfg, time.Now())
 	if err != nil {
-		if s.state.Load() != nil { // at start-up the caller reports it: there is no previous state
+		if !first { // at start-up the caller reports it: there is no previous state
 			s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
 		}
 		return err
@@ -101,8 +107,12 @@ func (s *Server) Reload() error {
 	for _, w := range st.creds.Warnings {
 		s.log.Warn().Str("event", "credential_warning").Msg(w)
 	}
-	s.log.Info().Str("event", "loaded").Int("rules", st.pol.Gate().Len()).Int("routes", len(st.pol.Routes())).
-		Str("cert_not_after", st.creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339)).Msg("state loaded")
+	event, msg := "reloaded", "state reloaded"
+	if first {
+		event, msg = "loaded", "state loaded"
+	}
+	s.log.Info().Str("event", event).Int("rules", st.pol.Gate().Len()).Int("routes", len(st.pol.Routes())).
+		Str("cert_not_after", st.creds.Cert.Leaf.NotAfter.UTC().Format(time.RFC3339)).Msg(msg)
 	return nil
 }
 

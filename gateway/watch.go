@@ -8,12 +8,34 @@ import (
 )
 
 // Watch polls files (those the credentials and the policy are loaded from)
-// every interval and reloads when any changed, until ctx is done; interval
-// <= 0 disables it. A change that does not load keeps the old state (Reload
-// logs why).
+// every interval and reloads when any changed since the state in force was
+// loaded, until ctx is done; interval <= 0 disables it. A reload by other
+// means (SIGHUP) counts: the files it loaded are not loaded again. A change
+// that does not load keeps the old state (Reload logs why) and is not
+// retried until the files change again.
 func (s *Server) Watch(ctx context.Context, interval time.Duration, files []string) {
-	conn.WatchFiles(ctx, interval, files, func() {
-		s.log.Info().Str("event", "files_changed").Msg("a watched file changed; reloading")
-		_ = s.Reload()
-	})
+	if interval <= 0 {
+		return
+	}
+	s.reloadMu.Lock()
+	s.watched = files
+	s.stamps = conn.StampFiles(files)
+	s.reloadMu.Unlock()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		cur := conn.StampFiles(files)
+		s.reloadMu.Lock()
+		changed := !cur.Equal(s.stamps)
+		s.reloadMu.Unlock()
+		if changed {
+			s.log.Info().Str("event", "files_changed").Msg("a watched file changed; reloading")
+			_ = s.Reload()
+		}
+	}
 }
