@@ -103,6 +103,9 @@ type Gateway struct {
 	// 128.
 	PrefixV4 int `flag:"prefix-v4" default:"24" help:"IPv4 prefix length that groups source addresses into one network for the per-network caps"`
 	PrefixV6 int `flag:"prefix-v6" default:"64" help:"IPv6 prefix length that groups source addresses into one network for the per-network caps"`
+	// StrictPerms refuses a --key file that its group or others may read
+	// (without it, such a file loads with a warning).
+	StrictPerms bool `flag:"strict-perms" help:"refuse a --key file that its group or others may read (without it: a warning)"`
 }
 
 // Doc describes "gateway run" for --help.

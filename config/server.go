@@ -19,7 +19,7 @@ import (
 // load), the limits and the timeouts.
 func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 	return gateway.Config{
-		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, CA: g.CA, CRL: g.CRL},
+		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, CA: g.CA, CRL: g.CRL, StrictPerms: g.StrictPerms},
 		Policy:           gatewayPolicy{g},
 		HandshakeTimeout: g.HandshakeTimeout,
 		HelloTimeout:     g.HelloTimeout,

@@ -6,8 +6,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/pki"
@@ -19,6 +21,9 @@ type ServerFiles struct {
 	Key  string // private key, PEM
 	CA   string // bundle of CA certificates client certificates must chain to, PEM
 	CRL  string // optional: one or more CRLs, PEM or DER
+	// StrictPerms refuses a key file that its group or others may read;
+	// without it, such a file loads with a warning.
+	StrictPerms bool
 }
 
 // ServerState is one immutable snapshot of the gateway's credentials. A
@@ -67,6 +72,11 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 	cert, err := loadKeyPair(f.Cert, f.Key)
 	if err != nil {
 		return nil, err
+	}
+	if w, err := checkKeyPerms(f.Key, f.StrictPerms); err != nil {
+		return nil, err
+	} else if w != "" {
+		st.Warnings = append(st.Warnings, w)
 	}
 	st.Cert = cert
 	leaf := cert.Leaf
@@ -149,6 +159,30 @@ func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {
 		}
 	}
 	return cert, nil
+}
+
+// ErrKeyPerms is the error of a key file that its group or others may read,
+// with StrictPerms.
+var ErrKeyPerms = errors.New("private key file is readable by its group or others")
+
+// checkKeyPerms looks at the mode of a private key file, as ssh does: one
+// its group or others may read or write is a warning, or with strict an
+// error. On systems without Unix permissions it says nothing.
+func checkKeyPerms(keyFile string, strict bool) (warning string, err error) {
+	if runtime.GOOS == "windows" {
+		return "", nil
+	}
+	fi, err := os.Stat(keyFile)
+	if err != nil {
+		return "", fmt.Errorf("reading key file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if strict {
+			return "", fmt.Errorf("key file %q (mode %04o): %w; chmod 600 it", keyFile, perm, ErrKeyPerms)
+		}
+		return fmt.Sprintf("key file %q (mode %04o) is readable by its group or others: chmod 600 it", keyFile, perm), nil
+	}
+	return "", nil
 }
 
 // LoadCerts reads every certificate of a PEM file. A file without any, or

@@ -7,6 +7,8 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -377,5 +379,49 @@ func TestLoadClient(t *testing.T) {
 	if _, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Key, Key: p.Client.Cert, CA: p.CAFile}); err == nil ||
 		!strings.Contains(err.Error(), "PEM inputs may have been switched") {
 		t.Errorf("switched files: error %v", err)
+	}
+}
+
+// A key file its group or others may read loads with a warning, as ssh
+// warns; with StrictPerms it is refused. Both sides.
+func TestKeyFilePermissions(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no Unix permissions")
+	}
+	p := testpki.New(t)
+	now := time.Now()
+	for _, mode := range []os.FileMode{0o640, 0o604} {
+		if err := os.Chmod(p.Server.Key, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p.Client.Key, mode); err != nil {
+			t.Fatal(err)
+		}
+		st, err := conn.LoadServer(conn.ServerFiles{Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "chmod 600") }) {
+			t.Errorf("mode %04o: no warning: %q", mode, st.Warnings)
+		}
+		_, err = conn.LoadServer(conn.ServerFiles{Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile, StrictPerms: true}, now)
+		if !errors.Is(err, conn.ErrKeyPerms) || !strings.Contains(err.Error(), p.Server.Key) {
+			t.Errorf("mode %04o, strict: err = %v; want ErrKeyPerms naming the file", mode, err)
+		}
+		cs, err := conn.LoadClient(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile}, now)
+		if err != nil || len(cs.Warnings) == 0 {
+			t.Errorf("client, mode %04o: %v, warnings %q; want a warning", mode, err, cs.Warnings)
+		}
+		if _, err := conn.LoadClient(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile, StrictPerms: true}, now); !errors.Is(err, conn.ErrKeyPerms) {
+			t.Errorf("client, mode %04o, strict: err = %v; want ErrKeyPerms", mode, err)
+		}
+	}
+	// 0600 (and 0400) say nothing.
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		_ = os.Chmod(p.Server.Key, mode)
+		st, err := conn.LoadServer(conn.ServerFiles{Cert: p.Server.Cert, Key: p.Server.Key, CA: p.CAFile, StrictPerms: true}, now)
+		if err != nil || len(st.Warnings) != 0 {
+			t.Errorf("mode %04o: %v, warnings %q; want none", mode, err, st.Warnings)
+		}
 	}
 }

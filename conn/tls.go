@@ -79,6 +79,9 @@ type ClientFiles struct {
 	Cert string // client certificate chain, PEM
 	Key  string // its private key, PEM
 	CA   string // CA bundle the gateway's certificate must chain to, PEM
+	// StrictPerms refuses a key file that its group or others may read;
+	// without it, such a file loads with a warning.
+	StrictPerms bool
 }
 
 // ClientState is one immutable snapshot of the tunnel's credentials.
@@ -95,6 +98,11 @@ func LoadClient(f ClientFiles, now time.Time) (*ClientState, error) {
 		return nil, err
 	}
 	st := &ClientState{Cert: cert, Roots: x509.NewCertPool()}
+	if w, err := checkKeyPerms(f.Key, f.StrictPerms); err != nil {
+		return nil, err
+	} else if w != "" {
+		st.Warnings = append(st.Warnings, w)
+	}
 	if now.After(cert.Leaf.NotAfter) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expired at %s: the gateway will refuse it",
 			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))
