@@ -103,6 +103,10 @@ type Gateway struct {
 	// 128.
 	PrefixV4 int `flag:"prefix-v4" default:"24" help:"IPv4 prefix length that groups source addresses into one network for the per-network caps"`
 	PrefixV6 int `flag:"prefix-v6" default:"64" help:"IPv6 prefix length that groups source addresses into one network for the per-network caps"`
+	// TrustedProxy are the load balancers that send a PROXY protocol
+	// header (v1 or v2) before TLS; the client address it carries is what
+	// the network gate judges. Empty means none: no header is read.
+	TrustedProxy []acl.Rule `flag:"trusted-proxy" meta:"RULES" help:"load balancers that send a PROXY protocol header (v1 or v2) first, comma separated like --allow; the client address in the header is what the network gate, the limits and the log see, and a connection from them without a valid header is reset"`
 	// StrictPerms refuses a --key file that its group or others may read
 	// (without it, such a file loads with a warning).
 	StrictPerms bool `flag:"strict-perms" help:"refuse a --key file that its group or others may read (without it: a warning)"`
@@ -254,6 +258,11 @@ func (g *Gateway) Validate() error {
 	add(atLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
 	add(inRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(inRange(set["PrefixV6"], g.PrefixV6, 1, 128))
+	if len(g.TrustedProxy) > 0 {
+		if _, err := acl.New(g.TrustedProxy); err != nil {
+			add(set["TrustedProxy"].fail(joinStrings(g.TrustedProxy), "the rules do not form a valid list", err))
+		}
+	}
 	if g.Admin != "" {
 		if _, _, err := splitHostPort(g.Admin, true, anyPort); err != nil {
 			add(set["Admin"].fail(g.Admin, "not a listen address", err))

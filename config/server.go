@@ -18,7 +18,12 @@ import (
 // the policy built from the flags or the --policy file (read anew at each
 // load), the limits and the timeouts.
 func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
+	var trusted *acl.Set
+	if len(g.TrustedProxy) > 0 {
+		trusted, _ = acl.New(g.TrustedProxy) // Validate checked them
+	}
 	return gateway.Config{
+		TrustedProxies:   trusted,
 		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, CA: g.CA, CRL: g.CRL, StrictPerms: g.StrictPerms},
 		Policy:           gatewayPolicy{g},
 		HandshakeTimeout: g.HandshakeTimeout,

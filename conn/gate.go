@@ -17,6 +17,10 @@ import (
 type GateConfig struct {
 	// Rules is the network allow-list. Its zero value denies everything.
 	Rules *acl.Holder
+	// Trusted are load balancers whose connections pass the gate whatever
+	// Rules say: they carry a PROXY header with the client's address,
+	// which the server judges by Rules once it has read it. Nil: none.
+	Trusted *acl.Set
 	// MaxConns caps the connections open at once (0: no cap). The slot is
 	// reserved before Accept, so a full gateway stops accepting rather than
 	// accepting and dropping.
@@ -85,7 +89,7 @@ func (g *Gate) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		addr := RemoteAddrPort(c)
-		if g.cfg.Rules.Allowed(addr.Addr()) {
+		if g.cfg.Rules.Allowed(addr.Addr()) || g.cfg.Trusted != nil && g.cfg.Trusted.Allowed(addr.Addr()) {
 			g.allowed.Add(1)
 			if g.slots == nil {
 				return c, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/rs/zerolog"
@@ -34,6 +35,12 @@ type Config struct {
 	// per source address, per source network and in all; zero caps take
 	// 1,024 in all, 64 per address, 256 per network (/24 and /64).
 	Pending conn.PendingConfig
+
+	// TrustedProxies are the load balancers that send a PROXY protocol
+	// header (v1 or v2) first: a connection from one of them must start
+	// with a header, whose client address the network gate, the pending
+	// caps, the routes' networks and the audit log then see. Nil: none.
+	TrustedProxies *acl.Set
 
 	// Log receives the audit log; nil means none.
 	Log *zerolog.Logger

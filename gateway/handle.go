@@ -36,7 +36,8 @@ type serverConn struct {
 	srv   *Server
 	raw   net.Conn
 	id    uint64
-	peer  netip.AddrPort
+	peer  netip.AddrPort // the client: the socket's peer, or the address a trusted proxy's header gave
+	via   netip.AddrPort // the trusted proxy the connection came through, if any
 	start time.Time
 	log   zerolog.Logger
 
@@ -55,7 +56,18 @@ func (c *serverConn) serve() {
 	defer c.srv.untrack(c)
 	defer c.close()
 	s := c.srv
-	c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Logger()
+	in := c.raw // what the handshake reads
+	if tp := s.cfg.TrustedProxies; tp != nil && tp.Allowed(c.peer.Addr()) {
+		var ok bool
+		if in, ok = c.readProxyHeader(); !ok {
+			return
+		}
+	}
+	lc := s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String())
+	if c.via.IsValid() {
+		lc = lc.Str("via", c.via.String())
+	}
+	c.log = lc.Logger()
 
 	// Until its ClientHello is in, a connection holds no handshake slot:
 	// only its place among the pending connections of its source.
@@ -66,7 +78,7 @@ func (c *serverConn) serve() {
 		return
 	}
 	defer ticket.Done()
-	hc, deadline, err := conn.ReadHello(c.raw, s.cfg.HelloTimeout, s.cfg.HandshakeTimeout, ticket.Heard)
+	hc, deadline, err := conn.ReadHello(in, s.cfg.HelloTimeout, s.cfg.HandshakeTimeout, ticket.Heard)
 	switch {
 	case err == nil:
 	case ticket.Evicted():
@@ -149,15 +161,57 @@ func (c *serverConn) isClosed() bool {
 	return c.phase == phaseClosed
 }
 
+// readProxyHeader reads the PROXY protocol header of a connection from a
+// trusted proxy; the client address it carries becomes the peer, judged by
+// the network gate as if it had connected directly. It returns what the
+// handshake reads next, or false when the connection was refused (reset,
+// counted and logged).
+func (c *serverConn) readProxyHeader() (net.Conn, bool) {
+	s := c.srv
+	src, rest, err := conn.ReadProxyHeader(c.raw, s.cfg.HelloTimeout)
+	if err != nil {
+		c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Logger()
+		c.shed(shedProxy, "from a trusted proxy: "+proxyReason(err))
+		_ = conn.Reset(c.raw)
+		return nil, false
+	}
+	c.via, c.peer = c.peer, src
+	if d := s.rules.Decide(src.Addr()); !d.Allowed {
+		s.proxiedDenied.Add(1)
+		if ok, suppressed := s.proxyDenyLog.Allow(); ok {
+			ev := s.log.Info().Str("event", "deny").Str("peer", src.String()).Str("via", c.via.String()).Str("rule", d.String())
+			if suppressed > 0 {
+				ev = ev.Uint64("suppressed", suppressed)
+			}
+			ev.Msg("connection denied by network rules")
+		}
+		_ = conn.Reset(c.raw)
+		return nil, false
+	}
+	return rest, true
+}
+
+// proxyReason says in words why a PROXY header was refused.
+func proxyReason(err error) string {
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return "no PROXY protocol header within the hello timeout"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the connection ended inside the PROXY protocol header"
+	}
+	return err.Error()
+}
+
 // Kinds of connections shed before their handshake.
 const (
 	shedSilent   = iota // no byte within --hello-timeout
 	shedReplaced        // a newer connection from its source took its place
 	shedRefused         // over a pending cap, with none to replace
+	shedProxy           // from a trusted proxy, with no valid PROXY header
 	shedKinds
 )
 
-var shedNames = [shedKinds]string{"silent", "replaced", "refused"}
+var shedNames = [shedKinds]string{"silent", "replaced", "refused", "proxy_header"}
 
 // The log of shed connections is rate-limited per kind, as the network
 // gate's: a flood of idle sockets must not become a flood of log lines.

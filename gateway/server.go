@@ -33,6 +33,10 @@ type Server struct {
 	handshakes chan struct{} // slots for handshakes in flight
 	pending    *conn.Pending // connections before the end of their handshake, by source
 	shedLog    [shedKinds]*logging.Limiter
+	// the deny log of connections from trusted proxies, whose client
+	// address is judged after the PROXY header, outside the gate
+	proxyDenyLog  *logging.Limiter
+	proxiedDenied atomic.Uint64
 
 	mu       sync.Mutex
 	gates    map[*conn.Gate]struct{}
@@ -70,6 +74,7 @@ func New(cfg Config) (*Server, error) {
 		pending:    conn.NewPending(cfg.Pending),
 		done:       make(chan struct{}),
 	}
+	s.proxyDenyLog = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	for k := range s.shedLog {
 		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
@@ -120,7 +125,7 @@ func (s *Server) Reload() error {
 // ErrServerClosed then. Each accepted connection passes the network gate
 // inside the accept loop first; denied ones never reach a goroutine.
 func (s *Server) Serve(ln net.Listener) error {
-	gate := conn.NewGate(ln, conn.GateConfig{Rules: &s.rules, MaxConns: s.cfg.MaxConns, Log: s.log})
+	gate := conn.NewGate(ln, conn.GateConfig{Rules: &s.rules, Trusted: s.cfg.TrustedProxies, MaxConns: s.cfg.MaxConns, Log: s.log})
 	s.mu.Lock()
 	if s.draining.Load() {
 		s.mu.Unlock()
@@ -265,7 +270,8 @@ type Stats struct {
 	// replaced by a newer one from the same source over a pending cap, or
 	// refused over a pending cap when none could be replaced.
 	ShedSilent, ShedReplaced, ShedRefused uint64
-	Pending                               int // connections before the end of their handshake now
+	ShedProxy                             uint64 // from a trusted proxy without a valid PROXY header
+	Pending                               int    // connections before the end of their handshake now
 }
 
 // Stats returns the current counters.
@@ -274,10 +280,10 @@ func (s *Server) Stats() Stats {
 		HandshakesOK: s.handshakeOK.Load(), HandshakesFailed: s.handshakeFail.Load(),
 		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
 		ShedSilent: s.shed[shedSilent].Load(), ShedReplaced: s.shed[shedReplaced].Load(),
-		ShedRefused: s.shed[shedRefused].Load(), Pending: s.pending.Counts().Pending,
+		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(), Pending: s.pending.Counts().Pending,
 	}
 	s.mu.Lock()
-	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied
+	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied+s.proxiedDenied.Load()
 	for g := range s.gates {
 		a, d := g.Counts()
 		st.Allowed += a
