@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/policy"
 )
 
 // GatewayPrefix starts the environment variable of every gateway flag.
@@ -103,6 +105,10 @@ type Gateway struct {
 	// 128.
 	PrefixV4 int `flag:"prefix-v4" default:"24" help:"IPv4 prefix length that groups source addresses into one network for the per-network caps"`
 	PrefixV6 int `flag:"prefix-v6" default:"64" help:"IPv6 prefix length that groups source addresses into one network for the per-network caps"`
+	// RouteProxy names the --route backends that get a PROXY protocol v2
+	// header first: NAME, or NAME=v2-full to add the client certificate.
+	// With Policy, its routes say it ("proxy_protocol:").
+	RouteProxy []string `flag:"route-proxy" meta:"NAME[=v2-full]" help:"send the backend of route NAME a PROXY protocol v2 header first: the client's address, TLS version, route and identity (v2-full: also the certificate)" forms:"the NAME of a --route, or NAME=v2-full, e.g. pg"`
 	// TrustedProxy are the load balancers that send a PROXY protocol
 	// header (v1 or v2) before TLS; the client address it carries is what
 	// the network gate judges. Empty means none: no header is read.
@@ -258,6 +264,7 @@ func (g *Gateway) Validate() error {
 	add(atLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
 	add(inRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(inRange(set["PrefixV6"], g.PrefixV6, 1, 128))
+	add(g.checkRouteProxy(set))
 	if len(g.TrustedProxy) > 0 {
 		if _, err := acl.New(g.TrustedProxy); err != nil {
 			add(set["TrustedProxy"].fail(joinStrings(g.TrustedProxy), "the rules do not form a valid list", err))
@@ -477,5 +484,40 @@ func (r *Route) UnmarshalText(text []byte) error {
 		return err
 	}
 	*r = v
+	return nil
+}
+
+// routeProxy splits a --route-proxy value into its route and mode.
+func routeProxy(v string) (name string, p policy.Proxy, err error) {
+	name, mode, ok := strings.Cut(v, "=")
+	if !ok {
+		return name, policy.ProxyV2, nil
+	}
+	p, err = policy.ParseProxy(mode)
+	return name, p, err
+}
+
+// checkRouteProxy checks that each --route-proxy names a --route with a
+// backend, and is not given with a policy file (whose routes say it).
+func (g *Gateway) checkRouteProxy(set map[string]*setting) *SettingError {
+	s := set["RouteProxy"]
+	for _, v := range g.RouteProxy {
+		if g.Policy != "" {
+			e := s.fail(v, "given together with --policy: with a policy file, a route says it with \"proxy_protocol: v2\"", nil)
+			e.Want = "either --route-proxy with --route, or proxy_protocol in the policy file"
+			return e
+		}
+		name, _, err := routeProxy(v)
+		if err != nil {
+			return s.fail(v, "invalid PROXY protocol", err)
+		}
+		i := slices.IndexFunc(g.Routes, func(r Route) bool { return r.Name == name })
+		if i < 0 {
+			return s.fail(v, fmt.Sprintf("names no route: %s is not a --route", quoteValue(name)), nil)
+		}
+		if g.Routes[i].IsBuiltin() {
+			return s.fail(v, fmt.Sprintf("route %s is a builtin, which has no backend to send a header to", quoteValue(name)), nil)
+		}
+	}
 	return nil
 }

@@ -84,9 +84,15 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 		}
 	} else {
 		spec.DefaultRoute, spec.DefaultSource = g.DefaultRoute, "--default-route"
+		proxies := map[string]policy.Proxy{}
+		for _, v := range g.RouteProxy {
+			if name, p, err := routeProxy(v); err == nil {
+				proxies[name] = p
+			}
+		}
 		for _, r := range g.Routes {
 			spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: g.AllowIDs,
-				Source: "--route"})
+				Proxy: proxies[r.Name], Source: "--route"})
 		}
 	}
 	p, err := policy.Build(spec)

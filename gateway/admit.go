@@ -59,6 +59,11 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
 	}
 	backend, err := dial(v.route)
+	if err == nil && v.route.Proxy != policy.ProxyNone {
+		if err = c.sendProxyHeader(backend, v.route, id); err != nil {
+			backend.Close()
+		}
+	}
 	if err != nil {
 		release()
 		c.log.Warn().Str("event", "backend_unreachable").Str("mode", mode).Str("route", v.name).

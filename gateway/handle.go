@@ -155,6 +155,14 @@ func (c *serverConn) serve() {
 	c.serveDirect(tc, &id, cs.ServerName)
 }
 
+// mode is the connection's mode, known once its handshake is done.
+func (c *serverConn) mode() string {
+	if c.cs.NegotiatedProtocol == mux.ALPN {
+		return modeMux
+	}
+	return modeDirect
+}
+
 func (c *serverConn) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"bufio"
+	"bytes"
 	"crypto/tls"
 	"encoding/json"
 	"io"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	proxyproto "github.com/pires/go-proxyproto"
+	"github.com/pires/go-proxyproto/tlvparse"
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
@@ -116,4 +119,89 @@ func TestTrustedProxy(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
 	_, _ = io.ReadAll(c)
 	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "not TLS") })
+}
+
+// TestRouteProxyHeader: a route with a PROXY v2 header tells its backend
+// the client's address, the route, the TLS version and the identity.
+func TestRouteProxyHeader(t *testing.T) {
+	p := testpki.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	headers := make(chan *proxyproto.Header, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		h, err := proxyproto.Read(br)
+		if err != nil {
+			headers <- nil
+			return
+		}
+		headers <- h
+		_, _ = io.Copy(c, br) // then an echo
+	}()
+	cfg := baseConfig(p, config.Route{Name: "pg", Backend: ln.Addr().String()})
+	cfg.RouteProxy = []string{"pg=v2-full"}
+	e := start(t, p, cfg)
+	c, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "pg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := roundTrip(c, 100); err != nil {
+		t.Fatal(err)
+	}
+	h := <-headers
+	if h == nil {
+		t.Fatal("the backend got no valid PROXY header")
+	}
+	src, _, ok := h.TCPAddrs()
+	if !ok || src.IP.String() != "127.0.0.1" || src.Port == 0 {
+		t.Errorf("source %v, want the client's 127.0.0.1:port", h.SourceAddr)
+	}
+	tlvs, err := h.TLVs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[proxyproto.PP2Type][]byte{}
+	for _, tlv := range tlvs {
+		got[tlv.Type] = tlv.Value
+	}
+	if string(got[proxyproto.PP2_TYPE_AUTHORITY]) != "pg" {
+		t.Errorf("authority %q, want the route", got[proxyproto.PP2_TYPE_AUTHORITY])
+	}
+	if string(got[gateway.TLVIdentity]) != "uri:spiffe://test/app/alice" || string(got[gateway.TLVURI]) != "spiffe://test/app/alice" {
+		t.Errorf("identity %q, URI %q", got[gateway.TLVIdentity], got[gateway.TLVURI])
+	}
+	if len(got[gateway.TLVSHA256]) != 32 {
+		t.Errorf("SHA-256 TLV of %d bytes", len(got[gateway.TLVSHA256]))
+	}
+	ssl, err := tlvparse.SSL(proxyproto.TLV{Type: proxyproto.PP2_TYPE_SSL, Value: got[proxyproto.PP2_TYPE_SSL]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ssl.SSLVersion(); v != "TLSv1.3" {
+		t.Errorf("TLS version %q", v)
+	}
+	if cn, _ := ssl.ClientCN(); cn != "alice" {
+		t.Errorf("CN %q", cn)
+	}
+	if !ssl.ClientSSL() || !ssl.ClientCertConn() {
+		t.Errorf("SSL client flags %#x", ssl.Client)
+	}
+	var der []byte
+	for _, sub := range ssl.TLV {
+		if sub.Type == proxyproto.PP2_SUBTYPE_SSL_CLIENT_CERT {
+			der = sub.Value
+		}
+	}
+	if !bytes.Equal(der, p.Client.Issued.Cert.Raw) {
+		t.Error("v2-full: the client certificate's DER is missing or wrong")
+	}
 }

@@ -56,6 +56,8 @@ type RouteSpec struct {
 	MaxStreams int            // 0: no cap
 	// DialTimeout of the route; 0 means Spec.DialTimeout.
 	DialTimeout time.Duration
+	// Proxy is the PROXY protocol header sent to the backend first.
+	Proxy Proxy
 	// Source is where the route was defined, for messages and the audit
 	// log: "--route", "policy.yaml:12".
 	Source string
@@ -79,7 +81,41 @@ type Route struct {
 	Networks    *acl.Set // nil: any address that passed the gate
 	MaxStreams  int
 	DialTimeout time.Duration // > 0
+	Proxy       Proxy
 	Source      string
+}
+
+// Proxy says what PROXY protocol header a route's backend gets before the
+// client's bytes.
+type Proxy int
+
+const (
+	ProxyNone   Proxy = iota // none
+	ProxyV2                  // version 2: the client's address, TLS version, route, identity and fingerprint
+	ProxyV2Full              // the same and the client certificate (DER)
+)
+
+// ParseProxy reads the text form of a Proxy: "", "none", "v2" or "v2-full".
+func ParseProxy(s string) (Proxy, error) {
+	switch s {
+	case "", "none":
+		return ProxyNone, nil
+	case "v2":
+		return ProxyV2, nil
+	case "v2-full":
+		return ProxyV2Full, nil
+	}
+	return ProxyNone, fmt.Errorf("unknown PROXY protocol %q: want none, v2 or v2-full", s)
+}
+
+func (p Proxy) String() string {
+	switch p {
+	case ProxyV2:
+		return "v2"
+	case ProxyV2Full:
+		return "v2-full"
+	}
+	return "none"
 }
 
 // IsBuiltin reports whether the route is served inside the gateway.
@@ -154,7 +190,10 @@ func buildRoute(s RouteSpec, dialTimeout time.Duration) (*Route, error) {
 		return nil, fmt.Errorf("%s: route %q admits no identity: give it at least one identity pattern", s.Source, s.Name)
 	}
 	r := &Route{Name: s.Name, Backend: s.Backend, Identities: slices.Clone(s.Identities), MaxStreams: s.MaxStreams,
-		DialTimeout: s.DialTimeout, Source: s.Source}
+		DialTimeout: s.DialTimeout, Proxy: s.Proxy, Source: s.Source}
+	if r.Proxy != ProxyNone && r.IsBuiltin() {
+		return nil, fmt.Errorf("%s: route %q: a PROXY protocol header is for a backend; %s has none", s.Source, s.Name, s.Backend)
+	}
 	if r.DialTimeout <= 0 {
 		r.DialTimeout = dialTimeout
 	}
