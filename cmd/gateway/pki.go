@@ -1,12 +1,10 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -186,7 +184,7 @@ Examples:
 `, stderr)
 	dir := fs.String("dir", "", "CA directory (required)")
 	name := fs.String("name", pki.DefaultCAName, "CA common name")
-	keyType := fs.String("key-type", string(pki.ECDSAP256), "CA key type: "+keyTypeNames())
+	keyType := fs.String("key-type", string(pki.ECDSAP256), "CA key type: "+pki.KeyTypeNames())
 	inter := fs.Bool("intermediate", false, "create a root (root.crt) and an intermediate (ca.crt) that issues")
 	var ttl, crlValidity durationFlag
 	fs.Var(&ttl, "ttl", "validity of the issuing CA, such as 3650d (default 10 years for a root, 5 for an intermediate)")
@@ -220,14 +218,6 @@ Examples:
 	fmt.Fprintf(stdout, "trust anchor (--ca): %s\nCA %q sha256 %s expires %s\n",
 		d.TrustAnchorPath(), ca.Cert.Subject.CommonName, pki.Fingerprint(ca.Cert), ca.Cert.NotAfter.UTC().Format(time.RFC3339))
 	return nil
-}
-
-func keyTypeNames() string {
-	s := make([]string, len(pki.KeyTypes))
-	for i, kt := range pki.KeyTypes {
-		s[i] = string(kt)
-	}
-	return strings.Join(s, ", ")
 }
 
 // sanFlags registers the subject flags shared by issue and sign.
@@ -293,7 +283,7 @@ Examples:
 	name := fs.String("name", "", "certificate name: the subject CN and the file stem NAME.crt/NAME.key (required)")
 	var sf sanFlags
 	sf.register(fs)
-	keyType := fs.String("key-type", string(pki.ECDSAP256), "key type: "+keyTypeNames())
+	keyType := fs.String("key-type", string(pki.ECDSAP256), "key type: "+pki.KeyTypeNames())
 	var ttl durationFlag
 	fs.Var(&ttl, "ttl", "validity, such as 90d, 18h or 1d12h (default 90d server, 18h client)")
 	force := fs.Bool("force", false, "overwrite NAME.crt and NAME.key if they exist")
@@ -424,7 +414,7 @@ Examples:
 	dir := fs.String("dir", "", "CA directory (required)")
 	serial := fs.String("serial", "", "serial number to revoke, hex or decimal")
 	certPath := fs.String("cert", "", "certificate file to revoke (instead of --serial)")
-	reasonFlag := fs.String("reason", "unspecified", "revocation reason: "+strings.Join(pki.ReasonNames, ", "))
+	reasonFlag := fs.String("reason", "unspecified", "revocation reason: "+strings.Join(pki.ReasonNames(), ", "))
 	if _, err := parseFlags(fs, args, 0); err != nil {
 		return err
 	}
@@ -457,48 +447,17 @@ Examples:
 		}
 		what = fmt.Sprintf("%q serial %s", certs[0].Subject.CommonName, pki.SerialHex(certs[0]))
 	} else {
-		n, err := resolveSerial(d, *serial)
+		n, err := d.ResolveSerial(*serial)
 		if err != nil {
 			return fmt.Errorf("%s: --serial: %w", fs.Name(), err)
 		}
 		if err := d.Revoke(n, reason); err != nil {
 			return fmt.Errorf("%s: --serial %s: %w", fs.Name(), *serial, err)
 		}
-		what = "serial " + n.Text(16)
+		what = "serial " + pki.FormatSerial(n)
 	}
 	fmt.Fprintf(stdout, "revoked %s (%s)\nwrote %s\n", what, pki.ReasonName(reason), d.CRLPath())
 	return nil
-}
-
-// resolveSerial parses a serial given in hex ("0x" prefix, colons, or a-f
-// digits) or decimal. A string of decimal digits only is read as decimal,
-// unless only its hex reading is a serial in the index.
-func resolveSerial(d *pki.Dir, s string) (*big.Int, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	bad := fmt.Errorf("%w: serial %q: accepted: hex (5f3a0c, 0x5f3a0c, 5f:3a:0c) or decimal", pki.ErrInvalidRequest, s)
-	hexOnly := strings.TrimPrefix(strings.ReplaceAll(t, ":", ""), "0x")
-	if hexOnly == "" {
-		return nil, bad
-	}
-	hexN, hexOK := new(big.Int).SetString(hexOnly, 16)
-	if strings.HasPrefix(t, "0x") || strings.Contains(t, ":") || strings.ContainsAny(t, "abcdef") {
-		if !hexOK || hexN.Sign() <= 0 {
-			return nil, bad
-		}
-		return hexN, nil
-	}
-	decN, decOK := new(big.Int).SetString(t, 10)
-	if !decOK || decN.Sign() <= 0 {
-		return nil, bad
-	}
-	known := map[string]bool{}
-	for _, r := range d.Records() {
-		known[r.Serial] = true
-	}
-	if !known[decN.Text(16)] && hexOK && known[hexN.Text(16)] {
-		return hexN, nil
-	}
-	return decN, nil
 }
 
 func pkiCRL(args []string, stdout, stderr io.Writer) error {
@@ -550,43 +509,10 @@ Examples:
 	if err != nil {
 		return fmt.Errorf("%s: %w", fs.Name(), err)
 	}
-	out, err := showData(data)
+	out, err := pki.DescribeData(data)
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", fs.Name(), rest[0], err)
 	}
 	_, err = io.WriteString(stdout, out)
 	return err
-}
-
-// showData describes every certificate or the CRL in data.
-func showData(data []byte) (string, error) {
-	isPEM := strings.Contains(string(data), "-----BEGIN")
-	if !isPEM || strings.Contains(string(data), "-----BEGIN CERTIFICATE-----") {
-		var certs []*x509.Certificate
-		if isPEM {
-			c, err := pki.ParseCertsPEM(data)
-			if err != nil {
-				return "", err
-			}
-			certs = c
-		} else if c, err := x509.ParseCertificate(data); err == nil {
-			certs = []*x509.Certificate{c}
-		}
-		if len(certs) > 0 {
-			var b strings.Builder
-			for i, c := range certs {
-				if i > 0 {
-					b.WriteString("\n")
-				}
-				fmt.Fprintf(&b, "certificate %d of %d\n", i+1, len(certs))
-				b.WriteString(pki.Describe(c))
-			}
-			return b.String(), nil
-		}
-	}
-	crl, err := pki.ParseCRL(data)
-	if err != nil {
-		return "", fmt.Errorf("neither certificates nor a CRL (PEM or DER): %w", err)
-	}
-	return pki.DescribeCRL(crl), nil
 }

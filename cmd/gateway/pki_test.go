@@ -164,8 +164,9 @@ func TestPKIIssue(t *testing.T) {
 	if len(certs) != 2 || strings.Join(leaf.DNSNames, ",") != "gw.example.com,localhost,*.gw.example.com" || len(leaf.IPAddresses) != 2 {
 		t.Errorf("gw.crt: %d certs, dns %v, ips %v", len(certs), leaf.DNSNames, leaf.IPAddresses)
 	}
-	if leaf.NotAfter.Sub(leaf.NotBefore) != 30*24*time.Hour || leaf.PublicKeyAlgorithm != x509.RSA || leaf.Subject.Organization[0] != "Corp" {
-		t.Errorf("gw.crt: validity %v, key %v, subject %v", leaf.NotAfter.Sub(leaf.NotBefore), leaf.PublicKeyAlgorithm, leaf.Subject)
+	validFor(t, leaf, 30*24*time.Hour)
+	if leaf.PublicKeyAlgorithm != x509.RSA || leaf.Subject.Organization[0] != "Corp" {
+		t.Errorf("gw.crt: key %v, subject %v", leaf.PublicKeyAlgorithm, leaf.Subject)
 	}
 	if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("gw.key mode %v, err %v", st.Mode(), err)
@@ -204,6 +205,19 @@ func TestPKIIssue(t *testing.T) {
 	}
 }
 
+// validFor checks that c is valid for ttl from about now: NotAfter within a
+// minute of now+ttl, NotBefore earlier than now.
+func validFor(t *testing.T, c *x509.Certificate, ttl time.Duration) {
+	t.Helper()
+	now := time.Now()
+	if d := c.NotAfter.Sub(now.Add(ttl)); d > time.Second || d < -time.Minute {
+		t.Errorf("%s: NotAfter %v is not now+%v (%v)", c.Subject.CommonName, c.NotAfter, ttl, now.Add(ttl))
+	}
+	if !c.NotBefore.Before(now) {
+		t.Errorf("%s: NotBefore %v is not before now", c.Subject.CommonName, c.NotBefore)
+	}
+}
+
 func writeCSR(t *testing.T, cn string, dns ...string) string {
 	t.Helper()
 	key, err := pki.GenerateKey(pki.ECDSAP256)
@@ -230,9 +244,10 @@ func TestPKISign(t *testing.T) {
 		t.Errorf("sign output:\n%s", out)
 	}
 	c := readCert(t, p)[0]
-	if c.Subject.CommonName != "bob" || c.DNSNames[0] != "bob.example.com" || c.URIs[0].String() != "spiffe://corp/user/bob" || c.NotAfter.Sub(c.NotBefore) != 2*time.Hour {
-		t.Errorf("bob.crt: cn %q dns %v uris %v validity %v", c.Subject.CommonName, c.DNSNames, c.URIs, c.NotAfter.Sub(c.NotBefore))
+	if c.Subject.CommonName != "bob" || c.DNSNames[0] != "bob.example.com" || c.URIs[0].String() != "spiffe://corp/user/bob" {
+		t.Errorf("bob.crt: cn %q dns %v uris %v", c.Subject.CommonName, c.DNSNames, c.URIs)
 	}
+	validFor(t, c, 2*time.Hour)
 	if c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || len(c.ExtKeyUsage) != 1 {
 		t.Errorf("bob.crt EKU %v", c.ExtKeyUsage)
 	}
