@@ -18,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/version"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
@@ -29,7 +30,8 @@ Usage:
   tunnel forward -L [BIND:]PORT=ROUTE ... [flags]   local listeners, one shared session
   tunnel nc ROUTE [flags]                            stdin/stdout through one stream
   tunnel bench --mode MODE [flags]                   load generator: handshake, streams, throughput, deny
-  tunnel help                                        this text
+  tunnel help                                        this text (also tunnel --help, tunnel -h)
+  tunnel version                                     the version, commit and Go version (also tunnel --version)
 
 Each command's --help lists its settings. Every flag also reads an environment
 variable: TUNNEL_ plus the flag name in upper case with "-" as "_"
@@ -66,6 +68,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runBench(ctx, args, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "tunnel", version.Get())
 		return 0
 	default:
 		fmt.Fprintf(stderr, "tunnel: unknown command %q\n\n%s", cmd, usage)
