@@ -18,6 +18,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -262,11 +263,11 @@ func (pp *policyParser) parse() *Policy {
 		if s, ok := pp.scalar(f.val, "default_route", "the name of one of the routes"); ok {
 			p.DefaultRoute = s
 			if err := mux.ValidRoute(s); err != nil {
-				pp.add(f.val.Line, "default_route "+quoteValue(s), err, "")
+				pp.add(f.val.Line, "default_route "+settings.Quote(s), err, "")
 			} else if _, found := names[s]; !found && len(names) > 0 {
 				list := slices.SortedFunc(maps.Keys(names), func(a, b string) int { return names[a] - names[b] })
-				pp.add(f.val.Line, "default_route "+quoteValue(s)+": names no route", nil,
-					"the name of one of the routes: "+orList(list))
+				pp.add(f.val.Line, "default_route "+settings.Quote(s)+": names no route", nil,
+					"the name of one of the routes: "+settings.OrList(list))
 			}
 		}
 	}
@@ -288,11 +289,11 @@ func (pp *policyParser) fields(m *yaml.Node, ctx string, known []string) map[str
 			continue
 		}
 		if !slices.Contains(known, name) {
-			pp.add(k.Line, prefix(ctx)+fmt.Sprintf("unknown key %s (known: %s)", quoteValue(name), strings.Join(known, ", ")), nil, "")
+			pp.add(k.Line, prefix(ctx)+fmt.Sprintf("unknown key %s (known: %s)", settings.Quote(name), strings.Join(known, ", ")), nil, "")
 			continue
 		}
 		if prev, dup := out[name]; dup {
-			pp.add(k.Line, prefix(ctx)+fmt.Sprintf("key %s is given twice: here and on line %d", quoteValue(name), prev.key.Line),
+			pp.add(k.Line, prefix(ctx)+fmt.Sprintf("key %s is given twice: here and on line %d", settings.Quote(name), prev.key.Line),
 				nil, "each key once")
 			continue
 		}
@@ -419,9 +420,9 @@ func (pp *policyParser) routes(f field, names map[string]int) []PolicyRoute {
 		if !ok {
 			continue
 		}
-		ctx := "route " + quoteValue(name)
+		ctx := "route " + settings.Quote(name)
 		if err := mux.ValidRoute(name); err != nil {
-			pp.add(k.Line, "routes: route name "+quoteValue(name), err, "")
+			pp.add(k.Line, "routes: route name "+settings.Quote(name), err, "")
 		}
 		if line, dup := names[name]; dup {
 			pp.add(k.Line, fmt.Sprintf("%s is defined twice: here and on line %d", ctx, line), nil, "one entry per route name")
@@ -459,7 +460,7 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 			if strings.HasPrefix(s, "builtin:") {
 				want = "" // the error lists the builtins
 			}
-			pp.add(f.val.Line, ctx+": backend "+quoteValue(s), err, want)
+			pp.add(f.val.Line, ctx+": backend "+settings.Quote(s), err, want)
 		}
 		r.Backend = s
 	}
@@ -493,7 +494,7 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 			var n int64
 			switch {
 			case f.val.Tag != "!!int" || f.val.Decode(&n) != nil:
-				pp.add(f.val.Line, what+": not a whole number: "+quoteValue(s), nil, streamsWant)
+				pp.add(f.val.Line, what+": not a whole number: "+settings.Quote(s), nil, streamsWant)
 			case n < 0 || n > MaxPolicyMaxStreams:
 				pp.add(f.val.Line, what+": out of range: "+s, nil, streamsWant)
 			default:
@@ -563,7 +564,7 @@ func (pp *policyParser) reportTag(n *yaml.Node) {
 		if strings.HasPrefix(text, "!") && !strings.HasPrefix(text, "!!") {
 			if r, err := acl.ParseRule(text); err == nil {
 				pp.add(n.Line, fmt.Sprintf("%s: an unquoted \"!\" starts a YAML tag, so this deny rule would be read as something else",
-					quoteValue(text)), nil, fmt.Sprintf("the rule in quotes: %q", r.String()))
+					settings.Quote(text)), nil, fmt.Sprintf("the rule in quotes: %q", r.String()))
 				return
 			}
 		}
@@ -572,7 +573,7 @@ func (pp *policyParser) reportTag(n *yaml.Node) {
 	if n.Style&yaml.TaggedStyle == 0 {
 		tag = "!"
 	}
-	pp.add(n.Line, fmt.Sprintf("YAML tag %s: tags are not supported", quoteValue(tag)), nil,
+	pp.add(n.Line, fmt.Sprintf("YAML tag %s: tags are not supported", settings.Quote(tag)), nil,
 		"plain values without tags; put values that start with \"!\" in quotes")
 }
 
@@ -678,7 +679,7 @@ func describe(n *yaml.Node) string {
 		if isNull(n) {
 			return "nothing"
 		}
-		return quoteValue(n.Value)
+		return settings.Quote(n.Value)
 	}
 	return "something else"
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 )
 
 // explainSettings are the flags of "gateway explain". Their variables have
@@ -17,7 +18,7 @@ import (
 // backend) cannot be mistaken for explain's --route (a route name).
 type explainSettings struct {
 	Policy    string     `flag:"policy" meta:"FILE" help:"the gateway's YAML policy (routes, identities, networks) (required)"`
-	Allow     []acl.Rule `flag:"allow" meta:"RULES" help:"the gateway's --allow network rules, when not in the policy"`
+	Allow     []acl.Rule `flag:"allow" meta:"RULES" sep:"," problem:"invalid network rules" forms:"IP addresses and CIDR prefixes separated by commas, \"!\" in front to deny, e.g. 10.0.0.0/8,!10.9.0.0/16,192.168.1.7,::1 (0.0.0.0/0,::/0 is every address)" help:"the gateway's --allow network rules, when not in the policy"`
 	AllowFile string     `flag:"allow-file" meta:"FILE" help:"the gateway's --allow-file, when not in the policy"`
 	CA        string     `flag:"ca" meta:"FILE" help:"the gateway's --ca: also check the certificate's chain, validity and EKU"`
 	Cert      string     `flag:"cert" meta:"FILE" help:"the client certificate to explain, PEM (required; intermediates after it are used)"`
@@ -25,8 +26,8 @@ type explainSettings struct {
 	Route     string     `flag:"route" meta:"NAME" help:"explain this route only"`
 }
 
-func (*explainSettings) Doc() config.Doc {
-	return config.Doc{
+func (*explainSettings) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "gateway explain --policy FILE --cert CLIENT.crt --from ADDR [--route NAME]",
 		Intro: `Say, offline, what a gateway with these rules would do with a client holding CLIENT.crt
 connecting from ADDR: the network gate's decision and its rule, the identity as the gateway
@@ -41,7 +42,7 @@ Exit status: 0 when some route is allowed, 3 when everything is refused, 1 for b
 
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	var s explainSettings
-	if _, err := config.Parse("gateway explain", "GATEWAY_EXPLAIN_", &s, args, os.LookupEnv, stdout); err != nil {
+	if _, err := settings.Parse("gateway explain", "GATEWAY_EXPLAIN_", &s, args, os.LookupEnv, stdout); err != nil {
 		return err
 	}
 	if s.Cert == "" || s.From == "" || s.Policy == "" {
