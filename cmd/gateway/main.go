@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "explain":
 		err = runExplain(args, stdout, stderr)
 	case "pki":
-		err = runPKI(args, stdout, stderr)
+		err = runPKI(args, os.LookupEnv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
