@@ -47,3 +47,39 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestWarnUnknownEnv(t *testing.T) {
+	environ := []string{
+		"GATEWAY_ALLOWID=any",           // misspelled run setting
+		"GATEWAY_LISTEN=:8443",          // run
+		"GATEWAY_DIR=./ca",              // pki
+		"GATEWAY_KEY_TYPE=ed25519",      // pki
+		"GATEWAY_SERIAL=01",             // pki revoke
+		"GATEWAY_EXPLAIN_FROM=10.0.0.1", // explain
+		"GATEWAY_EXPLAIN_FORM=10.0.0.1", // misspelled explain setting
+		"TUNNEL_GATEWAYS=gw:8443",       // another program's
+		"HOME=/root",
+	}
+	var b bytes.Buffer
+	warnUnknownEnv(&b, environ)
+	want := "gateway: warning: GATEWAY_ALLOWID is not a setting (ignored); did you mean GATEWAY_ALLOW_ID?\n" +
+		"gateway: warning: GATEWAY_EXPLAIN_FORM is not a setting (ignored); did you mean GATEWAY_EXPLAIN_FROM?\n"
+	if b.String() != want {
+		t.Errorf("warnings:\n%s\nwant:\n%s", b.String(), want)
+	}
+}
+
+// TestMisspelledVariableWarnedAtStart: the commands print the warning on
+// stderr before they do their work.
+func TestMisspelledVariableWarnedAtStart(t *testing.T) {
+	t.Setenv("GATEWAY_ALLOWID", "any")
+	for _, args := range [][]string{{"run", "--help"}, {"pki", "show", "--help"}, {"explain", "--help"}} {
+		code, _, errOut := runMain(t, args...)
+		if code != 0 || !strings.Contains(errOut, "GATEWAY_ALLOWID is not a setting (ignored); did you mean GATEWAY_ALLOW_ID?") {
+			t.Errorf("gateway %v: exit %d, stderr %q: want the warning", args, code, errOut)
+		}
+	}
+	if _, _, errOut := runMain(t, "--version"); errOut != "" {
+		t.Errorf("gateway --version warns: %q", errOut)
+	}
+}

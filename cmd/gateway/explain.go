@@ -40,9 +40,12 @@ Exit status: 0 when some route is allowed, 3 when everything is refused, 1 for b
 	}
 }
 
+// explainPrefix starts the variables of "gateway explain".
+const explainPrefix = "GATEWAY_EXPLAIN_"
+
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	var s explainSettings
-	if _, err := settings.Parse("gateway explain", "GATEWAY_EXPLAIN_", &s, args, os.LookupEnv, stdout); err != nil {
+	if _, err := settings.Parse("gateway explain", explainPrefix, &s, args, os.LookupEnv, stdout); err != nil {
 		return err
 	}
 	if s.Cert == "" || s.From == "" || s.Policy == "" {

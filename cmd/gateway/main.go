@@ -9,16 +9,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/internal/version"
 )
 
@@ -85,6 +88,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (len(args[0]) > 0 && args[0][0] != '-' || isTopLevelFlag(args[0])) {
 		cmd, args = args[0], args[1:]
 	}
+	switch cmd {
+	case "run", "explain", "pki":
+		warnUnknownEnv(stderr, os.Environ())
+	}
 	var err error
 	switch cmd {
 	case "run":
@@ -118,6 +125,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// warnUnknownEnv writes a warning for each GATEWAY_ variable in environ that
+// no gateway command reads: a misspelling would otherwise be ignored
+// silently. The variables of every command count (run, explain and each
+// pki command), so that one command's settings in the environment do not
+// trouble another.
+func warnUnknownEnv(stderr io.Writer, environ []string) {
+	names, err := settings.EnvNames(config.GatewayPrefix, append([]any{&config.Gateway{}}, slices.Collect(maps.Values(config.PKICommands()))...)...)
+	if err != nil {
+		panic(err) // the structs are fixed and tested
+	}
+	explain, err := settings.EnvNames(explainPrefix, &explainSettings{})
+	if err != nil {
+		panic(err)
+	}
+	for _, w := range settings.Unknown(config.GatewayPrefix, environ, append(names, explain...)) {
+		fmt.Fprintf(stderr, "gateway: warning: %s\n", w)
+	}
 }
 
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -15,9 +15,11 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/bench"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/internal/version"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
@@ -58,6 +60,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "forward", "nc", "bench":
+		warnUnknownEnv(stderr, os.Environ())
+	}
 	var err error
 	switch cmd {
 	case "forward":
@@ -84,6 +90,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitCode(err)
 	}
 	return 0
+}
+
+// warnUnknownEnv writes a warning for each TUNNEL_ variable in environ that
+// no tunnel command (forward, nc, bench) reads: a misspelling would
+// otherwise be ignored silently.
+func warnUnknownEnv(stderr io.Writer, environ []string) {
+	names, err := settings.EnvNames(config.TunnelPrefix, &config.Forward{}, &config.NC{}, &bench.Settings{})
+	if err != nil {
+		panic(err) // the structs are fixed and tested
+	}
+	for _, w := range settings.Unknown(config.TunnelPrefix, environ, names) {
+		fmt.Fprintf(stderr, "tunnel: warning: %s\n", w)
+	}
 }
 
 // exitCode maps an error to the exit statuses of the command-line contract.
