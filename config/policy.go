@@ -26,11 +26,14 @@ const MaxPolicyMaxStreams = math.MaxInt32
 // counted in a last line.
 const maxPolicyErrors = 50
 
-// Keys of a policy file, in the order Format writes them.
-var (
-	policyKeys = []string{"allow", "default_route", "routes"}
-	routeKeys  = []string{"backend", "identities", "networks", "max_streams", "dial_timeout"}
-)
+// policyKeys returns the top-level keys of a policy file, in the order
+// Format writes them.
+func policyKeys() []string { return []string{"allow", "default_route", "routes"} }
+
+// routeKeys returns the keys of a route, in the order Format writes them.
+func routeKeys() []string {
+	return []string{"backend", "identities", "networks", "max_streams", "dial_timeout"}
+}
 
 // Accepted forms, for PolicyError.Want.
 const (

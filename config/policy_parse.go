@@ -97,7 +97,7 @@ func (pp *policyParser) parse() *Policy {
 	}
 
 	p := new(Policy)
-	fields := pp.fields(root, "", policyKeys)
+	fields := pp.fields(root, "", policyKeys())
 	if f, ok := fields["allow"]; ok {
 		p.Allow = pp.rules(f, "allow", [2]string{"it would admit no address",
 			`the networks to admit, or no "allow:" key to take the network gate from --allow or --allow-file`})
@@ -299,7 +299,7 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 		}
 		return r, false
 	}
-	fields := pp.fields(v, ctx, routeKeys)
+	fields := pp.fields(v, ctx, routeKeys())
 
 	if f, ok := fields["backend"]; !ok {
 		pp.add(k.Line, ctx+": no \"backend:\"", nil, "backend: "+backendWant)
