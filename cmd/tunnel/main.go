@@ -32,8 +32,8 @@ Usage:
   tunnel forward -L [BIND:]PORT=ROUTE ... [flags]   local listeners, one shared session
   tunnel nc ROUTE [flags]                            stdin/stdout through one stream
   tunnel bench --mode MODE [flags]                   load generator: handshake, streams, throughput, deny
-  tunnel help                                        this text (also tunnel --help, tunnel -h)
-  tunnel version                                     the version, commit and Go version (also tunnel --version)
+  tunnel help                                        this text (also --help, -h)
+  tunnel version                                     version, commit and Go version (also --version)
 
 Each command's --help lists its settings. Every flag also reads an environment
 variable: TUNNEL_ plus the flag name in upper case with "-" as "_"
