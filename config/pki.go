@@ -67,12 +67,12 @@ func (k PKIKind) Kind() pki.Kind {
 // PKISubject holds the subject and SAN settings of issue and sign. Each is
 // repeatable, and a value may list several, comma separated.
 type PKISubject struct {
-	DNS   []string `flag:"dns" sep:"," meta:"NAME" help:"DNS name SAN, such as gw.example.com or *.gw.example.com" forms:"a DNS name such as gw.example.com or *.gw.example.com"`
-	IPs   []string `flag:"ip" sep:"," meta:"ADDR" help:"IP address SAN, such as 10.0.0.5 or ::1" forms:"an IP address without zone, such as 10.0.0.5 or ::1"`
-	URIs  []string `flag:"uri" sep:"," meta:"URI" help:"URI SAN, absolute, such as spiffe://corp/app/web" forms:"an absolute URI such as spiffe://corp/app/web"`
-	Email []string `flag:"email" sep:"," meta:"ADDR" help:"email SAN, such as ops@example.com" forms:"a bare email address such as ops@example.com"`
-	OU    []string `flag:"ou" sep:"," meta:"UNIT" help:"subject organizational unit"`
-	O     []string `flag:"o" sep:"," meta:"ORG" help:"subject organization"`
+	DNS   []string `flag:"dns" sep:"," meta:"NAME" help:"DNS name SANs, comma separated, such as gw.example.com or *.gw.example.com" forms:"a DNS name such as gw.example.com or *.gw.example.com"`
+	IPs   []string `flag:"ip" sep:"," meta:"ADDR" help:"IP address SANs, comma separated, such as 10.0.0.5 or ::1" forms:"an IP address without zone, such as 10.0.0.5 or ::1"`
+	URIs  []string `flag:"uri" sep:"," meta:"URI" help:"URI SANs, absolute, comma separated, such as spiffe://corp/app/web" forms:"an absolute URI such as spiffe://corp/app/web"`
+	Email []string `flag:"email" sep:"," meta:"ADDR" help:"email SANs, comma separated, such as ops@example.com" forms:"a bare email address such as ops@example.com"`
+	OU    []string `flag:"ou" sep:"," meta:"UNIT" help:"subject organizational units, comma separated"`
+	O     []string `flag:"o" sep:"," meta:"ORG" help:"subject organizations, comma separated"`
 }
 
 // PKIInit holds the settings of "gateway pki init".

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -100,5 +102,62 @@ func TestPKICommandsAreSettings(t *testing.T) {
 	}
 	if len(cmds) != 6 {
 		t.Errorf("PKICommands lists %d commands, want 6", len(cmds))
+	}
+}
+
+// TestPKIHelpGolden compares the help of each pki command with
+// testdata/help/pki-NAME.txt (-update rewrites them) and checks its width.
+func TestPKIHelpGolden(t *testing.T) {
+	parse := map[string]func([]string, func(string) (string, bool), *bytes.Buffer) error{
+		"init": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKIInit(a, l, w)
+			return err
+		},
+		"issue": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKIIssue(a, l, w)
+			return err
+		},
+		"sign": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKISign(a, l, w)
+			return err
+		},
+		"revoke": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKIRevoke(a, l, w)
+			return err
+		},
+		"crl": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKICRL(a, l, w)
+			return err
+		},
+		"show": func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParsePKIShow(a, l, w)
+			return err
+		},
+	}
+	for name, p := range parse {
+		t.Run(name, func(t *testing.T) {
+			help := helpOf(t, p)
+			if !strings.HasPrefix(help, "Usage: gateway pki "+name) {
+				t.Errorf("help does not start with the usage line:\n%s", help)
+			}
+			for i, line := range strings.Split(help, "\n") {
+				if len(line) > settings.HelpWidth {
+					t.Errorf("line %d is %d columns wide (> %d): %q", i+1, len(line), settings.HelpWidth, line)
+				}
+			}
+			path := filepath.Join("testdata", "help", "pki-"+name+".txt")
+			if *update {
+				if err := os.WriteFile(path, []byte(help), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestPKIHelpGolden -update to create it)", err)
+			}
+			if help != string(want) {
+				t.Errorf("help of pki %s differs from %s (run with -update after a deliberate change):\n%s", name, path, help)
+			}
+		})
 	}
 }
