@@ -9,7 +9,9 @@ FUZZTIME ?= 30s
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > w) w = length($$1) } \
+	   END { for (i = 1; i <= NR; i++) printf "  %-" w "s   %s\n", name[i], text[i] }'
 
 build: ## build bin/gateway and bin/tunnel
 	$(GO) build -o $(BIN)/ ./cmd/gateway ./cmd/tunnel

@@ -28,6 +28,23 @@ func (r Rule) String() string {
 	return string(r.appendTo(make([]byte, 0, 48)))
 }
 
+// MarshalText returns the text of String.
+func (r Rule) MarshalText() ([]byte, error) {
+	return r.appendTo(make([]byte, 0, 48)), nil
+}
+
+// UnmarshalText parses one rule with ParseRule (Line stays 0), so that
+// rules can be read by encoding packages and by settings parsers: a
+// []Rule setting holds one rule per comma-separated item.
+func (r *Rule) UnmarshalText(text []byte) error {
+	v, err := ParseRule(string(text))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
 func (r Rule) appendTo(b []byte) []byte {
 	if r.Deny {
 		b = append(b, '!')

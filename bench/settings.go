@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -138,8 +139,8 @@ type Settings struct {
 }
 
 // Doc describes `tunnel bench` for --help.
-func (*Settings) Doc() config.Doc {
-	return config.Doc{
+func (*Settings) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "tunnel bench --mode MODE [flags]",
 		Intro: `Load a gateway and report rates, latency quantiles (p50/p90/p99/p99.9) and errors
 by kind. It stops by itself after --duration (10s) or --count operations.
@@ -175,12 +176,12 @@ for scripts. The exit status is 0 when at least one operation succeeded.`,
 // and errors wrapping config.ErrInvalid for bad settings.
 func ParseSettings(args []string, lookup func(string) (string, bool), usage io.Writer) (*Settings, error) {
 	s := new(Settings)
-	rest, err := config.Parse("tunnel bench", config.TunnelPrefix, s, args, lookup, usage)
+	rest, err := settings.Parse("tunnel bench", config.TunnelPrefix, s, args, lookup, usage)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, &config.SettingError{
+		return nil, &settings.Error{
 			Flag: "argument", Problem: "tunnel bench takes no positional arguments", Value: strings.Join(rest, " "),
 			Want: "flags only, e.g. tunnel bench --mode streams --route echo",
 		}
@@ -259,7 +260,7 @@ func (s *Settings) limit() time.Duration {
 }
 
 // Validate checks the settings alone and together and returns every
-// problem found (joined with errors.Join), each a *config.SettingError
+// problem found (joined with errors.Join), each a *settings.Error
 // wrapping config.ErrInvalid. Zero values are read as their defaults. The
 // client files are required unless the mode needs no TLS (deny, or
 // --unsafe-plaintext). It does not modify s.
@@ -273,15 +274,15 @@ func (s *Settings) validate(zeroDefaults bool) error {
 	}
 	var errs []error
 	for _, e := range flatten(c.Tunnel.Validate()) {
-		var se *config.SettingError
+		var se *settings.Error
 		if !c.NeedsTLS() && errors.As(e, &se) && slices.Contains([]string{"--cert", "--key", "--ca", "--server-name"}, se.Flag) {
 			continue // not used without TLS
 		}
 		errs = append(errs, e)
 	}
 	bad := func(name, problem, value, want string, cause error) {
-		errs = append(errs, &config.SettingError{
-			Flag: "--" + name, Env: config.EnvName(config.TunnelPrefix, name),
+		errs = append(errs, &settings.Error{
+			Flag: "--" + name, Env: settings.EnvName(config.TunnelPrefix, name),
 			Problem: problem, Value: value, Want: want, Err: cause,
 		})
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/policy"
 )
@@ -38,7 +38,7 @@ type Gateway struct {
 	// of AllowFile. The gateway needs a network allow-list from Allow,
 	// AllowFile or the "allow:" of the Policy file, which cannot be
 	// combined with Allow or AllowFile.
-	Allow []acl.Rule `flag:"allow" meta:"RULES" help:"source networks to admit, comma separated, most specific rule wins, \"!\" denies: 10.0.0.0/8,!10.9.0.0/16,::1"`
+	Allow []acl.Rule `flag:"allow" meta:"RULES" sep:"," problem:"invalid network rules" forms:"IP addresses and CIDR prefixes separated by commas, \"!\" in front to deny, e.g. 10.0.0.0/8,!10.9.0.0/16,192.168.1.7,::1 (0.0.0.0/0,::/0 is every address)" help:"source networks to admit, comma separated, most specific rule wins, \"!\" denies: 10.0.0.0/8,!10.9.0.0/16,::1"`
 	// AllowFile names a file of rules, one per line, "#" comments. The
 	// gateway reads it (and reloads it); validation only checks that it
 	// can be read. Empty means none.
@@ -52,7 +52,7 @@ type Gateway struct {
 	DefaultRoute string `flag:"default-route" meta:"NAME" help:"route for direct-mode clients whose SNI names no route" forms:"the NAME of a --route, e.g. pg"`
 	// AllowIDs are the identities admitted on every route. At least one is
 	// required unless Policy is set; with Policy, none is allowed.
-	AllowIDs []conn.Pattern `flag:"allow-id" meta:"PATTERN" help:"client identities admitted on every route: uri:spiffe://corp/app/*, dns:NAME, cn:NAME, ou:UNIT, o:ORG, email:ADDR, sha256:FINGERPRINT, or any"`
+	AllowIDs []conn.Pattern `flag:"allow-id" meta:"PATTERN" problem:"invalid identity pattern" forms:"one identity pattern: uri:spiffe://corp/app/*, dns:NAME or dns:*.DOMAIN, cn:NAME, ou:UNIT, o:ORG, email:ADDR, sha256:FINGERPRINT, or any" help:"client identities admitted on every route: uri:spiffe://corp/app/*, dns:NAME, cn:NAME, ou:UNIT, o:ORG, email:ADDR, sha256:FINGERPRINT, or any"`
 	// Policy names a YAML policy file: routes with their identity and
 	// network rules, the default route and optionally the network gate
 	// (see the package documentation). Validate only checks that it can be
@@ -112,15 +112,15 @@ type Gateway struct {
 	// TrustedProxy are the load balancers that send a PROXY protocol
 	// header (v1 or v2) before TLS; the client address it carries is what
 	// the network gate judges. Empty means none: no header is read.
-	TrustedProxy []acl.Rule `flag:"trusted-proxy" meta:"RULES" help:"load balancers that send a PROXY protocol header (v1 or v2) first, comma separated like --allow; the client address in the header is what the network gate, the limits and the log see, and a connection from them without a valid header is reset"`
+	TrustedProxy []acl.Rule `flag:"trusted-proxy" meta:"RULES" sep:"," problem:"invalid network rules" help:"load balancers that send a PROXY protocol header (v1 or v2) first, comma separated like --allow; the client address in the header is what the network gate, the limits and the log see, and a connection from them without a valid header is reset"`
 	// StrictPerms refuses a --key file that its group or others may read
 	// (without it, such a file loads with a warning).
 	StrictPerms bool `flag:"strict-perms" help:"refuse a --key file that its group or others may read (without it: a warning)"`
 }
 
 // Doc describes "gateway run" for --help.
-func (*Gateway) Doc() Doc {
-	return Doc{
+func (*Gateway) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "gateway run [flags]",
 		Intro: `Run the gateway. It accepts TCP connections, admits only source addresses on the
 network allow-list (others are closed before any TLS byte is read), requires a
@@ -172,15 +172,15 @@ SIGTERM drains and exits.`,
 // (lookup; nil means os.LookupEnv) and args (without "run"), then
 // validates them. It returns [flag.ErrHelp] after writing the help text to
 // usage when args ask for it, and errors wrapping [ErrInvalid] for bad
-// settings or positional arguments. See [Parse].
+// settings or positional arguments. See [settings.Parse].
 func ParseGateway(args []string, lookup func(string) (string, bool), usage io.Writer) (*Gateway, error) {
 	g := new(Gateway)
-	rest, err := Parse("gateway run", GatewayPrefix, g, args, lookup, usage)
+	rest, err := settings.Parse("gateway run", GatewayPrefix, g, args, lookup, usage)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, invalidf("gateway run: unexpected argument %s: the gateway takes flags only, e.g. --route NAME=HOST:PORT", quoteValue(rest[0]))
+		return nil, settings.Invalidf("gateway run: unexpected argument %s: the gateway takes flags only, e.g. --route NAME=HOST:PORT", settings.Quote(rest[0]))
 	}
 	if err := g.Validate(); err != nil {
 		return nil, err
@@ -188,12 +188,12 @@ func ParseGateway(args []string, lookup func(string) (string, bool), usage io.Wr
 	return g, nil
 }
 
-var gatewaySettings = sync.OnceValue(func() map[string]*setting {
-	return settingIndex(reflect.TypeFor[Gateway](), GatewayPrefix)
+var gatewaySettings = sync.OnceValue(func() map[string]*settings.Setting {
+	return settings.Index[Gateway](GatewayPrefix)
 })
 
 // Validate checks the settings, alone and together, and returns every
-// problem found (joined with errors.Join), each a [*SettingError] wrapping
+// problem found (joined with errors.Join), each a [*settings.Error] wrapping
 // [ErrInvalid]. It checks that the files named can be read but does not
 // parse them: with Policy, it refuses Routes, AllowIDs and DefaultRoute
 // and accepts Policy in place of a network allow-list, and
@@ -201,7 +201,7 @@ var gatewaySettings = sync.OnceValue(func() map[string]*setting {
 func (g *Gateway) Validate() error {
 	set := gatewaySettings()
 	var errs []error
-	add := func(err *SettingError) {
+	add := func(err *settings.Error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -209,37 +209,37 @@ func (g *Gateway) Validate() error {
 
 	s := set["Listen"]
 	if _, _, err := splitHostPort(g.Listen, true, anyPort); err != nil {
-		add(s.fail(g.Listen, "not a listen address", err))
+		add(s.Fail(g.Listen, "not a listen address", err))
 	}
-	add(requiredFile(set["Cert"], g.Cert))
-	add(requiredFile(set["Key"], g.Key))
-	add(requiredFile(set["CA"], g.CA))
-	add(optionalFile(set["CRL"], g.CRL))
-	add(optionalFile(set["AllowFile"], g.AllowFile))
-	add(optionalFile(set["Policy"], g.Policy))
+	add(settings.RequiredFile(set["Cert"], g.Cert))
+	add(settings.RequiredFile(set["Key"], g.Key))
+	add(settings.RequiredFile(set["CA"], g.CA))
+	add(settings.OptionalFile(set["CRL"], g.CRL))
+	add(settings.OptionalFile(set["AllowFile"], g.AllowFile))
+	add(settings.OptionalFile(set["Policy"], g.Policy))
 
 	if len(g.Allow) == 0 && g.AllowFile == "" && g.Policy == "" {
 		s := set["Allow"]
-		e := s.fail("", "no network allow-list: the gateway admits no address by default and will not start without one", nil)
+		e := s.Fail("", "no network allow-list: the gateway admits no address by default and will not start without one", nil)
 		e.Want = "--allow RULES, e.g. --allow 10.0.0.0/8,192.168.0.0/16 (--allow 0.0.0.0/0,::/0 admits every address), or " +
-			set["AllowFile"].withMeta() + ", or " + set["Policy"].withMeta()
+			set["AllowFile"].WithMeta() + ", or " + set["Policy"].WithMeta()
 		add(e)
 	}
 	if len(g.Allow) > 0 {
 		if _, err := acl.New(g.Allow); err != nil {
-			add(set["Allow"].fail(joinStrings(g.Allow), "the rules do not form a valid allow-list", err))
+			add(set["Allow"].Fail(joinStrings(g.Allow), "the rules do not form a valid allow-list", err))
 		}
 	}
 	if len(g.AllowIDs) == 0 && g.Policy == "" {
 		s := set["AllowIDs"]
-		e := s.fail("", "no identity rule: the gateway admits no certificate by default and will not start without one", nil)
+		e := s.Fail("", "no identity rule: the gateway admits no certificate by default and will not start without one", nil)
 		e.Want = "--allow-id PATTERN, e.g. --allow-id 'uri:spiffe://corp/app/*' or --allow-id cn:alice " +
-			"(--allow-id any admits every certificate that chains to --ca), or " + set["Policy"].withMeta()
+			"(--allow-id any admits every certificate that chains to --ca), or " + set["Policy"].WithMeta()
 		add(e)
 	}
 	for _, p := range g.AllowIDs {
 		if p.IsZero() {
-			add(set["AllowIDs"].fail("", "empty identity pattern", nil))
+			add(set["AllowIDs"].Fail("", "empty identity pattern", nil))
 		}
 	}
 
@@ -248,31 +248,31 @@ func (g *Gateway) Validate() error {
 		add(e)
 	}
 
-	add(oneOfSetting(set["LogLevel"], g.LogLevel, logLevels))
-	add(oneOfSetting(set["LogFormat"], g.LogFormat, logFormats))
-	add(positive(set["HandshakeTimeout"], g.HandshakeTimeout))
-	add(notNegative(set["IdleTimeout"], g.IdleTimeout, "means never"))
-	add(positive(set["DialTimeout"], g.DialTimeout))
-	add(notNegative(set["DrainTimeout"], g.DrainTimeout, "closes open streams at once"))
-	add(notNegative(set["WatchInterval"], g.WatchInterval, "disables polling; SIGHUP still reloads"))
-	add(atLeastOne(set["MaxConns"], g.MaxConns))
-	add(atLeastOne(set["MaxHandshakes"], g.MaxHandshakes))
-	add(atLeastOne(set["MaxStreams"], g.MaxStreams))
-	add(positive(set["HelloTimeout"], g.HelloTimeout))
-	add(atLeastOne(set["MaxPending"], g.MaxPending))
-	add(atLeastOne(set["MaxPendingPerAddr"], g.MaxPendingPerAddr))
-	add(atLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
-	add(inRange(set["PrefixV4"], g.PrefixV4, 1, 32))
-	add(inRange(set["PrefixV6"], g.PrefixV6, 1, 128))
+	add(settings.OneOf(set["LogLevel"], g.LogLevel, logLevels()))
+	add(settings.OneOf(set["LogFormat"], g.LogFormat, logFormats()))
+	add(settings.Positive(set["HandshakeTimeout"], g.HandshakeTimeout))
+	add(settings.NotNegative(set["IdleTimeout"], g.IdleTimeout, "means never"))
+	add(settings.Positive(set["DialTimeout"], g.DialTimeout))
+	add(settings.NotNegative(set["DrainTimeout"], g.DrainTimeout, "closes open streams at once"))
+	add(settings.NotNegative(set["WatchInterval"], g.WatchInterval, "disables polling; SIGHUP still reloads"))
+	add(settings.AtLeastOne(set["MaxConns"], g.MaxConns))
+	add(settings.AtLeastOne(set["MaxHandshakes"], g.MaxHandshakes))
+	add(settings.AtLeastOne(set["MaxStreams"], g.MaxStreams))
+	add(settings.Positive(set["HelloTimeout"], g.HelloTimeout))
+	add(settings.AtLeastOne(set["MaxPending"], g.MaxPending))
+	add(settings.AtLeastOne(set["MaxPendingPerAddr"], g.MaxPendingPerAddr))
+	add(settings.AtLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
+	add(settings.InRange(set["PrefixV4"], g.PrefixV4, 1, 32))
+	add(settings.InRange(set["PrefixV6"], g.PrefixV6, 1, 128))
 	add(g.checkRouteProxy(set))
 	if len(g.TrustedProxy) > 0 {
 		if _, err := acl.New(g.TrustedProxy); err != nil {
-			add(set["TrustedProxy"].fail(joinStrings(g.TrustedProxy), "the rules do not form a valid list", err))
+			add(set["TrustedProxy"].Fail(joinStrings(g.TrustedProxy), "the rules do not form a valid list", err))
 		}
 	}
 	if g.Admin != "" {
 		if _, _, err := splitHostPort(g.Admin, true, anyPort); err != nil {
-			add(set["Admin"].fail(g.Admin, "not a listen address", err))
+			add(set["Admin"].Fail(g.Admin, "not a listen address", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -281,20 +281,20 @@ func (g *Gateway) Validate() error {
 // validateRoutes checks each route, duplicate names, the presence of at
 // least one route (without a policy) and the default route. It reports the
 // first problem.
-func (g *Gateway) validateRoutes(set map[string]*setting) *SettingError {
+func (g *Gateway) validateRoutes(set map[string]*settings.Setting) *settings.Error {
 	s := set["Routes"]
 	if len(g.Routes) == 0 && g.Policy == "" {
-		e := s.fail("", "no route: clients would have nowhere to go", nil)
-		e.Want = "--route NAME=HOST:PORT, e.g. --route pg=db.internal:5432, or " + set["Policy"].withMeta()
+		e := s.Fail("", "no route: clients would have nowhere to go", nil)
+		e.Want = "--route NAME=HOST:PORT, e.g. --route pg=db.internal:5432, or " + set["Policy"].WithMeta()
 		return e
 	}
 	seen := make(map[string]bool, len(g.Routes))
 	for _, r := range g.Routes {
 		if err := r.check(); err != nil {
-			return s.fail(r.String(), "invalid route", err)
+			return s.Fail(r.String(), "invalid route", err)
 		}
 		if seen[r.Name] {
-			e := s.fail(r.String(), fmt.Sprintf("route %s is given twice", quoteValue(r.Name)), nil)
+			e := s.Fail(r.String(), fmt.Sprintf("route %s is given twice", settings.Quote(r.Name)), nil)
 			e.Want = "one --route per NAME"
 			return e
 		}
@@ -305,15 +305,15 @@ func (g *Gateway) validateRoutes(set map[string]*setting) *SettingError {
 	}
 	d := set["DefaultRoute"]
 	if err := mux.ValidRoute(g.DefaultRoute); err != nil {
-		return d.fail(g.DefaultRoute, "invalid route name", err)
+		return d.Fail(g.DefaultRoute, "invalid route name", err)
 	}
 	if !seen[g.DefaultRoute] && g.Policy == "" {
 		names := make([]string, len(g.Routes))
 		for i, r := range g.Routes {
 			names[i] = r.Name
 		}
-		e := d.fail(g.DefaultRoute, "names no route", nil)
-		e.Want = "the NAME of a --route: " + orList(names)
+		e := d.Fail(g.DefaultRoute, "names no route", nil)
+		e.Want = "the NAME of a --route: " + settings.OrList(names)
 		return e
 	}
 	return nil
@@ -321,16 +321,16 @@ func (g *Gateway) validateRoutes(set map[string]*setting) *SettingError {
 
 // policyConflicts reports the flags that a policy file replaces, when
 // given together with it: --route, --allow-id and --default-route.
-func (g *Gateway) policyConflicts(set map[string]*setting) []*SettingError {
+func (g *Gateway) policyConflicts(set map[string]*settings.Setting) []*settings.Error {
 	if g.Policy == "" {
 		return nil
 	}
 	pol := set["Policy"]
-	var errs []*SettingError
-	conflict := func(s *setting, value, what, key string) {
-		e := s.fail(value, fmt.Sprintf("given together with --policy (%s): with a policy file, %s from its %q only",
-			pol.env, what, key), nil)
-		e.Want = fmt.Sprintf("either %s or %s, not both", s.withMeta(), pol.withMeta())
+	var errs []*settings.Error
+	conflict := func(s *settings.Setting, value, what, key string) {
+		e := s.Fail(value, fmt.Sprintf("given together with --policy (%s): with a policy file, %s from its %q only",
+			pol.Env(), what, key), nil)
+		e.Want = fmt.Sprintf("either %s or %s, not both", s.WithMeta(), pol.WithMeta())
 		errs = append(errs, e)
 	}
 	if len(g.Routes) > 0 {
@@ -356,7 +356,7 @@ func (g *Gateway) policyConflicts(set map[string]*setting) []*SettingError {
 // It returns (nil, nil) when g.Policy is empty: the routes and the gate
 // then come from the flags alone. Otherwise it returns the Policy, or every
 // problem found (joined), each naming the flag or the file and line: a
-// [*SettingError] for a clash with the flags, a [*PolicyError] for the
+// [*settings.Error] for a clash with the flags, a [*PolicyError] for the
 // file. All wrap [ErrInvalid]. It reads the file at each call, so a reload
 // calls it again; it does not modify g and is safe for concurrent use.
 func (g *Gateway) LoadPolicy() (*Policy, error) {
@@ -377,23 +377,23 @@ func (g *Gateway) LoadPolicy() (*Policy, error) {
 	if p.Allow != nil {
 		line := p.Allow[0].Line
 		if len(g.Allow) > 0 {
-			e := set["Allow"].fail(joinStrings(g.Allow), fmt.Sprintf(
+			e := set["Allow"].Fail(joinStrings(g.Allow), fmt.Sprintf(
 				`the network allow-list is given twice: by --allow and by "allow:" in the --policy file %s (line %d)`,
-				quoteValue(g.Policy), line), nil)
+				settings.Quote(g.Policy), line), nil)
 			e.Want = gateWant
 			errs = append(errs, e)
 		}
 		if g.AllowFile != "" {
-			e := set["AllowFile"].fail(g.AllowFile, fmt.Sprintf(
+			e := set["AllowFile"].Fail(g.AllowFile, fmt.Sprintf(
 				`the network allow-list is given twice: by --allow-file and by "allow:" in the --policy file %s (line %d)`,
-				quoteValue(g.Policy), line), nil)
+				settings.Quote(g.Policy), line), nil)
 			e.Want = gateWant
 			errs = append(errs, e)
 		}
 	} else if len(g.Allow) == 0 && g.AllowFile == "" {
-		e := pol.fail(g.Policy, `no network allow-list: the policy file has no "allow:" and neither --allow nor --allow-file is given`, nil)
-		e.Want = `"allow:" in the policy file, e.g. allow: ["10.0.0.0/8"], or ` + set["Allow"].withMeta() + ", or " +
-			set["AllowFile"].withMeta()
+		e := pol.Fail(g.Policy, `no network allow-list: the policy file has no "allow:" and neither --allow nor --allow-file is given`, nil)
+		e.Want = `"allow:" in the policy file, e.g. allow: ["10.0.0.0/8"], or ` + set["Allow"].WithMeta() + ", or " +
+			set["AllowFile"].WithMeta()
 		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
@@ -435,11 +435,11 @@ func ParseRoute(s string) (Route, error) {
 	s = strings.TrimSpace(s)
 	name, backend, ok := strings.Cut(s, "=")
 	if !ok {
-		return Route{}, invalidf("route %s: no \"=\" between NAME and the backend", quoteValue(s))
+		return Route{}, settings.Invalidf("route %s: no \"=\" between NAME and the backend", settings.Quote(s))
 	}
 	r := Route{Name: name, Backend: backend}
 	if err := r.check(); err != nil {
-		return Route{}, invalidf("%w", err)
+		return Route{}, settings.Invalidf("%w", err)
 	}
 	return r, nil
 }
@@ -450,7 +450,7 @@ func (r Route) check() error {
 		return fmt.Errorf("route name: %w", err)
 	}
 	if err := checkBackend(r.Backend); err != nil {
-		return fmt.Errorf("backend %s of route %s: %w", quoteValue(r.Backend), quoteValue(r.Name), err)
+		return fmt.Errorf("backend %s of route %s: %w", settings.Quote(r.Backend), settings.Quote(r.Name), err)
 	}
 	return nil
 }
@@ -499,24 +499,24 @@ func routeProxy(v string) (name string, p policy.Proxy, err error) {
 
 // checkRouteProxy checks that each --route-proxy names a --route with a
 // backend, and is not given with a policy file (whose routes say it).
-func (g *Gateway) checkRouteProxy(set map[string]*setting) *SettingError {
+func (g *Gateway) checkRouteProxy(set map[string]*settings.Setting) *settings.Error {
 	s := set["RouteProxy"]
 	for _, v := range g.RouteProxy {
 		if g.Policy != "" {
-			e := s.fail(v, "given together with --policy: with a policy file, a route says it with \"proxy_protocol: v2\"", nil)
+			e := s.Fail(v, "given together with --policy: with a policy file, a route says it with \"proxy_protocol: v2\"", nil)
 			e.Want = "either --route-proxy with --route, or proxy_protocol in the policy file"
 			return e
 		}
 		name, _, err := routeProxy(v)
 		if err != nil {
-			return s.fail(v, "invalid PROXY protocol", err)
+			return s.Fail(v, "invalid PROXY protocol", err)
 		}
 		i := slices.IndexFunc(g.Routes, func(r Route) bool { return r.Name == name })
 		if i < 0 {
-			return s.fail(v, fmt.Sprintf("names no route: %s is not a --route", quoteValue(name)), nil)
+			return s.Fail(v, fmt.Sprintf("names no route: %s is not a --route", settings.Quote(name)), nil)
 		}
 		if g.Routes[i].IsBuiltin() {
-			return s.fail(v, fmt.Sprintf("route %s is a builtin, which has no backend to send a header to", quoteValue(name)), nil)
+			return s.Fail(v, fmt.Sprintf("route %s is a builtin, which has no backend to send a header to", settings.Quote(name)), nil)
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -359,9 +360,9 @@ func TestParseGatewayErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error does not wrap ErrInvalid: %v", err)
 			}
-			var se *SettingError
+			var se *settings.Error
 			if !errors.As(err, &se) {
-				t.Errorf("error is not a *SettingError: %v", err)
+				t.Errorf("error is not a *settings.Error: %v", err)
 			}
 			assertInOrder(t, err.Error(), tt.want)
 		})

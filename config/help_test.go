@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/settings"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden help texts in testdata/help")
@@ -42,7 +44,7 @@ var commands = []struct {
 			{"--key FILE", "[$GATEWAY_KEY]"},
 			{"--ca FILE", "[$GATEWAY_CA]"},
 			{"--crl FILE", "[$GATEWAY_CRL]"},
-			{"--allow RULES", "[$GATEWAY_ALLOW]"},
+			{"--allow RULES", "(repeatable) [$GATEWAY_ALLOW, comma separated]"},
 			{"--allow-file FILE", "[$GATEWAY_ALLOW_FILE]"},
 			{"--route NAME=HOST:PORT", "(repeatable) [$GATEWAY_ROUTE, comma separated]"},
 			{"--default-route NAME", "[$GATEWAY_DEFAULT_ROUTE]"},
@@ -66,7 +68,7 @@ var commands = []struct {
 			{"--prefix-v4 N", "(default 24) [$GATEWAY_PREFIX_V4]"},
 			{"--prefix-v6 N", "(default 64) [$GATEWAY_PREFIX_V6]"},
 			{"--route-proxy NAME[=v2-full]", "[$GATEWAY_ROUTE_PROXY, comma separated]"},
-			{"--trusted-proxy RULES", "[$GATEWAY_TRUSTED_PROXY]"},
+			{"--trusted-proxy RULES", "(repeatable) [$GATEWAY_TRUSTED_PROXY, comma separated]"},
 			{"--strict-perms", "[$GATEWAY_STRICT_PERMS]"},
 			{"-h, --help", "show this help"},
 		},
@@ -105,7 +107,7 @@ func tunnelEntries() [][2]string {
 		{"--direct", "[$TUNNEL_DIRECT]"},
 		{"--connect-timeout DURATION", "(default 10s) [$TUNNEL_CONNECT_TIMEOUT]"},
 		{"--pin sha256:HEX", "(repeatable) [$TUNNEL_PIN, comma separated]"},
-		{"--gateway-allow RULES", "[$TUNNEL_GATEWAY_ALLOW]"},
+		{"--gateway-allow RULES", "(repeatable) [$TUNNEL_GATEWAY_ALLOW, comma separated]"},
 		{"--log-level LEVEL", "(default info) [$TUNNEL_LOG_LEVEL]"},
 		{"--log-format FORMAT", "(default console) [$TUNNEL_LOG_FORMAT]"},
 	}
@@ -132,8 +134,8 @@ func TestHelpListsEverySetting(t *testing.T) {
 				t.Errorf("help lists %d variables, want %d", n, len(c.entries)-1)
 			}
 			for i, line := range strings.Split(help, "\n") {
-				if len(line) > helpWidth {
-					t.Errorf("line %d is %d columns wide (> %d): %q", i+1, len(line), helpWidth, line)
+				if len(line) > settings.HelpWidth {
+					t.Errorf("line %d is %d columns wide (> %d): %q", i+1, len(line), settings.HelpWidth, line)
 				}
 			}
 		})

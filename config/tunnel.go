@@ -7,13 +7,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -25,7 +25,7 @@ const defaultBindHost = "127.0.0.1"
 
 // Tunnel holds the settings common to every tunnel subcommand, parsed. A
 // program that adds a subcommand embeds it in its own settings struct and
-// calls [Parse] with [TunnelPrefix], then [Tunnel.Normalize] and
+// calls [settings.Parse] with [TunnelPrefix], then [Tunnel.Normalize] and
 // [Tunnel.Validate].
 type Tunnel struct {
 	// Gateways are HOST:PORT addresses, tried in order (failover). At
@@ -58,15 +58,15 @@ type Tunnel struct {
 	// tunnel connects only to addresses (after DNS resolution) that these
 	// rules admit (acl semantics: most specific rule wins, no match
 	// refuses). Empty means any address.
-	GatewayAllow []acl.Rule `flag:"gateway-allow" meta:"RULES" help:"connect only to gateway addresses, after DNS resolution, that these rules admit: comma separated, most specific wins, \"!\" denies; empty: any"`
+	GatewayAllow []acl.Rule `flag:"gateway-allow" meta:"RULES" sep:"," problem:"invalid network rules" forms:"IP addresses and CIDR prefixes separated by commas, \"!\" in front to deny, e.g. 10.0.0.0/8,!10.9.0.0/16,192.168.1.7,::1 (0.0.0.0/0,::/0 is every address)" help:"connect only to gateway addresses, after DNS resolution, that these rules admit: comma separated, most specific wins, \"!\" denies; empty: any"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
 	// LogFormat is console or json.
 	LogFormat string `flag:"log-format" meta:"FORMAT" default:"console" help:"log output: console (for people) or json (one object per line)" forms:"console or json"`
 }
 
-var tunnelSettings = sync.OnceValue(func() map[string]*setting {
-	return settingIndex(reflect.TypeFor[Tunnel](), TunnelPrefix)
+var tunnelSettings = sync.OnceValue(func() map[string]*settings.Setting {
+	return settings.Index[Tunnel](TunnelPrefix)
 })
 
 // Normalize fills in what the settings leave implicit, after Parse and
@@ -94,7 +94,7 @@ func (t *Tunnel) DefaultServerName() {
 }
 
 // Validate checks the common tunnel settings and returns every problem
-// found (joined with errors.Join), each a [*SettingError] wrapping
+// found (joined with errors.Join), each a [*settings.Error] wrapping
 // [ErrInvalid]. It checks that the files named can be read but does not
 // parse them. It does not modify t.
 func (t *Tunnel) Validate() error {
@@ -104,53 +104,53 @@ func (t *Tunnel) Validate() error {
 func (t *Tunnel) problems() []error {
 	set := tunnelSettings()
 	var errs []error
-	add := func(err *SettingError) {
+	add := func(err *settings.Error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
 	s := set["Gateways"]
 	if len(t.Gateways) == 0 {
-		add(s.fail("", "required: no gateway to connect to", nil))
+		add(s.Fail("", "required: no gateway to connect to", nil))
 	}
 	for _, g := range t.Gateways {
 		if _, _, err := splitHostPort(g, false, dialPort); err != nil {
-			add(s.fail(g, "not a gateway address", err))
+			add(s.Fail(g, "not a gateway address", err))
 		}
 	}
-	add(requiredFile(set["Cert"], t.Cert))
-	add(requiredFile(set["Key"], t.Key))
-	add(requiredFile(set["CA"], t.CA))
+	add(settings.RequiredFile(set["Cert"], t.Cert))
+	add(settings.RequiredFile(set["Key"], t.Key))
+	add(settings.RequiredFile(set["CA"], t.CA))
 	if t.ServerName == "" {
 		// Without gateways the name cannot be derived; that is reported above.
 		if len(t.Gateways) > 0 {
-			add(set["ServerName"].fail("", "required: the name the gateway's certificate must hold", nil))
+			add(set["ServerName"].Fail("", "required: the name the gateway's certificate must hold", nil))
 		}
 	} else if err := checkHost(t.ServerName); err != nil {
-		add(set["ServerName"].fail(t.ServerName, "not a host name or IP address", err))
+		add(set["ServerName"].Fail(t.ServerName, "not a host name or IP address", err))
 	}
-	add(positive(set["ConnectTimeout"], t.ConnectTimeout))
+	add(settings.Positive(set["ConnectTimeout"], t.ConnectTimeout))
 	for _, p := range t.Pins {
 		if _, err := ParsePin(p); err != nil {
-			add(set["Pins"].fail(p, "not a SHA-256 fingerprint", err))
+			add(set["Pins"].Fail(p, "not a SHA-256 fingerprint", err))
 		}
 	}
 	if len(t.GatewayAllow) > 0 {
 		add(t.checkGatewayAllow(set))
 	}
-	add(oneOfSetting(set["LogLevel"], t.LogLevel, logLevels))
-	add(oneOfSetting(set["LogFormat"], t.LogFormat, logFormats))
+	add(settings.OneOf(set["LogLevel"], t.LogLevel, logLevels()))
+	add(settings.OneOf(set["LogFormat"], t.LogFormat, logFormats()))
 	return errs
 }
 
 // checkGatewayAllow checks that the --gateway-allow rules form a valid
 // allow-list and that it admits every gateway given as an IP address (a
 // host name is checked after DNS resolution, by the tunnel).
-func (t *Tunnel) checkGatewayAllow(set map[string]*setting) *SettingError {
+func (t *Tunnel) checkGatewayAllow(set map[string]*settings.Setting) *settings.Error {
 	s := set["GatewayAllow"]
 	rules, err := acl.New(t.GatewayAllow)
 	if err != nil {
-		return s.fail(joinStrings(t.GatewayAllow), "the rules do not form a valid allow-list", err)
+		return s.Fail(joinStrings(t.GatewayAllow), "the rules do not form a valid allow-list", err)
 	}
 	for _, g := range t.Gateways {
 		host, _, err := splitHostPort(g, false, dialPort)
@@ -166,8 +166,8 @@ func (t *Tunnel) checkGatewayAllow(set map[string]*setting) *SettingError {
 			if d.Matched {
 				why = "denied by " + d.Rule.String()
 			}
-			e := set["Gateways"].fail(g, "outside --gateway-allow ("+s.env+"): "+why, nil)
-			e.Want = "a gateway address that " + s.withMeta() + " admits, or rules that admit it"
+			e := set["Gateways"].Fail(g, "outside --gateway-allow ("+s.Env()+"): "+why, nil)
+			e.Want = "a gateway address that " + s.WithMeta() + " admits, or rules that admit it"
 			return e
 		}
 	}
@@ -182,18 +182,18 @@ func ParsePin(s string) (string, error) {
 	t := strings.TrimSpace(s)
 	if algo, rest, ok := strings.Cut(t, ":"); ok && len(algo) > 2 && !isHex(algo) {
 		if !strings.EqualFold(algo, "sha256") {
-			return "", invalidf("pin %s: unknown hash %s; only sha256 fingerprints are supported", quoteValue(s), quoteValue(algo))
+			return "", settings.Invalidf("pin %s: unknown hash %s; only sha256 fingerprints are supported", settings.Quote(s), settings.Quote(algo))
 		}
 		t = rest
 	}
 	h := strings.ToLower(strings.ReplaceAll(t, ":", ""))
 	for i := 0; i < len(h); i++ {
 		if !isHex(h[i : i+1]) {
-			return "", invalidf("pin %s holds %q; want hex digits 0-9 and a-f, colons optional", quoteValue(s), h[i])
+			return "", settings.Invalidf("pin %s holds %q; want hex digits 0-9 and a-f, colons optional", settings.Quote(s), h[i])
 		}
 	}
 	if len(h) != 2*sha256.Size {
-		return "", invalidf("pin %s has %d hex digits; want %d", quoteValue(s), len(h), 2*sha256.Size)
+		return "", settings.Invalidf("pin %s has %d hex digits; want %d", settings.Quote(s), len(h), 2*sha256.Size)
 	}
 	return h, nil
 }
@@ -231,28 +231,28 @@ func ParseLocal(s string) (Local, error) {
 	s = strings.TrimSpace(s)
 	left, route, ok := strings.Cut(s, "=")
 	if !ok {
-		return Local{}, invalidf("listener %s: no \"=\" between [BIND:]PORT and ROUTE", quoteValue(s))
+		return Local{}, settings.Invalidf("listener %s: no \"=\" between [BIND:]PORT and ROUTE", settings.Quote(s))
 	}
 	host, port := defaultBindHost, 0
 	if strings.ContainsAny(left, ":[]") {
 		h, p, err := splitHostPort(left, true, anyPort)
 		if err != nil {
-			return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+			return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
 		}
 		if h == "" {
-			return Local{}, invalidf("listener %s: empty BIND before the colon: write PORT=ROUTE or %s:PORT=ROUTE "+
-				"for this machine only, or 0.0.0.0:PORT=ROUTE for every interface", quoteValue(s), defaultBindHost)
+			return Local{}, settings.Invalidf("listener %s: empty BIND before the colon: write PORT=ROUTE or %s:PORT=ROUTE "+
+				"for this machine only, or 0.0.0.0:PORT=ROUTE for every interface", settings.Quote(s), defaultBindHost)
 		}
 		host, port = h, p
 	} else {
 		p, err := parsePort(left, anyPort)
 		if err != nil {
-			return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+			return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
 		}
 		port = p
 	}
 	if err := mux.ValidRoute(route); err != nil {
-		return Local{}, invalidf("listener %s: %w", quoteValue(s), err)
+		return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
 	}
 	return Local{Bind: net.JoinHostPort(host, strconv.Itoa(port)), Route: route}, nil
 }
@@ -260,7 +260,7 @@ func ParseLocal(s string) (Local, error) {
 // check validates a Local built in code.
 func (l Local) check() error {
 	if _, _, err := splitHostPort(l.Bind, false, anyPort); err != nil {
-		return fmt.Errorf("bind address %s: %w", quoteValue(l.Bind), err)
+		return fmt.Errorf("bind address %s: %w", settings.Quote(l.Bind), err)
 	}
 	if err := mux.ValidRoute(l.Route); err != nil {
 		return err
@@ -291,13 +291,13 @@ type Forward struct {
 	Locals []Local `flag:"local" short:"L" meta:"[BIND:]PORT=ROUTE" help:"listen on BIND:PORT (BIND 127.0.0.1 when left out, PORT 0 picks one) and carry each connection to ROUTE (required)" forms:"[BIND:]PORT=ROUTE, e.g. 5432=pg, 127.0.0.1:6379=redis or [::1]:8080=api"`
 }
 
-var forwardSettings = sync.OnceValue(func() map[string]*setting {
-	return settingIndex(reflect.TypeFor[Forward](), TunnelPrefix)
+var forwardSettings = sync.OnceValue(func() map[string]*settings.Setting {
+	return settings.Index[Forward](TunnelPrefix)
 })
 
 // Doc describes "tunnel forward" for --help.
-func (*Forward) Doc() Doc {
-	return Doc{
+func (*Forward) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "tunnel forward [flags] -L [BIND:]PORT=ROUTE ...",
 		Intro: `Listen on local ports and carry each connection to a route behind the gateway.
 All connections share one mutual-TLS connection (one stream each) that reconnects,
@@ -323,16 +323,16 @@ client at the local port.`,
 // (lookup; nil means os.LookupEnv) and args, normalizes them (default
 // server name, pins: see [Tunnel.Normalize]), then validates them. It returns [flag.ErrHelp] after writing the
 // help text to usage when args ask for it, and errors wrapping
-// [ErrInvalid] for bad settings or positional arguments. See [Parse].
+// [ErrInvalid] for bad settings or positional arguments. See [settings.Parse].
 func ParseForward(args []string, lookup func(string) (string, bool), usage io.Writer) (*Forward, error) {
 	f := new(Forward)
-	rest, err := Parse("tunnel forward", TunnelPrefix, f, args, lookup, usage)
+	rest, err := settings.Parse("tunnel forward", TunnelPrefix, f, args, lookup, usage)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) > 0 {
-		return nil, invalidf("tunnel forward: unexpected argument %s: give listeners with -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg",
-			quoteValue(rest[0]))
+		return nil, settings.Invalidf("tunnel forward: unexpected argument %s: give listeners with -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg",
+			settings.Quote(rest[0]))
 	}
 	f.Normalize()
 	if err := f.Validate(); err != nil {
@@ -349,21 +349,21 @@ func (f *Forward) Validate() error {
 	errs := f.Tunnel.problems()
 	s := forwardSettings()["Locals"]
 	if len(f.Locals) == 0 {
-		e := s.fail("", "required: no local listener", nil)
+		e := s.Fail("", "required: no local listener", nil)
 		e.Want = "-L [BIND:]PORT=ROUTE, e.g. -L 5432=pg"
 		errs = append(errs, e)
 	}
 	seen := make(map[string]Local, len(f.Locals))
 	for _, l := range f.Locals {
 		if err := l.check(); err != nil {
-			errs = append(errs, s.fail(l.String(), "invalid listener", err))
+			errs = append(errs, s.Fail(l.String(), "invalid listener", err))
 			continue
 		}
 		if strings.HasSuffix(l.Bind, ":0") {
 			continue
 		}
 		if prev, dup := seen[l.Bind]; dup {
-			e := s.fail(l.String(), fmt.Sprintf("%s is already the listener of %s", l.Bind, quoteValue(prev.String())), nil)
+			e := s.Fail(l.String(), fmt.Sprintf("%s is already the listener of %s", l.Bind, settings.Quote(prev.String())), nil)
 			e.Want = "one -L per address; PORT 0 picks a free port"
 			errs = append(errs, e)
 			continue
@@ -382,8 +382,8 @@ type NC struct {
 }
 
 // Doc describes "tunnel nc" for --help.
-func (*NC) Doc() Doc {
-	return Doc{
+func (*NC) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "tunnel nc [flags] ROUTE",
 		Intro: `Connect standard input and output to ROUTE behind the gateway, through one stream,
 like netcat. When input ends, the stream is half-closed and the output drains.
@@ -401,15 +401,15 @@ Works as an SSH ProxyCommand.`,
 // nil means os.LookupEnv) and args, which must hold exactly one positional
 // ROUTE, normalizes them (see [Tunnel.Normalize]), then validates them. It returns
 // [flag.ErrHelp] after writing the help text to usage when args ask for it,
-// and errors wrapping [ErrInvalid] for bad settings. See [Parse].
+// and errors wrapping [ErrInvalid] for bad settings. See [settings.Parse].
 func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer) (*NC, error) {
 	n := new(NC)
-	rest, err := Parse("tunnel nc", TunnelPrefix, n, args, lookup, usage)
+	rest, err := settings.Parse("tunnel nc", TunnelPrefix, n, args, lookup, usage)
 	if err != nil {
 		return nil, err
 	}
 	if len(rest) != 1 {
-		return nil, &SettingError{
+		return nil, &settings.Error{
 			Flag: "argument ROUTE", Problem: fmt.Sprintf("tunnel nc takes exactly one ROUTE argument, not %d", len(rest)),
 			Value: strings.Join(rest, " "), Want: "one route name, e.g. tunnel nc [flags] pg",
 		}
@@ -427,7 +427,7 @@ func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer)
 func (n *NC) Validate() error {
 	errs := n.Tunnel.problems()
 	if err := mux.ValidRoute(n.Route); err != nil {
-		errs = append(errs, &SettingError{
+		errs = append(errs, &settings.Error{
 			Flag: "argument ROUTE", Problem: "invalid route name", Value: n.Route,
 			Want: "a route name, e.g. tunnel nc [flags] pg", Err: err,
 		})

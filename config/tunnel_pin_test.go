@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/portcullis-gw/portcullis/internal/settings"
 )
 
 const testPin = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -115,9 +117,9 @@ func TestParseTunnelPinAndGatewayAllowErrors(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error; got %+v", fw)
 			}
-			var se *SettingError
+			var se *settings.Error
 			if !errors.Is(err, ErrInvalid) || !errors.As(err, &se) {
-				t.Errorf("error is not a SettingError wrapping ErrInvalid: %v", err)
+				t.Errorf("error is not a settings.Error wrapping ErrInvalid: %v", err)
 			}
 			assertInOrder(t, err.Error(), tt.want)
 		})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/portcullis-gw/portcullis/pki"
 )
 
 // Identity is what a verified client certificate says about its holder. It is
@@ -20,7 +22,7 @@ type Identity struct {
 	CommonName string
 	OU         []string // subject organizational units
 	O          []string // subject organizations
-	Serial     string   // lowercase hex
+	Serial     string   // as pki.FormatSerial writes it (and openssl prints it): uppercase hex, even length
 	SHA256     string   // lowercase hex SHA-256 of the DER certificate, no colons
 	NotAfter   time.Time
 	Issuer     string // issuer common name (or full issuer DN when it has none)
@@ -45,7 +47,7 @@ func IdentityOf(cert *x509.Certificate) Identity {
 		id.Issuer = cert.Issuer.String()
 	}
 	if cert.SerialNumber != nil {
-		id.Serial = cert.SerialNumber.Text(16)
+		id.Serial = pki.FormatSerial(cert.SerialNumber)
 	}
 	for _, u := range cert.URIs {
 		id.URIs = append(id.URIs, u.String())

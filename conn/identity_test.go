@@ -70,8 +70,8 @@ func TestIdentityOf(t *testing.T) {
 	if id.SHA256 != hex.EncodeToString(sum[:]) {
 		t.Errorf("SHA256 = %q, want the SHA-256 of the DER certificate %x", id.SHA256, sum)
 	}
-	if n, ok := new(big.Int).SetString(id.Serial, 16); !ok || n.Cmp(c.SerialNumber) != 0 || id.Serial != strings.ToLower(id.Serial) {
-		t.Errorf("Serial = %q, want %x in lowercase hex", id.Serial, c.SerialNumber)
+	if n, ok := new(big.Int).SetString(id.Serial, 16); !ok || n.Cmp(c.SerialNumber) != 0 || id.Serial != strings.ToUpper(id.Serial) || len(id.Serial)%2 != 0 {
+		t.Errorf("Serial = %q, want %X in uppercase hex of even length", id.Serial, c.SerialNumber)
 	}
 	if !id.NotAfter.Equal(c.NotAfter) {
 		t.Errorf("NotAfter = %v, want %v", id.NotAfter, c.NotAfter)
@@ -111,8 +111,11 @@ func TestIdentityOfIssuerDN(t *testing.T) {
 	if id.Issuer != "O=Corp" {
 		t.Errorf("Issuer = %q, want the issuer DN O=Corp", id.Issuer)
 	}
-	if id.Serial != "2a" {
-		t.Errorf("Serial = %q, want 2a", id.Serial)
+	if id.Serial != "2A" {
+		t.Errorf("Serial = %q, want 2A (as openssl prints it)", id.Serial)
+	}
+	if id := conn.IdentityOf(craft(t, &x509.Certificate{SerialNumber: big.NewInt(0xa1b)}, nil, nil)); id.Serial != "0A1B" {
+		t.Errorf("Serial = %q, want 0A1B (leading zero, as openssl prints it)", id.Serial)
 	}
 }
 

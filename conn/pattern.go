@@ -245,6 +245,20 @@ func (p Pattern) String() string {
 	return p.kind.String() + ":" + p.value
 }
 
+// MarshalText returns the text of String.
+func (p Pattern) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText parses text with ParsePattern, so that patterns can be read
+// by encoding packages and by settings parsers.
+func (p *Pattern) UnmarshalText(text []byte) error {
+	v, err := ParsePattern(string(text))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
 // IsZero reports whether p is the zero Pattern, which matches nothing.
 func (p Pattern) IsZero() bool { return p.kind == 0 }
 

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/pki"
 )
 
 // cipherSuites are the TLS 1.2 suites we accept: ECDHE key exchange with an
@@ -67,7 +69,7 @@ func (st *ServerState) CheckRevoked(cs tls.ConnectionState) error {
 	for _, chain := range cs.VerifiedChains {
 		for _, c := range chain {
 			if st.CRL.Revoked(c) {
-				return fmt.Errorf("%w: serial %s (subject %q)", ErrRevoked, c.SerialNumber.Text(16), c.Subject)
+				return fmt.Errorf("%w: serial %s (subject %q)", ErrRevoked, pki.FormatSerial(c.SerialNumber), c.Subject)
 			}
 		}
 	}

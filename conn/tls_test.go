@@ -190,7 +190,7 @@ func TestCheckRevoked(t *testing.T) {
 	if !errors.Is(srv.err, conn.ErrRevoked) || cli.err == nil {
 		t.Errorf("bob: server %v, client %v: want refused as revoked", srv.err, cli.err)
 	}
-	if srv.err != nil && !strings.Contains(srv.err.Error(), bob.Issued.Cert.SerialNumber.Text(16)) {
+	if srv.err != nil && !strings.Contains(srv.err.Error(), pki.FormatSerial(bob.Issued.Cert.SerialNumber)) {
 		t.Errorf("the error %q does not name the serial", srv.err)
 	}
 	srv, cli = handshake(t, st.ServerConfig(), clientCreds(t, p.Client, p.CAFile).TLSConfig(conn.ClientOptions{ServerName: "localhost"}))

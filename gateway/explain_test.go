@@ -92,7 +92,7 @@ func TestExplainGolden(t *testing.T) {
 }
 
 func mask(s, dir string) string {
-	s = regexp.MustCompile(`(serial|sha256): [0-9a-f]+`).ReplaceAllString(s, "$1: X")
+	s = regexp.MustCompile(`(serial|sha256): [0-9a-fA-F]+`).ReplaceAllString(s, "$1: X")
 	s = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`).ReplaceAllString(s, "DATE")
 	s = regexp.MustCompile(`(?m)^(\s+chain: REFUSED at the handshake: ).*$`).ReplaceAllString(s, "${1}ERROR")
 	return regexp.MustCompile(regexp.QuoteMeta(dir)).ReplaceAllString(s, "DIR")

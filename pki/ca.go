@@ -9,6 +9,7 @@ import (
 	"encoding/asn1"
 	"fmt"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,6 +22,11 @@ const (
 	DefaultServerTTL       = 90 * 24 * time.Hour
 	DefaultClientTTL       = 18 * time.Hour
 	DefaultCRLValidity     = 7 * 24 * time.Hour
+
+	// MinTTL is the shortest validity period accepted for a certificate
+	// whose NotAfter is derived from a TTL: anything shorter would expire
+	// before it could be deployed.
+	MinTTL = time.Minute
 
 	// DefaultCAName is the common name of a CA when CAOptions.Name is empty.
 	DefaultCAName = "portcullis CA"
@@ -53,11 +59,14 @@ type CAOptions struct {
 	Name string
 	// KeyType is the CA key's type; "" means ECDSAP256.
 	KeyType KeyType
-	// TTL is the validity period; 0 means DefaultRootTTL for a root and
-	// DefaultIntermediateTTL for an intermediate. An intermediate never
-	// outlives its parent: its NotAfter is capped at the parent's.
+	// TTL is how long the certificate stays valid, counted from now (or
+	// from NotBefore when that is set); 0 means DefaultRootTTL for a root
+	// and DefaultIntermediateTTL for an intermediate, and a TTL below
+	// MinTTL is refused. An intermediate never outlives its parent: its
+	// NotAfter is capped at the parent's.
 	TTL time.Duration
-	// NotBefore is the start of validity; zero means five minutes ago.
+	// NotBefore is the start of validity; zero means five minutes ago (to
+	// absorb clock skew), which does not shorten the TTL.
 	NotBefore time.Time
 }
 
@@ -128,18 +137,14 @@ func createCA(opts CAOptions, defTTL time.Duration, parent *CA) (crypto.Signer, 
 	if err := checkText("Name", name, 64); err != nil {
 		return nil, nil, err
 	}
-	if opts.TTL < 0 {
-		return nil, nil, fmt.Errorf("%w: TTL %s: must be positive (0 means the default)", ErrInvalidRequest, opts.TTL)
+	if err := checkTTL(opts.TTL, "CA "+strconv.Quote(name), defTTL); err != nil {
+		return nil, nil, err
 	}
 	ttl := opts.TTL
 	if ttl == 0 {
 		ttl = defTTL
 	}
-	nb := opts.NotBefore
-	if nb.IsZero() {
-		nb = time.Now().Add(-backdate)
-	}
-	na := nb.Add(ttl)
+	nb, na := validity(opts.NotBefore, ttl)
 	if parent != nil && na.After(parent.Cert.NotAfter) {
 		na = parent.Cert.NotAfter
 	}
@@ -192,6 +197,30 @@ func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, signer crypto.Si
 		return nil, fmt.Errorf("parsing the certificate just signed: %w", err)
 	}
 	return cert, nil
+}
+
+// checkTTL refuses a negative TTL and one shorter than MinTTL; 0 stands for
+// defTTL. what names the certificate in the error.
+func checkTTL(ttl time.Duration, what string, defTTL time.Duration) error {
+	switch {
+	case ttl < 0:
+		return fmt.Errorf("%w: TTL %s of %s: must be positive (0 means the default, %s)", ErrInvalidRequest, ttl, what, defTTL)
+	case ttl > 0 && ttl < MinTTL:
+		return fmt.Errorf("%w: TTL %s of %s: must be at least %s, or the certificate expires before it can be used", ErrInvalidRequest, ttl, what, MinTTL)
+	}
+	return nil
+}
+
+// validity returns NotBefore and NotAfter for a certificate valid for ttl.
+// With a zero notBefore the validity starts now: NotAfter is now+ttl and
+// NotBefore lies backdate earlier, for verifiers whose clocks are behind.
+// Otherwise it is notBefore to notBefore+ttl.
+func validity(notBefore time.Time, ttl time.Duration) (nb, na time.Time) {
+	if !notBefore.IsZero() {
+		return notBefore, notBefore.Add(ttl)
+	}
+	now := time.Now()
+	return now.Add(-backdate), now.Add(ttl)
 }
 
 // newSerial returns a random positive 128-bit serial number.

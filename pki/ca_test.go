@@ -117,7 +117,7 @@ func tlsCert(t *testing.T, i *Issued) tls.Certificate {
 }
 
 func TestMTLSEveryKeyType(t *testing.T) {
-	for _, kt := range KeyTypes {
+	for _, kt := range KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			ca := testCA(t, kt)
 			srv, cli := issuePair(t, ca, kt)

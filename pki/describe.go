@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -16,14 +17,10 @@ func Fingerprint(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// SerialHex returns a serial number as lowercase hex with an even number of
-// digits, the form openssl prints.
+// SerialHex returns the certificate's serial number in the form of
+// [FormatSerial].
 func SerialHex(cert *x509.Certificate) string {
-	s := cert.SerialNumber.Text(16)
-	if len(s)%2 == 1 {
-		s = "0" + s
-	}
-	return s
+	return FormatSerial(cert.SerialNumber)
 }
 
 var keyUsageNames = []struct {
@@ -135,11 +132,56 @@ func DescribeCRL(crl *x509.RevocationList) string {
 	line("next update", crl.NextUpdate.UTC().Format(time.RFC3339))
 	line("revoked", fmt.Sprint(len(crl.RevokedCertificateEntries)))
 	for _, e := range crl.RevokedCertificateEntries {
-		s := e.SerialNumber.Text(16)
-		if len(s)%2 == 1 {
-			s = "0" + s
-		}
-		fmt.Fprintf(&b, "  serial %s at %s reason %s\n", s, e.RevocationTime.UTC().Format(time.RFC3339), ReasonName(e.ReasonCode))
+		fmt.Fprintf(&b, "  serial %s at %s reason %s\n", FormatSerial(e.SerialNumber), e.RevocationTime.UTC().Format(time.RFC3339), ReasonName(e.ReasonCode))
 	}
 	return b.String()
+}
+
+// ParseCertsOrCRL reads data as certificates or, failing that, as a CRL,
+// telling the two apart by content: PEM holding CERTIFICATE blocks (one or
+// several, see [ParseCertsPEM]) or a DER certificate yields certs; a PEM
+// or DER CRL yields crl. Exactly one of certs and crl is set when err is
+// nil. A PEM file with certificate blocks that do not parse is an error,
+// not a CRL.
+func ParseCertsOrCRL(data []byte) (certs []*x509.Certificate, crl *x509.RevocationList, err error) {
+	isPEM := bytes.Contains(data, []byte("-----BEGIN"))
+	switch {
+	case isPEM && bytes.Contains(data, []byte("-----BEGIN CERTIFICATE-----")):
+		certs, err := ParseCertsPEM(data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return certs, nil, nil
+	case !isPEM:
+		if c, err := x509.ParseCertificate(data); err == nil {
+			return []*x509.Certificate{c}, nil, nil
+		}
+	}
+	crl, err = ParseCRL(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("neither certificates nor a CRL (PEM or DER): %w", err)
+	}
+	return nil, crl, nil
+}
+
+// DescribeData describes what [ParseCertsOrCRL] finds in data: each
+// certificate with [Describe], headed "certificate I of N" and separated by
+// blank lines, or the CRL with [DescribeCRL].
+func DescribeData(data []byte) (string, error) {
+	certs, crl, err := ParseCertsOrCRL(data)
+	if err != nil {
+		return "", err
+	}
+	if crl != nil {
+		return DescribeCRL(crl), nil
+	}
+	var b strings.Builder
+	for i, c := range certs {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "certificate %d of %d\n", i+1, len(certs))
+		b.WriteString(Describe(c))
+	}
+	return b.String(), nil
 }

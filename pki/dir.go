@@ -360,7 +360,7 @@ func (d *Dir) Revoke(serial *big.Int, reason int) error {
 func (d *Dir) revokeLocked(serial *big.Int, reason int) error {
 	r := d.ix.find(serial)
 	if r == nil {
-		return fmt.Errorf("%w: serial %s (decimal %s) is not in %s", ErrUnknownSerial, serial.Text(16), serial, filepath.Join(d.path, FileIndex))
+		return fmt.Errorf("%w: serial %s (decimal %s) is not in %s", ErrUnknownSerial, FormatSerial(serial), serial, filepath.Join(d.path, FileIndex))
 	}
 	if r.RevokedAt != nil {
 		return fmt.Errorf("%w: certificate %q (serial %s) was already revoked at %s (%s)", ErrInvalidRequest, r.Name, r.Serial, r.RevokedAt.Format(time.RFC3339), r.Reason)

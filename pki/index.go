@@ -31,7 +31,10 @@ type Index struct {
 
 // Record describes one issued certificate.
 type Record struct {
-	// Serial is the serial number in lowercase hex.
+	// Serial is the serial number as FormatSerial writes it (uppercase
+	// hex, an even number of digits). ParseIndex also reads the lowercase
+	// form without the leading zero that older versions wrote, and
+	// rewrites it in this form.
 	Serial      string    `json:"serial"`
 	Name        string    `json:"name"`
 	Kind        string    `json:"kind"` // "server" or "client"
@@ -55,8 +58,8 @@ func (r *Record) SerialNumber() (*big.Int, error) {
 
 func parseSerialHex(field, s string) (*big.Int, error) {
 	n, ok := new(big.Int).SetString(s, 16)
-	if !ok || n.Sign() <= 0 || s != strings.ToLower(s) {
-		return nil, fmt.Errorf("%w: %s %q: want a positive lowercase hex number", ErrIndex, field, s)
+	if !ok || n.Sign() <= 0 || strings.ContainsAny(s, "+-_") {
+		return nil, fmt.Errorf("%w: %s %q: want a positive hex number", ErrIndex, field, s)
 	}
 	return n, nil
 }
@@ -64,7 +67,7 @@ func parseSerialHex(field, s string) (*big.Int, error) {
 // recordFor builds the index record of an issued leaf.
 func recordFor(cert *x509.Certificate, name string, kind Kind) Record {
 	r := Record{
-		Serial:      cert.SerialNumber.Text(16),
+		Serial:      FormatSerial(cert.SerialNumber),
 		Name:        name,
 		Kind:        kind.String(),
 		DNS:         slices.Clone(cert.DNSNames),
@@ -115,9 +118,11 @@ func ParseIndex(data []byte) (*Index, error) {
 	seen := make(map[string]bool, len(ix.Certificates))
 	for i := range ix.Certificates {
 		r := &ix.Certificates[i]
-		if _, err := r.SerialNumber(); err != nil {
+		n, err := r.SerialNumber()
+		if err != nil {
 			return nil, fmt.Errorf("certificate %d (%q): %w", i, r.Name, err)
 		}
+		r.Serial = FormatSerial(n)
 		if seen[r.Serial] {
 			return nil, fmt.Errorf("%w: certificate %d (%q): serial %s appears twice", ErrIndex, i, r.Name, r.Serial)
 		}
@@ -148,7 +153,7 @@ func (ix *Index) Marshal() ([]byte, error) {
 
 // find returns the record with the given serial, or nil.
 func (ix *Index) find(serial *big.Int) *Record {
-	s := serial.Text(16)
+	s := FormatSerial(serial)
 	for i := range ix.Certificates {
 		if ix.Certificates[i].Serial == s {
 			return &ix.Certificates[i]

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -68,11 +69,15 @@ type Request struct {
 	// KeyType is the type of the key Issue generates; "" means ECDSAP256.
 	// SignCSR ignores it.
 	KeyType KeyType
-	// TTL is the validity period; 0 means DefaultClientTTL (18h) for a
-	// Client and DefaultServerTTL (90 days) for a Server.
+	// TTL is how long the certificate stays valid, counted from now (or
+	// from an explicit NotBefore); 0 means DefaultClientTTL (18h) for a
+	// Client and DefaultServerTTL (90 days) for a Server. A TTL below
+	// MinTTL is refused.
 	TTL time.Duration
 	// NotBefore and NotAfter bound validity. A zero NotBefore means five
-	// minutes ago; a zero NotAfter means NotBefore+TTL, capped at the CA's
+	// minutes ago, to absorb clock skew; the backdate does not shorten the
+	// TTL. A zero NotAfter means now+TTL (NotBefore+TTL when NotBefore is
+	// set), capped at the CA's
 	// own NotAfter. Set them explicitly to make expired or not-yet-valid
 	// certificates; an explicit NotAfter past the CA's is an error.
 	NotBefore, NotAfter time.Time
@@ -288,25 +293,21 @@ func (ca *CA) leafTemplate(req Request) (*x509.Certificate, error) {
 	tmpl.Subject.OrganizationalUnit = slices.Clone(req.OU)
 	tmpl.Subject.Organization = slices.Clone(req.O)
 
-	if req.TTL < 0 {
-		return nil, fmt.Errorf("%w: TTL %s of %q: must be positive (0 means the default, %s)", ErrInvalidRequest, req.TTL, name, defTTL)
+	if err := checkTTL(req.TTL, strconv.Quote(name), defTTL); err != nil {
+		return nil, err
 	}
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = defTTL
 	}
-	nb := req.NotBefore
-	if nb.IsZero() {
-		nb = time.Now().Add(-backdate)
-	}
-	na := req.NotAfter
-	if na.IsZero() {
-		na = nb.Add(ttl)
+	nb, na := validity(req.NotBefore, ttl)
+	if !req.NotAfter.IsZero() {
+		na = req.NotAfter
 		if na.After(ca.Cert.NotAfter) {
-			na = ca.Cert.NotAfter
+			return nil, fmt.Errorf("%w: NotAfter %s of %q is after the CA certificate's NotAfter %s: a certificate cannot outlive its issuer", ErrInvalidRequest, na.UTC().Format(time.RFC3339), name, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
 		}
 	} else if na.After(ca.Cert.NotAfter) {
-		return nil, fmt.Errorf("%w: NotAfter %s of %q is after the CA certificate's NotAfter %s: a certificate cannot outlive its issuer", ErrInvalidRequest, na.UTC().Format(time.RFC3339), name, ca.Cert.NotAfter.UTC().Format(time.RFC3339))
+		na = ca.Cert.NotAfter
 	}
 	if !na.After(nb) {
 		return nil, fmt.Errorf("%w: validity of %q: NotAfter %s is not after NotBefore %s", ErrInvalidRequest, name, na.UTC().Format(time.RFC3339), nb.UTC().Format(time.RFC3339))

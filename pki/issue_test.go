@@ -43,8 +43,8 @@ func TestLeafExtensions(t *testing.T) {
 				t.Errorf("%s serial %s out of (0, 2^128)", kt, c.SerialNumber)
 			}
 		}
-		if got := cli.Cert.NotAfter.Sub(cli.Cert.NotBefore); got != DefaultClientTTL {
-			t.Errorf("client default TTL %v", got)
+		if got := cli.Cert.NotAfter.Sub(cli.Cert.NotBefore); got != DefaultClientTTL+backdate {
+			t.Errorf("client default TTL plus backdate %v, want %v", got, DefaultClientTTL+backdate)
 		}
 	}
 	if !ca.Cert.IsCA || ca.Cert.KeyUsage != x509.KeyUsageCertSign|x509.KeyUsageCRLSign || len(ca.Cert.SubjectKeyId) == 0 {
@@ -118,6 +118,7 @@ func TestRequestValidation(t *testing.T) {
 		{"control char", Request{Kind: Client, Name: "a\nb"}, "control"},
 		{"empty OU", Request{Kind: Client, Name: "c", OU: []string{""}}, "OU is empty"},
 		{"negative TTL", Request{Kind: Client, Name: "c", TTL: -time.Hour}, "TTL -1h0m0s"},
+		{"TTL below the minimum", Request{Kind: Client, Name: "c", TTL: time.Second}, "at least 1m0s"},
 		{"inverted", Request{Kind: Client, Name: "c", NotBefore: now, NotAfter: now.Add(-time.Hour)}, "not after NotBefore"},
 		{"outlives CA", Request{Kind: Client, Name: "c", NotAfter: ca.Cert.NotAfter.Add(time.Hour)}, "outlive its issuer"},
 		{"bad key type", Request{Kind: Client, Name: "c", KeyType: "dsa"}, `key type "dsa"`},
@@ -242,7 +243,7 @@ func TestSignCSRTakesOnlyKeyAndSANs(t *testing.T) {
 }
 
 func TestParseKeyType(t *testing.T) {
-	for _, kt := range KeyTypes {
+	for _, kt := range KeyTypes() {
 		got, err := ParseKeyType(" " + strings.ToUpper(string(kt)) + " ")
 		if err != nil || got != kt {
 			t.Errorf("ParseKeyType(%q) = %q, %v", kt, got, err)
@@ -319,5 +320,31 @@ func TestDescribe(t *testing.T) {
 	}
 	if !strings.Contains(Describe(ca.Cert), "ca:          yes") {
 		t.Errorf("Describe(CA) does not say it is a CA:\n%s", Describe(ca.Cert))
+	}
+}
+
+// TestTTLCountsFromNow: the backdate of NotBefore does not eat into the
+// TTL; NotAfter is now+TTL.
+func TestTTLCountsFromNow(t *testing.T) {
+	ca := testCA(t, ECDSAP256)
+	for _, ttl := range []time.Duration{MinTTL, 10 * time.Minute, 36 * time.Hour} {
+		before := time.Now().Truncate(time.Second)
+		iss, err := ca.Issue(Request{Kind: Client, Name: "ttl", TTL: ttl})
+		after := time.Now()
+		if err != nil {
+			t.Fatalf("TTL %v: %v", ttl, err)
+		}
+		if na := iss.Cert.NotAfter; na.Before(before.Add(ttl)) || na.After(after.Add(ttl)) {
+			t.Errorf("TTL %v: NotAfter %v, want between %v and %v", ttl, na, before.Add(ttl), after.Add(ttl))
+		}
+		if nb := iss.Cert.NotBefore; !nb.Before(before) {
+			t.Errorf("TTL %v: NotBefore %v is not backdated before %v", ttl, nb, before)
+		}
+	}
+	if _, err := ca.Issue(Request{Kind: Client, Name: "short", TTL: MinTTL - time.Second}); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "at least") {
+		t.Errorf("TTL below MinTTL: err %v, want ErrInvalidRequest saying the minimum", err)
+	}
+	if _, err := NewCA(CAOptions{TTL: time.Second}); !errors.Is(err, ErrInvalidRequest) {
+		t.Errorf("CA TTL below MinTTL: err %v, want ErrInvalidRequest", err)
 	}
 }

@@ -25,13 +25,18 @@ const (
 	Ed25519   KeyType = "ed25519"
 )
 
-// KeyTypes lists every supported KeyType, default first.
-var KeyTypes = []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096, Ed25519}
+// KeyTypes returns every supported KeyType, default first, in a new slice
+// the caller may change.
+func KeyTypes() []KeyType {
+	return []KeyType{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096, Ed25519}
+}
 
-// keyTypeList is the human-readable list of accepted key type names.
-func keyTypeList() string {
-	names := make([]string, len(KeyTypes))
-	for i, kt := range KeyTypes {
+// KeyTypeNames returns the accepted key type names, comma separated, default
+// first: "ecdsa-p256, ecdsa-p384, ...".
+func KeyTypeNames() string {
+	kts := KeyTypes()
+	names := make([]string, len(kts))
+	for i, kt := range kts {
 		names[i] = string(kt)
 	}
 	return strings.Join(names, ", ")
@@ -45,12 +50,12 @@ func ParseKeyType(s string) (KeyType, error) {
 	if t == "" {
 		return ECDSAP256, nil
 	}
-	for _, kt := range KeyTypes {
+	for _, kt := range KeyTypes() {
 		if t == string(kt) {
 			return kt, nil
 		}
 	}
-	return "", valueErrorf(ErrKeyType, "key type %q: accepted: %s", s, keyTypeList())
+	return "", valueErrorf(ErrKeyType, "key type %q: accepted: %s", s, KeyTypeNames())
 }
 
 // valid reports whether kt is a supported key type (the empty one included).
@@ -58,12 +63,12 @@ func (kt KeyType) normalize() (KeyType, error) {
 	if kt == "" {
 		return ECDSAP256, nil
 	}
-	for _, k := range KeyTypes {
+	for _, k := range KeyTypes() {
 		if kt == k {
 			return kt, nil
 		}
 	}
-	return "", fmt.Errorf("%w: key type %q: accepted: %s", ErrKeyType, string(kt), keyTypeList())
+	return "", fmt.Errorf("%w: key type %q: accepted: %s", ErrKeyType, string(kt), KeyTypeNames())
 }
 
 // GenerateKey returns a new private key of type kt ("" means ECDSAP256),

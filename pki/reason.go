@@ -32,9 +32,12 @@ var reasonNames = map[int]string{
 	ReasonAACompromise:         "aACompromise",
 }
 
-// ReasonNames lists the accepted revocation reason names in code order.
-var ReasonNames = []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
-	"superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise"}
+// ReasonNames returns the accepted revocation reason names in code order, in
+// a new slice the caller may change.
+func ReasonNames() []string {
+	return []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
+		"superseded", "cessationOfOperation", "certificateHold", "privilegeWithdrawn", "aACompromise"}
+}
 
 // ReasonName returns the RFC 5280 name of a reason code, or "reason(N)".
 func ReasonName(code int) string {
@@ -65,12 +68,12 @@ func ParseReason(s string) (int, error) {
 			}
 		}
 	}
-	return 0, valueErrorf(ErrInvalidRequest, "revocation reason %q: accepted: %s (or codes 0-6, 9, 10)", s, strings.Join(ReasonNames, ", "))
+	return 0, valueErrorf(ErrInvalidRequest, "revocation reason %q: accepted: %s (or codes 0-6, 9, 10)", s, strings.Join(ReasonNames(), ", "))
 }
 
 func validReason(code int) error {
 	if _, ok := reasonNames[code]; !ok {
-		return fmt.Errorf("%w: revocation reason code %d: accepted: 0-6, 9, 10 (%s)", ErrInvalidRequest, code, strings.Join(ReasonNames, ", "))
+		return fmt.Errorf("%w: revocation reason code %d: accepted: 0-6, 9, 10 (%s)", ErrInvalidRequest, code, strings.Join(ReasonNames(), ", "))
 	}
 	return nil
 }

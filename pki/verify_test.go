@@ -49,7 +49,7 @@ func opensslVerify(t *testing.T, root []byte, chain []*x509.Certificate, leaf *x
 
 func TestOpenSSLVerifiesEveryKeyType(t *testing.T) {
 	needOpenSSL(t)
-	for _, kt := range KeyTypes {
+	for _, kt := range KeyTypes() {
 		t.Run(string(kt), func(t *testing.T) {
 			ca := testCA(t, kt)
 			srv, cli := issuePair(t, ca, kt)

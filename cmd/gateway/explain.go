@@ -12,6 +12,7 @@ import (
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/settings"
 )
 
 // explainSettings are the flags of "gateway explain". Their variables have
@@ -19,10 +20,10 @@ import (
 // backend) cannot be mistaken for explain's --route (a route name).
 type explainSettings struct {
 	Policy       string         `flag:"policy" meta:"FILE" help:"the gateway's YAML policy (routes, identities, networks)"`
-	Allow        []acl.Rule     `flag:"allow" meta:"RULES" help:"the gateway's --allow network rules, when not in the policy"`
+	Allow        []acl.Rule     `flag:"allow" meta:"RULES" sep:"," problem:"invalid network rules" forms:"IP addresses and CIDR prefixes separated by commas, \"!\" in front to deny, e.g. 10.0.0.0/8,!10.9.0.0/16,192.168.1.7,::1 (0.0.0.0/0,::/0 is every address)" help:"the gateway's --allow network rules, when not in the policy"`
 	AllowFile    string         `flag:"allow-file" meta:"FILE" help:"the gateway's --allow-file, when not in the policy"`
-	Routes       []config.Route `flag:"route" meta:"NAME=HOST:PORT" help:"the gateway's --route backends, without a policy"`
-	AllowIDs     []conn.Pattern `flag:"allow-id" meta:"PATTERN" help:"the gateway's --allow-id identities, without a policy"`
+	Routes       []config.Route `flag:"route" meta:"NAME=HOST:PORT" help:"the gateway's --route backends, without a policy" forms:"NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432"`
+	AllowIDs     []conn.Pattern `flag:"allow-id" meta:"PATTERN" problem:"invalid identity pattern" help:"the gateway's --allow-id identities, without a policy"`
 	DefaultRoute string         `flag:"default-route" meta:"NAME" help:"the gateway's --default-route, without a policy"`
 	CA           string         `flag:"ca" meta:"FILE" help:"the gateway's --ca: also check the certificate's chain, validity and EKU"`
 	CRL          string         `flag:"crl" meta:"FILE" help:"the gateway's --crl: also check that no certificate of the chain is revoked (needs --ca)"`
@@ -31,8 +32,8 @@ type explainSettings struct {
 	Only         string         `flag:"only" meta:"NAME" help:"explain this route only"`
 }
 
-func (*explainSettings) Doc() config.Doc {
-	return config.Doc{
+func (*explainSettings) Doc() settings.Doc {
+	return settings.Doc{
 		Usage: "gateway explain (--policy FILE | --allow RULES --route NAME=HOST:PORT --allow-id PATTERN) --cert CLIENT.crt --from ADDR [--only NAME]",
 		Intro: `Say, offline, what a gateway with these rules would do with a client holding CLIENT.crt
 connecting from ADDR: the network gate's decision and its rule, the identity as the gateway
@@ -50,9 +51,12 @@ Exit status: 0 when some route is allowed, 3 when everything is refused, 1 for b
 	}
 }
 
+// explainPrefix starts the variables of "gateway explain".
+const explainPrefix = "GATEWAY_EXPLAIN_"
+
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	var s explainSettings
-	if _, err := config.Parse("gateway explain", "GATEWAY_EXPLAIN_", &s, args, os.LookupEnv, stdout); err != nil {
+	if _, err := settings.Parse("gateway explain", explainPrefix, &s, args, os.LookupEnv, stdout); err != nil {
 		return err
 	}
 	if s.Cert == "" || s.From == "" {

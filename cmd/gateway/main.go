@@ -9,16 +9,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/version"
 )
 
 const usage = `gateway: an mTLS gateway for raw TCP backends.
@@ -27,7 +31,8 @@ Usage:
   gateway [run] [flags]      run the gateway (gateway run --help lists every setting)
   gateway explain [flags]    offline: which rule admits or refuses a certificate from an address
   gateway pki COMMAND ...    a small CA in a directory: init, issue, sign, revoke, crl, show
-  gateway help               this text
+  gateway help               this text (also gateway --help, gateway -h)
+  gateway version            the version, commit and Go version (also gateway --version)
 
 Every flag also reads an environment variable: GATEWAY_ plus the flag name in
 upper case with "-" as "_" (--allow-file is GATEWAY_ALLOW_FILE); a flag wins.
@@ -67,10 +72,25 @@ func x509Pool(certs []*x509.Certificate) *x509.CertPool {
 	return p
 }
 
+// isTopLevelFlag reports whether arg, given first, is one of the flags that
+// stand for a command of their own (help, version) rather than a flag of
+// "gateway run".
+func isTopLevelFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "-version", "--version":
+		return true
+	}
+	return false
+}
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmd := "run"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+	if len(args) > 0 && (len(args[0]) > 0 && args[0][0] != '-' || isTopLevelFlag(args[0])) {
 		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "run", "explain", "pki":
+		warnUnknownEnv(stderr, os.Environ())
 	}
 	var err error
 	switch cmd {
@@ -79,9 +99,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "explain":
 		err = runExplain(args, stdout, stderr)
 	case "pki":
-		err = runPKI(args, stdout, stderr)
-	case "help":
+		err = runPKI(args, os.LookupEnv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "gateway", version.Get())
 		return 0
 	default:
 		fmt.Fprintf(stderr, "gateway: unknown command %q\n\n%s", cmd, usage)
@@ -104,6 +127,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// warnUnknownEnv writes a warning for each GATEWAY_ variable in environ that
+// no gateway command reads: a misspelling would otherwise be ignored
+// silently. The variables of every command count (run, explain and each
+// pki command), so that one command's settings in the environment do not
+// trouble another.
+func warnUnknownEnv(stderr io.Writer, environ []string) {
+	names, err := settings.EnvNames(config.GatewayPrefix, append([]any{&config.Gateway{}}, slices.Collect(maps.Values(config.PKICommands()))...)...)
+	if err != nil {
+		panic(err) // the structs are fixed and tested
+	}
+	explain, err := settings.EnvNames(explainPrefix, &explainSettings{})
+	if err != nil {
+		panic(err)
+	}
+	for _, w := range settings.Unknown(config.GatewayPrefix, environ, append(names, explain...)) {
+		fmt.Fprintf(stderr, "gateway: warning: %s\n", w)
+	}
+}
+
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.ParseGateway(args, os.LookupEnv, stdout)
 	if err != nil {
@@ -114,6 +156,8 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer flushLog()
+	v := version.Get()
+	log.Info().Str("event", "start").Str("version", v.String()).Str("go", v.Go).Msg("gateway starting")
 	srv, err := gateway.New(cfg.ServerConfig(&log))
 	if err != nil {
 		return err

@@ -21,9 +21,13 @@ import (
 func pkiRun(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := runPKI(args, &out, &errOut)
+	err := runPKI(args, noEnv, &out, &errOut)
 	return out.String(), errOut.String(), err
 }
+
+// noEnv is an empty environment, so that tests do not depend on the
+// variables of the process.
+func noEnv(string) (string, bool) { return "", false }
 
 // pkiOK runs a command that must succeed and returns its stdout.
 func pkiOK(t *testing.T, args ...string) string {
@@ -82,22 +86,51 @@ func TestPKIHelp(t *testing.T) {
 		if !errors.Is(err, flag.ErrHelp) {
 			t.Errorf("%v: err %v, want flag.ErrHelp", args, err)
 		}
-		if out != "" || !strings.Contains(errOut, "Example") || !strings.Contains(errOut, "gateway pki") {
-			t.Errorf("%v: help on stderr lacks examples (stdout %q):\n%s", args, out, errOut)
+		if errOut != "" || !strings.Contains(out, "Example") || !strings.Contains(out, "gateway pki") {
+			t.Errorf("%v: help on stdout lacks examples (stderr %q):\n%s", args, errOut, out)
 		}
 	}
-	_, errOut, _ := pkiRun(t, "--help")
-	for _, want := range []string{"ca.crt", "ca.key", "root.crt", "crl.pem", "index.json", "NAME.crt", "--intermediate", "--ca"} {
-		if !strings.Contains(errOut, want) {
+	out, _, _ := pkiRun(t, "--help")
+	for _, want := range []string{"ca.crt", "ca.key", "root.crt", "crl.pem", "index.json", "NAME.crt", "--intermediate", "--ca", "GATEWAY_DIR"} {
+		if !strings.Contains(out, want) {
 			t.Errorf("pki --help does not explain %q", want)
 		}
 	}
-	_, errOut, _ = pkiRun(t, "init", "--help")
-	if !strings.Contains(errOut, "-key-type") || !strings.Contains(errOut, "ed25519") {
-		t.Errorf("init --help lacks the flags:\n%s", errOut)
+	// The subcommands' help has the layout of gateway run --help: usage,
+	// intro, flags with their variables, examples, the note on variables.
+	out, _, _ = pkiRun(t, "init", "--help")
+	assertInOrder(t, out, []string{"Usage: gateway pki init --dir DIR [flags]\n", "\nFlags:\n",
+		"  --dir DIR ", "[$GATEWAY_DIR]", "  --key-type TYPE ", "(default ecdsa-p256) [$GATEWAY_KEY_TYPE]",
+		"  -h, --help ", "\nExamples:\n", "Every flag can also be set by the environment variable"})
+	for _, kt := range pki.KeyTypes() {
+		if !strings.Contains(out, string(kt)) {
+			t.Errorf("init --help does not list key type %s", kt)
+		}
 	}
+	out, _, _ = pkiRun(t, "revoke", "--help")
+	for _, r := range pki.ReasonNames() {
+		if !strings.Contains(out, r) {
+			t.Errorf("revoke --help does not list the reason %s", r)
+		}
+	}
+	out, _, _ = pkiRun(t, "issue", "--help")
+	assertInOrder(t, strings.Join(strings.Fields(out), " "), []string{"--dns NAME ", "(repeatable) [$GATEWAY_DNS, comma separated]", "--ttl DURATION ", "[$GATEWAY_TTL]"})
 	pkiFails(t, []string{"missing command", "init"})
 	pkiFails(t, []string{`"frobnicate"`, "issue"}, "frobnicate")
+}
+
+// assertInOrder checks that s contains each of subs, in order.
+func assertInOrder(t *testing.T, s string, subs []string) {
+	t.Helper()
+	rest := s
+	for _, sub := range subs {
+		i := strings.Index(rest, sub)
+		if i < 0 {
+			t.Errorf("missing %q (in order) in:\n%s", sub, s)
+			return
+		}
+		rest = rest[i+len(sub):]
+	}
 }
 
 func TestPKIInit(t *testing.T) {
@@ -164,8 +197,9 @@ func TestPKIIssue(t *testing.T) {
 	if len(certs) != 2 || strings.Join(leaf.DNSNames, ",") != "gw.example.com,localhost,*.gw.example.com" || len(leaf.IPAddresses) != 2 {
 		t.Errorf("gw.crt: %d certs, dns %v, ips %v", len(certs), leaf.DNSNames, leaf.IPAddresses)
 	}
-	if leaf.NotAfter.Sub(leaf.NotBefore) != 30*24*time.Hour || leaf.PublicKeyAlgorithm != x509.RSA || leaf.Subject.Organization[0] != "Corp" {
-		t.Errorf("gw.crt: validity %v, key %v, subject %v", leaf.NotAfter.Sub(leaf.NotBefore), leaf.PublicKeyAlgorithm, leaf.Subject)
+	validFor(t, leaf, 30*24*time.Hour)
+	if leaf.PublicKeyAlgorithm != x509.RSA || leaf.Subject.Organization[0] != "Corp" {
+		t.Errorf("gw.crt: key %v, subject %v", leaf.PublicKeyAlgorithm, leaf.Subject)
 	}
 	if st, err := os.Stat(keyPath); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("gw.key mode %v, err %v", st.Mode(), err)
@@ -188,7 +222,7 @@ func TestPKIIssue(t *testing.T) {
 	pkiOK(t, "issue", "--dir", dir, "--client", "--name", "alice", "--force")
 	pkiFails(t, []string{"--server or --client"}, "issue", "--dir", dir, "--name", "x")
 	pkiFails(t, []string{"--server and --client"}, "issue", "--dir", dir, "--name", "x", "--server", "--client")
-	pkiFails(t, []string{"--name is required"}, "issue", "--dir", dir, "--client")
+	pkiFails(t, []string{"--name (GATEWAY_NAME): required"}, "issue", "--dir", dir, "--client")
 	pkiFails(t, []string{"--name", `"../x"`}, "issue", "--dir", dir, "--client", "--name", "../x")
 	pkiFails(t, []string{"--name", `"ca"`, "reserved"}, "issue", "--dir", dir, "--client", "--name", "ca")
 	pkiFails(t, []string{"--server needs at least one --dns or --ip"}, "issue", "--dir", dir, "--server", "--name", "x")
@@ -201,6 +235,19 @@ func TestPKIIssue(t *testing.T) {
 	pkiFails(t, []string{"--dir", "not a CA directory"}, "issue", "--dir", t.TempDir(), "--client", "--name", "x")
 	if _, err := os.Stat(filepath.Join(dir, "x.key")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a failed issue left x.key behind: %v", err)
+	}
+}
+
+// validFor checks that c is valid for ttl from about now: NotAfter within a
+// minute of now+ttl, NotBefore earlier than now.
+func validFor(t *testing.T, c *x509.Certificate, ttl time.Duration) {
+	t.Helper()
+	now := time.Now()
+	if d := c.NotAfter.Sub(now.Add(ttl)); d > time.Second || d < -time.Minute {
+		t.Errorf("%s: NotAfter %v is not now+%v (%v)", c.Subject.CommonName, c.NotAfter, ttl, now.Add(ttl))
+	}
+	if !c.NotBefore.Before(now) {
+		t.Errorf("%s: NotBefore %v is not before now", c.Subject.CommonName, c.NotBefore)
 	}
 }
 
@@ -230,9 +277,10 @@ func TestPKISign(t *testing.T) {
 		t.Errorf("sign output:\n%s", out)
 	}
 	c := readCert(t, p)[0]
-	if c.Subject.CommonName != "bob" || c.DNSNames[0] != "bob.example.com" || c.URIs[0].String() != "spiffe://corp/user/bob" || c.NotAfter.Sub(c.NotBefore) != 2*time.Hour {
-		t.Errorf("bob.crt: cn %q dns %v uris %v validity %v", c.Subject.CommonName, c.DNSNames, c.URIs, c.NotAfter.Sub(c.NotBefore))
+	if c.Subject.CommonName != "bob" || c.DNSNames[0] != "bob.example.com" || c.URIs[0].String() != "spiffe://corp/user/bob" {
+		t.Errorf("bob.crt: cn %q dns %v uris %v", c.Subject.CommonName, c.DNSNames, c.URIs)
 	}
+	validFor(t, c, 2*time.Hour)
 	if c.ExtKeyUsage[0] != x509.ExtKeyUsageClientAuth || len(c.ExtKeyUsage) != 1 {
 		t.Errorf("bob.crt EKU %v", c.ExtKeyUsage)
 	}
@@ -242,7 +290,7 @@ func TestPKISign(t *testing.T) {
 		t.Errorf("--out cert: %q %v", s.Subject.CommonName, s.ExtKeyUsage)
 	}
 	pkiFails(t, []string{"bob.crt", "force"}, "sign", "--dir", dir, "--csr", csr, "--client")
-	pkiFails(t, []string{"--csr is required"}, "sign", "--dir", dir, "--client")
+	pkiFails(t, []string{"--csr (GATEWAY_CSR): required"}, "sign", "--dir", dir, "--client")
 	pkiFails(t, []string{"--csr", "no such file"}, "sign", "--dir", dir, "--client", "--csr", filepath.Join(dir, "missing.csr"))
 	pkiFails(t, []string{"--csr", "certificate signing request"}, "sign", "--dir", dir, "--client", "--csr", filepath.Join(dir, "ca.crt"))
 	noSAN := writeCSR(t, "plain")
@@ -329,4 +377,82 @@ func TestPKIRevokeCRLShow(t *testing.T) {
 	pkiFails(t, []string{"neither certificates nor a CRL"}, "show", filepath.Join(dir, "index.json"))
 	pkiFails(t, []string{"no such file"}, "show", filepath.Join(dir, "nope.pem"))
 	pkiFails(t, []string{`unexpected argument`}, "show", "a", "b")
+}
+
+// TestPKIEnvironment: every pki flag reads GATEWAY_<FLAG>; a flag wins.
+func TestPKIEnvironment(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	env := map[string]string{"GATEWAY_DIR": dir, "GATEWAY_NAME": "env CA", "GATEWAY_KEY_TYPE": "ecdsa-p384"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		err := runPKI(args, lookup, &out, &errOut)
+		return out.String(), err
+	}
+	if _, err := run("init"); err != nil {
+		t.Fatalf("init from the environment: %v", err)
+	}
+	ca := readCert(t, filepath.Join(dir, "ca.crt"))[0]
+	if ca.Subject.CommonName != "env CA" || ca.PublicKeyAlgorithm != x509.ECDSA {
+		t.Errorf("CA %q key %v, want the environment's name and key type", ca.Subject.CommonName, ca.PublicKeyAlgorithm)
+	}
+	env["GATEWAY_CLIENT"], env["GATEWAY_URI"], env["GATEWAY_TTL"] = "true", "spiffe://corp/a, spiffe://corp/b", "2h"
+	env["GATEWAY_KEY_TYPE"] = "ed25519"
+	if _, err := run("issue", "--name", "flagname", "--ttl", "3h"); err != nil {
+		t.Fatalf("issue: %v", err)
+	}
+	c := readCert(t, filepath.Join(dir, "flagname.crt"))[0]
+	if len(c.URIs) != 2 || c.PublicKeyAlgorithm != x509.Ed25519 {
+		t.Errorf("issued: uris %v key %v, want both URIs and ed25519 from the environment", c.URIs, c.PublicKeyAlgorithm)
+	}
+	validFor(t, c, 3*time.Hour) // the flag wins over GATEWAY_TTL
+	env["GATEWAY_TTL"] = "soon"
+	if _, err := run("issue", "--name", "x"); err == nil || !strings.Contains(err.Error(), "--ttl (GATEWAY_TTL)") || !strings.Contains(err.Error(), "from $GATEWAY_TTL") {
+		t.Errorf("bad GATEWAY_TTL: err %v, want one naming the variable", err)
+	}
+	delete(env, "GATEWAY_TTL")
+	if _, err := run("crl", "--validity", "2d"); err != nil {
+		t.Errorf("crl with GATEWAY_DIR: %v", err)
+	}
+}
+
+// TestPKIIssueTTL: --ttl is the validity from now, and one too short to
+// use is refused.
+func TestPKIIssueTTL(t *testing.T) {
+	dir := initCA(t)
+	pkiOK(t, "issue", "--dir", dir, "--client", "--name", "ten", "--ttl", "10m")
+	validFor(t, readCert(t, filepath.Join(dir, "ten.crt"))[0], 10*time.Minute)
+	for _, ttl := range []string{"1s", "59s"} {
+		pkiFails(t, []string{"--ttl (GATEWAY_TTL)", "must be at least 1m0s", ttl}, "issue", "--dir", dir, "--client", "--name", "short", "--ttl", ttl)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "short.crt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused --ttl still wrote short.crt: %v", err)
+	}
+	pkiFails(t, []string{"--ttl (GATEWAY_TTL)", "must be at least"}, "sign", "--dir", dir, "--csr", writeCSR(t, "s"), "--client", "--ttl", "30s")
+	pkiFails(t, []string{"--ttl (GATEWAY_TTL)", "must be at least"}, "init", "--dir", filepath.Join(t.TempDir(), "ca"), "--ttl", "5s")
+}
+
+// TestPKISerialForms: issue, show, index.json and revoke use one serial
+// form, the one openssl prints.
+func TestPKISerialForms(t *testing.T) {
+	dir := initCA(t)
+	out := pkiOK(t, "issue", "--dir", dir, "--client", "--name", "s")
+	c := readCert(t, filepath.Join(dir, "s.crt"))[0]
+	want := pki.FormatSerial(c.SerialNumber)
+	if !strings.Contains(out, "serial "+want+" ") {
+		t.Errorf("issue output does not print serial %s:\n%s", want, out)
+	}
+	if show := pkiOK(t, "show", filepath.Join(dir, "s.crt")); !strings.Contains(show, want) {
+		t.Errorf("show does not print serial %s:\n%s", want, show)
+	}
+	ix, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ix), `"serial": "`+want+`"`) {
+		t.Errorf("index.json does not hold serial %s:\n%s", want, ix)
+	}
+	if out := pkiOK(t, "revoke", "--dir", dir, "--serial", strings.ToLower(want)); !strings.Contains(out, "serial "+want) {
+		t.Errorf("revoke output does not print serial %s:\n%s", want, out)
+	}
 }

@@ -15,9 +15,12 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/bench"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
+	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/version"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
@@ -29,7 +32,8 @@ Usage:
   tunnel forward -L [BIND:]PORT=ROUTE ... [flags]   local listeners, one shared session
   tunnel nc ROUTE [flags]                            stdin/stdout through one stream
   tunnel bench --mode MODE [flags]                   load generator: handshake, streams, throughput, deny
-  tunnel help                                        this text
+  tunnel help                                        this text (also --help, -h)
+  tunnel version                                     version, commit and Go version (also --version)
 
 Each command's --help lists its settings. Every flag also reads an environment
 variable: TUNNEL_ plus the flag name in upper case with "-" as "_"
@@ -56,6 +60,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 1
 	}
 	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "forward", "nc", "bench":
+		warnUnknownEnv(stderr, os.Environ())
+	}
 	var err error
 	switch cmd {
 	case "forward":
@@ -66,6 +74,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runBench(ctx, args, stdout, stderr)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
+		return 0
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, "tunnel", version.Get())
 		return 0
 	default:
 		fmt.Fprintf(stderr, "tunnel: unknown command %q\n\n%s", cmd, usage)
@@ -79,6 +90,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return exitCode(err)
 	}
 	return 0
+}
+
+// warnUnknownEnv writes a warning for each TUNNEL_ variable in environ that
+// no tunnel command (forward, nc, bench) reads: a misspelling would
+// otherwise be ignored silently.
+func warnUnknownEnv(stderr io.Writer, environ []string) {
+	names, err := settings.EnvNames(config.TunnelPrefix, &config.Forward{}, &config.NC{}, &bench.Settings{})
+	if err != nil {
+		panic(err) // the structs are fixed and tested
+	}
+	for _, w := range settings.Unknown(config.TunnelPrefix, environ, names) {
+		fmt.Fprintf(stderr, "tunnel: warning: %s\n", w)
+	}
 }
 
 // exitCode maps an error to the exit statuses of the command-line contract.

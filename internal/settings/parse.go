@@ -1,4 +1,4 @@
-package config
+package settings
 
 import (
 	"encoding"
@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
-
-	"github.com/portcullis-gw/portcullis/acl"
-	"github.com/portcullis-gw/portcullis/conn"
 )
 
 // Struct tags read by Parse. See the package documentation for the scheme.
@@ -26,6 +23,8 @@ const (
 	tagMeta    = "meta"
 	tagHelp    = "help"
 	tagForms   = "forms"
+	tagProblem = "problem"
+	tagSep     = "sep"
 )
 
 // EnvName returns the environment variable that sets the flag name for a
@@ -50,9 +49,10 @@ func EnvName(prefix, name string) string {
 //  4. otherwise the field keeps the value it has in *dst.
 //
 // A repeatable setting (a slice field) given on the command line replaces
-// what the environment said; each occurrence adds one element. In the
-// environment its elements are separated by commas; blanks around them are
-// trimmed and empty elements skipped.
+// what the environment said; each occurrence adds one element, or, with a
+// `sep` tag, the elements its value lists. In the environment its elements
+// are separated by commas; blanks around them are trimmed and empty
+// elements skipped.
 //
 // Flags and positional arguments may be mixed; "--" ends the flags.
 //
@@ -63,22 +63,23 @@ func EnvName(prefix, name string) string {
 // returned, for the caller to print.
 //
 // Bad values, unknown flags and missing flag arguments are reported as
-// errors that wrap [ErrInvalid]; a bad value is a [*SettingError] naming
-// both spellings of the setting, the value given and the accepted forms.
-// When several settings are bad, the errors are joined (errors.Join), one
-// per line. A bad environment variable is not an error when the command
-// line sets the same setting. Errors that do not wrap ErrInvalid report a
+// errors that wrap [ErrInvalid]; a bad value is an [*Error] naming both
+// spellings of the setting, the value given and the accepted forms. When
+// several settings are bad, the errors are joined (errors.Join), one per
+// line. A bad environment variable is not an error when the command line
+// sets the same setting. Errors that do not wrap ErrInvalid report a
 // mistake in the struct definition itself.
 //
-// Parse does no validation across fields; that is the job of a Validate
-// method on the settings struct. Parse is safe for concurrent use with
-// different dst values.
+// Parse does not look at variables other than those of dst's settings; see
+// [Unknown] for misspelled ones. It does no validation across fields; that
+// is the job of a Validate method on the settings struct. Parse is safe for
+// concurrent use with different dst values.
 func Parse(cmd string, prefix string, dst any, args []string, lookup func(string) (string, bool), usage io.Writer) (rest []string, err error) {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
-		return nil, fmt.Errorf("config: Parse needs a non-nil pointer to a struct, got %T", dst)
+		return nil, fmt.Errorf("settings: Parse needs a non-nil pointer to a struct, got %T", dst)
 	}
-	settings, err := settingsOf(rv.Elem().Type(), prefix)
+	list, err := settingsOf(rv.Elem().Type(), prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -89,16 +90,16 @@ func Parse(cmd string, prefix string, dst any, args []string, lookup func(string
 		usage = io.Discard
 	}
 
-	envErrs, err := parseEnv(dst, settings, lookup)
+	envErrs, err := parseEnv(dst, list, lookup)
 	if err != nil {
 		return nil, err
 	}
 
-	values := make([]*flagValue, len(settings))
+	values := make([]*flagValue, len(list))
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
-	for i, s := range settings {
+	for i, s := range list {
 		v := &flagValue{s: s, field: rv.Elem().FieldByIndex(s.index)}
 		values[i] = v
 		fs.Var(v, s.name, s.help)
@@ -113,14 +114,14 @@ func Parse(cmd string, prefix string, dst any, args []string, lookup func(string
 		if d, ok := dst.(Documenter); ok {
 			doc = d.Doc()
 		}
-		if werr := writeHelp(usage, cmd, prefix, doc, settings); werr != nil {
+		if werr := writeHelp(usage, cmd, prefix, doc, list); werr != nil {
 			return nil, fmt.Errorf("writing help for %s: %w", cmd, werr)
 		}
 		return nil, flag.ErrHelp
 	}
 	var errs []error
 	if err != nil {
-		var bad *SettingError
+		var bad *Error
 		for _, v := range values {
 			if v.err != nil {
 				bad = v.err
@@ -129,7 +130,7 @@ func Parse(cmd string, prefix string, dst any, args []string, lookup func(string
 		if bad != nil {
 			errs = append(errs, bad)
 		} else {
-			errs = append(errs, invalidf("%s: %v; run %q for the list of flags", cmd, err, cmd+" --help"))
+			errs = append(errs, Invalidf("%s: %v; run %q for the list of flags", cmd, err, cmd+" --help"))
 		}
 	}
 	for i, e := range envErrs {
@@ -176,12 +177,12 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 // to env keyed by flag name (env reads the `flag` tag as its key), so a flag
 // and its variable cannot drift apart. It returns one error slot per
 // setting (nil when fine), or an error for a struct env cannot handle.
-func parseEnv(dst any, settings []*setting, lookup func(string) (string, bool)) ([]error, error) {
-	environ := make(map[string]string, len(settings))
-	from := make(map[string]string, len(settings))
+func parseEnv(dst any, list []*Setting, lookup func(string) (string, bool)) ([]error, error) {
+	environ := make(map[string]string, len(list))
+	from := make(map[string]string, len(list))
 	funcs := make(map[reflect.Type]env.ParserFunc)
-	byGo := make(map[string]int, len(settings))
-	for i, s := range settings {
+	byGo := make(map[string]int, len(list))
+	for i, s := range list {
 		byGo[s.goName] = i
 		if s.envFunc != nil {
 			funcs[s.envType] = s.envFunc
@@ -190,7 +191,7 @@ func parseEnv(dst any, settings []*setting, lookup func(string) (string, bool)) 
 		if !ok {
 			continue
 		}
-		if s.mode == modeRepeated {
+		if s.repeated {
 			v = normalizeList(v)
 		}
 		if v != "" {
@@ -202,27 +203,27 @@ func parseEnv(dst any, settings []*setting, lookup func(string) (string, bool)) 
 		Environment:         environ,
 		TagName:             tagFlag,
 		DefaultValueTagName: tagDefault,
-		PrefixTagName:       "configEnvPrefixUnused",
+		PrefixTagName:       "settingsEnvPrefixUnused",
 		FuncMap:             funcs,
 	})
-	errs := make([]error, len(settings))
+	errs := make([]error, len(list))
 	if err == nil {
 		return errs, nil
 	}
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
-		return nil, fmt.Errorf("config: reading the environment: %w", err)
+		return nil, fmt.Errorf("settings: reading the environment: %w", err)
 	}
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if !errors.As(e, &pe) {
-			return nil, fmt.Errorf("config: reading the environment: %w", e)
+			return nil, fmt.Errorf("settings: reading the environment: %w", e)
 		}
 		i, ok := byGo[pe.Name]
 		if !ok {
-			return nil, fmt.Errorf("config: reading the environment: %w", e)
+			return nil, fmt.Errorf("settings: reading the environment: %w", e)
 		}
-		s := settings[i]
+		s := list[i]
 		value, source := environ[s.name], from[s.name]
 		if source == "" {
 			value, source = s.def, "the default"
@@ -235,22 +236,28 @@ func parseEnv(dst any, settings []*setting, lookup func(string) (string, bool)) 
 // normalizeList trims the blanks around each comma-separated element of a
 // repeatable setting's variable and drops empty elements.
 func normalizeList(v string) string {
-	parts := strings.Split(v, ",")
+	return strings.Join(splitList(v, ","), ",")
+}
+
+// splitList splits v at sep, trims the blanks around each element and drops
+// empty ones.
+func splitList(v, sep string) []string {
+	parts := strings.Split(v, sep)
 	kept := parts[:0]
 	for _, p := range parts {
 		if p = strings.TrimSpace(p); p != "" {
 			kept = append(kept, p)
 		}
 	}
-	return strings.Join(kept, ",")
+	return kept
 }
 
 // flagValue is the flag.Value of one setting; it writes into the field.
 type flagValue struct {
-	s     *setting
+	s     *Setting
 	field reflect.Value
-	seen  bool          // set on the command line at least once
-	err   *SettingError // why the last Set failed
+	seen  bool   // set on the command line at least once
+	err   *Error // why the last Set failed
 }
 
 var _ flag.Value = (*flagValue)(nil)
@@ -266,39 +273,44 @@ func (v *flagValue) String() string {
 func (v *flagValue) IsBoolFlag() bool { return v != nil && v.s.isBool }
 
 func (v *flagValue) Set(arg string) error {
-	x, err := v.s.conv(arg)
-	if err != nil {
-		v.err = v.s.invalid(arg, (&SettingError{Flag: "--" + v.s.name, Short: v.s.shortFlag()}).Names(), err)
-		return v.err
-	}
-	switch v.s.mode {
-	case modeRepeated:
-		if !v.seen {
-			v.field.Set(reflect.MakeSlice(v.field.Type(), 0, 1))
+	if !v.s.repeated {
+		x, err := v.s.conv(arg)
+		if err != nil {
+			return v.fail(arg, err)
 		}
-		v.field.Set(reflect.Append(v.field, x))
-	case modeList:
-		if !v.seen {
-			v.field.Set(x)
-		} else {
-			v.field.Set(reflect.ValueOf(v.s.join(v.field.Interface(), x.Interface())))
-		}
-	default:
 		v.field.Set(x)
+		v.seen = true
+		return nil
 	}
+	parts := []string{arg}
+	if v.s.sep != "" {
+		parts = splitList(arg, v.s.sep)
+	}
+	elems := make([]reflect.Value, 0, len(parts))
+	for _, p := range parts {
+		x, err := v.s.conv(p)
+		if err != nil {
+			return v.fail(arg, err)
+		}
+		elems = append(elems, x)
+	}
+	if !v.seen {
+		v.field.Set(reflect.MakeSlice(v.field.Type(), 0, len(elems)))
+	}
+	v.field.Set(reflect.Append(v.field, elems...))
 	v.seen = true
 	return nil
 }
 
-// Modes of a setting.
-const (
-	modeScalar   = iota // one value; the last flag wins
-	modeRepeated        // a slice; each flag adds one element
-	modeList            // a list type parsed whole (e.g. []acl.Rule); each flag adds a list
-)
+func (v *flagValue) fail(arg string, err error) error {
+	v.err = v.s.invalid(arg, (&Error{Flag: "--" + v.s.name, Short: v.s.shortFlag()}).Names(), err)
+	return v.err
+}
 
-// setting is one field of a settings struct, as Parse sees it.
-type setting struct {
+// Setting is one field of a settings struct, as Parse sees it. Settings
+// are created by [Index]; validation code uses them to report problems
+// in the setting's own terms ([Setting.Fail]).
+type Setting struct {
 	name   string // long flag name: "handshake-timeout"
 	short  string // one-letter alias, or ""
 	env    string // environment variable: "GATEWAY_HANDSHAKE_TIMEOUT"
@@ -310,13 +322,13 @@ type setting struct {
 	def               string
 	hasDef            bool
 
-	mode    int
-	isBool  bool
-	problem string // what is wrong when a value does not parse: "not a duration"
-	// conv parses one command-line argument: the field's value (modeScalar,
-	// modeList) or one element (modeRepeated).
+	repeated bool   // a slice: each flag adds elements
+	sep      string // repeated: a flag's value lists elements separated by sep
+	isBool   bool
+	problem  string // what is wrong when a value does not parse: "not a duration"
+	// conv parses one command-line value: the field's value, or one
+	// element of a repeated setting.
 	conv func(string) (reflect.Value, error)
-	join func(a, b any) any // modeList: a followed by b
 
 	// envType and envFunc are handed to caarlos0/env so that the
 	// environment parses values exactly like conv does. envFunc is nil
@@ -325,7 +337,19 @@ type setting struct {
 	envFunc env.ParserFunc
 }
 
-func (s *setting) shortFlag() string {
+// Name returns the long flag name without dashes: "allow-file".
+func (s *Setting) Name() string { return s.name }
+
+// Flag returns the long flag with its dashes: "--allow-file".
+func (s *Setting) Flag() string { return "--" + s.name }
+
+// Env returns the environment variable: "GATEWAY_ALLOW_FILE".
+func (s *Setting) Env() string { return s.env }
+
+// Default returns the `default` tag ("" when there is none).
+func (s *Setting) Default() string { return s.def }
+
+func (s *Setting) shortFlag() string {
 	if s.short == "" {
 		return ""
 	}
@@ -333,54 +357,11 @@ func (s *setting) shortFlag() string {
 }
 
 // invalid reports value, which came from source, as not parseable.
-func (s *setting) invalid(value, source string, cause error) *SettingError {
-	return &SettingError{
+func (s *Setting) invalid(value, source string, cause error) *Error {
+	return &Error{
 		Flag: "--" + s.name, Short: s.shortFlag(), Env: s.env,
 		Problem: s.problem, Value: value, Source: source, Want: s.forms, Err: cause,
 	}
-}
-
-// parser knows a type that is neither a basic kind nor an
-// encoding.TextUnmarshaler.
-type parser struct {
-	parse   func(string) (any, error)
-	join    func(a, b any) any // non-nil for list types: the whole list is one value
-	meta    string
-	forms   string
-	problem string
-}
-
-// parsers holds the project types that settings may use directly.
-var parsers = map[reflect.Type]parser{
-	reflect.TypeFor[[]acl.Rule](): {
-		parse:   func(s string) (any, error) { return acl.ParseList(s) },
-		join:    joinRules,
-		meta:    "RULES",
-		problem: "invalid network rules",
-		forms: `IP addresses and CIDR prefixes separated by commas, "!" in front to deny, ` +
-			`e.g. 10.0.0.0/8,!10.9.0.0/16,192.168.1.7,::1 (0.0.0.0/0,::/0 is every address)`,
-	},
-	reflect.TypeFor[conn.Pattern](): {
-		parse:   func(s string) (any, error) { return conn.ParsePattern(s) },
-		meta:    "PATTERN",
-		problem: "invalid identity pattern",
-		forms:   conn.PatternForms,
-	},
-}
-
-// joinRules appends list b to list a, numbering b's items after a's so
-// that two --allow flags read like one comma-separated list.
-func joinRules(a, b any) any {
-	x, y := a.([]acl.Rule), b.([]acl.Rule)
-	out := make([]acl.Rule, 0, len(x)+len(y))
-	out = append(out, x...)
-	for _, r := range y {
-		if r.Line > 0 {
-			r.Line += len(x)
-		}
-		out = append(out, r)
-	}
-	return out
 }
 
 var (
@@ -390,8 +371,8 @@ var (
 
 // settingsOf lists the settings of struct type t, in field order, walking
 // into struct fields that have no flag tag (embedded or not).
-func settingsOf(t reflect.Type, prefix string) ([]*setting, error) {
-	var out []*setting
+func settingsOf(t reflect.Type, prefix string) ([]*Setting, error) {
+	var out []*Setting
 	if err := collect(t, prefix, nil, &out); err != nil {
 		return nil, err
 	}
@@ -403,26 +384,26 @@ func settingsOf(t reflect.Type, prefix string) ([]*setting, error) {
 				continue
 			}
 			if _, dup := names[n]; dup {
-				return nil, fmt.Errorf("config: %v field %s: flag %q is taken (by help or another field)", t, s.goName, n)
+				return nil, fmt.Errorf("settings: %v field %s: flag %q is taken (by help or another field)", t, s.goName, n)
 			}
 			names[n] = s.goName
 		}
 		if goNames[s.goName] {
-			return nil, fmt.Errorf("config: %v: two settings are named %s; Go field names of settings must be unique", t, s.goName)
+			return nil, fmt.Errorf("settings: %v: two settings are named %s; Go field names of settings must be unique", t, s.goName)
 		}
 		goNames[s.goName] = true
 	}
 	return out, nil
 }
 
-func collect(t reflect.Type, prefix string, index []int, out *[]*setting) error {
+func collect(t reflect.Type, prefix string, index []int, out *[]*Setting) error {
 	for i := range t.NumField() {
 		f := t.Field(i)
 		idx := append(append([]int(nil), index...), i)
 		name, tagged := f.Tag.Lookup(tagFlag)
 		if !f.IsExported() {
 			if tagged {
-				return fmt.Errorf("config: %v field %s: a setting must be exported", t, f.Name)
+				return fmt.Errorf("settings: %v field %s: a setting must be exported", t, f.Name)
 			}
 			continue
 		}
@@ -431,7 +412,7 @@ func collect(t reflect.Type, prefix string, index []int, out *[]*setting) error 
 		}
 		if name == "" {
 			if _, ok := f.Tag.Lookup(tagDefault); ok {
-				return fmt.Errorf("config: %v field %s: a default tag needs a flag tag", t, f.Name)
+				return fmt.Errorf("settings: %v field %s: a default tag needs a flag tag", t, f.Name)
 			}
 			if f.Type.Kind() == reflect.Struct && !reflect.PointerTo(f.Type).Implements(textUnmarshalerType) {
 				if err := collect(f.Type, prefix, idx, out); err != nil {
@@ -442,18 +423,18 @@ func collect(t reflect.Type, prefix string, index []int, out *[]*setting) error 
 		}
 		s, err := newSetting(f, prefix, name, idx)
 		if err != nil {
-			return fmt.Errorf("config: %v field %s: %w", t, f.Name, err)
+			return fmt.Errorf("settings: %v field %s: %w", t, f.Name, err)
 		}
 		*out = append(*out, s)
 	}
 	return nil
 }
 
-func newSetting(f reflect.StructField, prefix, name string, index []int) (*setting, error) {
+func newSetting(f reflect.StructField, prefix, name string, index []int) (*Setting, error) {
 	if !validFlagName(name) {
 		return nil, fmt.Errorf("flag name %q: want lower-case letters, digits and '-', starting with a letter", name)
 	}
-	s := &setting{
+	s := &Setting{
 		name:   name,
 		short:  f.Tag.Get(tagShort),
 		env:    EnvName(prefix, name),
@@ -463,6 +444,7 @@ func newSetting(f reflect.StructField, prefix, name string, index []int) (*setti
 		meta:   f.Tag.Get(tagMeta),
 		help:   f.Tag.Get(tagHelp),
 		forms:  f.Tag.Get(tagForms),
+		sep:    f.Tag.Get(tagSep),
 	}
 	s.def, s.hasDef = f.Tag.Lookup(tagDefault)
 	if s.short != "" && (len(s.short) != 1 || !isLetter(s.short[0])) {
@@ -471,21 +453,25 @@ func newSetting(f reflect.StructField, prefix, name string, index []int) (*setti
 
 	k, ok := kindOf(f.Type)
 	switch {
-	case ok && k.join != nil:
-		s.mode = modeList
-		s.join = k.join
 	case ok:
-		s.mode = modeScalar
 	case f.Type.Kind() == reflect.Slice:
-		k, ok = kindOf(f.Type.Elem())
-		if !ok || k.join != nil {
+		if k, ok = kindOf(f.Type.Elem()); !ok {
 			return nil, fmt.Errorf("unsupported element type %v", f.Type.Elem())
 		}
-		s.mode = modeRepeated
+		s.repeated = true
 	default:
 		return nil, fmt.Errorf("unsupported type %v", f.Type)
 	}
+	if s.sep != "" && !s.repeated {
+		return nil, fmt.Errorf("a sep tag needs a slice field, not %v", f.Type)
+	}
+	if s.sep != "" && s.sep != "," {
+		return nil, fmt.Errorf(`sep tag %q: only "," is supported, as in the environment`, s.sep)
+	}
 	s.conv, s.isBool, s.problem = k.conv, k.isBool, k.problem
+	if p := f.Tag.Get(tagProblem); p != "" {
+		s.problem = p
+	}
 	s.envType, s.envFunc = k.typ, k.envFunc
 	if s.meta == "" && !s.isBool {
 		s.meta = k.meta
@@ -506,14 +492,12 @@ func newSetting(f reflect.StructField, prefix, name string, index []int) (*setti
 
 // checkDefault parses the default tag like a flag would, so a bad default
 // shows up as a programming error, not as bad input.
-func (s *setting) checkDefault() error {
-	if s.mode != modeRepeated {
-		if _, err := s.conv(s.def); err != nil {
-			return fmt.Errorf("default %q: %w", s.def, err)
-		}
-		return nil
+func (s *Setting) checkDefault() error {
+	parts := []string{s.def}
+	if s.repeated {
+		parts = strings.Split(s.def, ",")
 	}
-	for _, part := range strings.Split(s.def, ",") {
+	for _, part := range parts {
 		if _, err := s.conv(part); err != nil {
 			return fmt.Errorf("default %q: %w", s.def, err)
 		}
@@ -526,7 +510,6 @@ type kind struct {
 	typ     reflect.Type
 	conv    func(string) (reflect.Value, error)
 	envFunc env.ParserFunc
-	join    func(a, b any) any
 	isBool  bool
 	meta    string
 	forms   string
@@ -534,8 +517,8 @@ type kind struct {
 }
 
 // kindOf returns how to parse a value of type t, in the order caarlos0/env
-// uses: encoding.TextUnmarshaler first, then the known project types, then
-// time.Duration and the basic kinds.
+// uses: encoding.TextUnmarshaler first, then time.Duration and the basic
+// kinds.
 func kindOf(t reflect.Type) (kind, bool) {
 	k := kind{typ: t, problem: "invalid value"}
 	if reflect.PointerTo(t).Implements(textUnmarshalerType) {
@@ -547,46 +530,35 @@ func kindOf(t reflect.Type) (kind, bool) {
 		k.meta = "VALUE"
 		return k, true
 	}
-	if p, ok := parsers[t]; ok {
+	switch {
+	case t == durationType:
 		k.conv = func(s string) (reflect.Value, error) {
-			v, err := p.parse(s)
-			if err != nil {
-				return reflect.Value{}, err
-			}
-			return reflect.ValueOf(v), nil
+			d, err := time.ParseDuration(s)
+			return reflect.ValueOf(d), err
 		}
-		k.join, k.meta, k.forms, k.problem = p.join, p.meta, p.forms, p.problem
-	} else {
-		switch {
-		case t == durationType:
-			k.conv = func(s string) (reflect.Value, error) {
-				d, err := time.ParseDuration(s)
-				return reflect.ValueOf(d), err
-			}
-			k.meta, k.problem = "DURATION", "not a duration"
-			k.forms = "a duration such as 10s, 1m30s or 500ms (units ns, us, ms, s, m, h)"
-		case t.Kind() == reflect.String:
-			k.conv = func(s string) (reflect.Value, error) {
-				return reflect.ValueOf(s).Convert(t), nil
-			}
-			k.meta = "STRING"
-		case t.Kind() == reflect.Bool:
-			k.conv = func(s string) (reflect.Value, error) {
-				b, err := strconv.ParseBool(s)
-				return reflect.ValueOf(b).Convert(t), err
-			}
-			k.isBool, k.problem = true, "not a boolean"
-			k.forms = "true or false (or 1, 0, t, f)"
-		case t.Kind() == reflect.Int:
-			k.conv = func(s string) (reflect.Value, error) {
-				n, err := strconv.ParseInt(s, 10, 0)
-				return reflect.ValueOf(int(n)).Convert(t), err
-			}
-			k.meta, k.problem = "N", "not a whole number"
-			k.forms = "a whole number in decimal, e.g. 100"
-		default:
-			return kind{}, false
+		k.meta, k.problem = "DURATION", "not a duration"
+		k.forms = "a duration such as 10s, 1m30s or 500ms (units ns, us, ms, s, m, h)"
+	case t.Kind() == reflect.String:
+		k.conv = func(s string) (reflect.Value, error) {
+			return reflect.ValueOf(s).Convert(t), nil
 		}
+		k.meta = "STRING"
+	case t.Kind() == reflect.Bool:
+		k.conv = func(s string) (reflect.Value, error) {
+			b, err := strconv.ParseBool(s)
+			return reflect.ValueOf(b).Convert(t), err
+		}
+		k.isBool, k.problem = true, "not a boolean"
+		k.forms = "true or false (or 1, 0, t, f)"
+	case t.Kind() == reflect.Int:
+		k.conv = func(s string) (reflect.Value, error) {
+			n, err := strconv.ParseInt(s, 10, 0)
+			return reflect.ValueOf(int(n)).Convert(t), err
+		}
+		k.meta, k.problem = "N", "not a whole number"
+		k.forms = "a whole number in decimal, e.g. 100"
+	default:
+		return kind{}, false
 	}
 	conv := k.conv
 	k.envFunc = func(s string) (any, error) {

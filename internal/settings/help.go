@@ -1,4 +1,4 @@
-package config
+package settings
 
 import (
 	"bufio"
@@ -27,7 +27,7 @@ type Documenter interface {
 
 // Layout of the flag list.
 const (
-	helpWidth    = 100 // wrap help text at this column
+	HelpWidth    = 100 // help text is wrapped at this column
 	helpMaxLeft  = 32  // widest flag column; longer ones put the text on the next line
 	helpIndent   = "  "
 	helpColumnGp = 3
@@ -36,7 +36,7 @@ const (
 // writeHelp writes the help text of cmd: usage line, intro, one entry per
 // setting with its default and environment variable, examples, and a note
 // on how flags and variables relate.
-func writeHelp(w io.Writer, cmd, prefix string, doc Doc, settings []*setting) error {
+func writeHelp(w io.Writer, cmd, prefix string, doc Doc, settings []*Setting) error {
 	bw := bufio.NewWriter(w)
 	usage := doc.Usage
 	if usage == "" {
@@ -77,10 +77,10 @@ func writeHelp(w io.Writer, cmd, prefix string, doc Doc, settings []*setting) er
 		case s.hasDef:
 			tail = append(tail, `(default "")`)
 		}
-		if s.mode == modeRepeated {
+		if s.repeated {
 			tail = append(tail, "(repeatable)")
 		}
-		if s.mode == modeRepeated {
+		if s.repeated {
 			tail = append(tail, "[$"+s.env+", comma separated]")
 		} else {
 			tail = append(tail, "[$"+s.env+"]")
@@ -104,7 +104,7 @@ func writeHelp(w io.Writer, cmd, prefix string, doc Doc, settings []*setting) er
 }
 
 // writeEntry writes one flag entry: left column, then the words wrapped at
-// helpWidth and aligned at col. A word is never split; the default and the
+// HelpWidth and aligned at col. A word is never split; the default and the
 // variable are single words.
 func writeEntry(bw *bufio.Writer, left string, col int, words []string) {
 	line := left
@@ -116,7 +116,7 @@ func writeEntry(bw *bufio.Writer, left string, col int, words []string) {
 	line += strings.Repeat(" ", col-len(line))
 	n := 0 // words on the current line
 	for _, w := range words {
-		if n > 0 && len(line)+1+len(w) > helpWidth {
+		if n > 0 && len(line)+1+len(w) > HelpWidth {
 			bw.WriteString(line + "\n")
 			line, n = pad, 0
 		}

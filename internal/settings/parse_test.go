@@ -1,18 +1,76 @@
-package config
+package settings
 
 import (
 	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/portcullis-gw/portcullis/acl"
-	"github.com/portcullis-gw/portcullis/conn"
 )
+
+// rule and pattern stand for a program's own types: list elements parsed
+// through encoding.TextUnmarshaler.
+type rule struct {
+	prefix netip.Prefix
+	deny   bool
+}
+
+var errNotCanonical = errors.New("not a canonical prefix")
+
+func (r *rule) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	deny := strings.HasPrefix(s, "!")
+	s = strings.TrimPrefix(s, "!")
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return err
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p != p.Masked() {
+		return fmt.Errorf("%w: use %s", errNotCanonical, p.Masked())
+	}
+	*r = rule{prefix: p, deny: deny}
+	return nil
+}
+
+func (r rule) String() string {
+	if r.deny {
+		return "!" + r.prefix.String()
+	}
+	return r.prefix.String()
+}
+
+type pattern struct{ kind, value string }
+
+var errPattern = errors.New("bad identity pattern")
+
+func (p *pattern) UnmarshalText(b []byte) error {
+	s := string(b)
+	if s == "any" {
+		*p = pattern{kind: "any"}
+		return nil
+	}
+	k, v, ok := strings.Cut(s, ":")
+	if !ok || v == "" || !slices.Contains([]string{"cn", "ou", "dns", "email", "uri"}, k) {
+		return fmt.Errorf("%w %q: want uri:spiffe://corp/app/*, dns:..., cn:..., ou:..., email:... or any", errPattern, s)
+	}
+	*p = pattern{kind: k, value: v}
+	return nil
+}
+
+func (p pattern) String() string {
+	if p.kind == "any" {
+		return "any"
+	}
+	return p.kind + ":" + p.value
+}
 
 type level string
 
@@ -30,9 +88,9 @@ type sample struct {
 	Tags    []string        `flag:"tag" short:"t" help:"labels"`
 	Prefix  netip.Prefix    `flag:"prefix" default:"10.0.0.0/8" meta:"CIDR"`
 	Addrs   []netip.Addr    `flag:"addr" meta:"IP"`
-	Rules   []acl.Rule      `flag:"rules"`
-	IDs     []conn.Pattern  `flag:"id"`
-	OneID   conn.Pattern    `flag:"one-id"`
+	Rules   []rule          `flag:"rules" sep:"," meta:"RULES" problem:"invalid network rules" forms:"IP addresses and CIDR prefixes separated by commas"`
+	IDs     []pattern       `flag:"id" meta:"PATTERN" problem:"invalid identity pattern" forms:"uri:spiffe://corp/app/*, dns:..., cn:... or any"`
+	OneID   pattern         `flag:"one-id" meta:"PATTERN" problem:"invalid identity pattern" forms:"uri:spiffe://corp/app/*, dns:..., cn:... or any"`
 	Waits   []time.Duration `flag:"waits"`
 	Nested  struct {
 		Deep string `flag:"deep" default:"down"`
@@ -81,7 +139,7 @@ func TestParseDefaults(t *testing.T) {
 	if s.Nested.Deep != "down" {
 		t.Errorf("Nested.Deep = %q, want the default %q", s.Nested.Deep, "down")
 	}
-	if s.Tags != nil || s.Addrs != nil || s.Rules != nil || s.IDs != nil || s.Waits != nil || !s.OneID.IsZero() {
+	if s.Tags != nil || s.Addrs != nil || s.Rules != nil || s.IDs != nil || s.Waits != nil || s.OneID != (pattern{}) {
 		t.Errorf("settings without default are set: %+v", s)
 	}
 	if s.Skipped != "" || s.Plain != "" {
@@ -130,12 +188,6 @@ func TestParseFlagsWinOverEnv(t *testing.T) {
 		rules: []string{"192.0.2.0/24", "!192.0.2.128/25", "::1/128"}, ids: []string{"ou:ops"},
 		oneID: "email:a@example.com", waits: []time.Duration{5 * time.Millisecond}, deep: "deepest",
 	})
-	// Two --rules flags read like one list: items are numbered across both.
-	for i, r := range s.Rules {
-		if r.Line != i+1 {
-			t.Errorf("Rules[%d].Line = %d, want %d", i, r.Line, i+1)
-		}
-	}
 }
 
 type sampleWant struct {
@@ -363,21 +415,21 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseSettingErrorFields(t *testing.T) {
 	_, _, err := parseSample(t, nil, map[string]string{"X_WAIT": "soon"})
-	var se *SettingError
+	var se *Error
 	if !errors.As(err, &se) {
-		t.Fatalf("error %v is not a *SettingError", err)
+		t.Fatalf("error %v is not an *Error", err)
 	}
 	if se.Flag != "--wait" || se.Env != "X_WAIT" || se.Value != "soon" || se.Source != "$X_WAIT" || se.Err == nil {
-		t.Errorf("SettingError = %+v", se)
+		t.Errorf("Error = %+v", se)
 	}
 	// The cause stays reachable.
 	_, _, err = parseSample(t, []string{"--id", "foo:bar"}, nil)
-	if !errors.Is(err, conn.ErrPattern) {
-		t.Errorf("error %v does not wrap conn.ErrPattern", err)
+	if !errors.Is(err, errPattern) {
+		t.Errorf("error %v does not wrap errPattern", err)
 	}
 	_, _, err = parseSample(t, []string{"--rules", "1.2.3.4/8"}, nil)
-	if !errors.Is(err, acl.ErrNotCanonical) {
-		t.Errorf("error %v does not wrap acl.ErrNotCanonical", err)
+	if !errors.Is(err, errNotCanonical) {
+		t.Errorf("error %v does not wrap errNotCanonical", err)
 	}
 }
 
@@ -416,7 +468,7 @@ func TestParseHelp(t *testing.T) {
 				"  -t, --tag STRING ", "(repeatable) [$X_TAG, comma separated]",
 				"  --prefix CIDR ", "(default 10.0.0.0/8) [$X_PREFIX]",
 				"  --addr IP ", "[$X_ADDR, comma separated]",
-				"  --rules RULES ", "[$X_RULES]",
+				"  --rules RULES ", "(repeatable) [$X_RULES, comma separated]",
 				"  --id PATTERN ", "[$X_ID, comma separated]",
 				"  --one-id PATTERN ", "[$X_ONE_ID]",
 				"  --waits DURATION ", "[$X_WAITS, comma separated]",
@@ -456,7 +508,7 @@ func TestParseStructMistakes(t *testing.T) {
 		F [][]string `flag:"f"`
 	}
 	type badRuleSlice struct {
-		F [][]acl.Rule `flag:"f"`
+		F [][]rule `flag:"f"`
 	}
 	type badPointer struct {
 		F *string `flag:"f"`
@@ -575,9 +627,9 @@ func TestEnvName(t *testing.T) {
 	}
 }
 
-func TestSettingError(t *testing.T) {
+func TestError(t *testing.T) {
 	cause := errors.New("boom")
-	e := &SettingError{Flag: "--local", Short: "-L", Env: "TUNNEL_LOCAL", Problem: "invalid value",
+	e := &Error{Flag: "--local", Short: "-L", Env: "TUNNEL_LOCAL", Problem: "invalid value",
 		Value: "x", Source: "-L/--local", Want: "[BIND:]PORT=ROUTE", Err: cause}
 	want := `-L/--local (TUNNEL_LOCAL): invalid value: boom; got "x" from -L/--local; want [BIND:]PORT=ROUTE`
 	if e.Error() != want {
@@ -586,7 +638,7 @@ func TestSettingError(t *testing.T) {
 	if !errors.Is(e, ErrInvalid) || !errors.Is(e, cause) {
 		t.Errorf("does not wrap ErrInvalid and its cause")
 	}
-	e2 := &SettingError{Flag: "argument ROUTE", Problem: "missing"}
+	e2 := &Error{Flag: "argument ROUTE", Problem: "missing"}
 	if got := e2.Error(); got != `argument ROUTE: missing; got ""` {
 		t.Errorf("Error() = %q", got)
 	}
@@ -594,8 +646,8 @@ func TestSettingError(t *testing.T) {
 		t.Errorf("without a cause: does not wrap ErrInvalid")
 	}
 	long := strings.Repeat("é", 200)
-	e3 := &SettingError{Flag: "--x", Problem: "p", Value: long}
-	if got := e3.Error(); len(got) > maxValueInError+40 || !strings.HasSuffix(got, `"...`) {
+	e3 := &Error{Flag: "--x", Problem: "p", Value: long}
+	if got := e3.Error(); len(got) > MaxValueInError+40 || !strings.HasSuffix(got, `"...`) {
 		t.Errorf("long value not cut: %d bytes: %q", len(got), got)
 	}
 }
