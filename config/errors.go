@@ -24,7 +24,7 @@ var ErrInvalid = settings.ErrInvalid
 // PolicyError reports one problem in a policy file (see [ParsePolicy]): the
 // file, the line, what is wrong and, when it helps, the accepted form:
 //
-//	policy.yaml:12: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout)
+//	policy.yaml:12: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout, proxy_protocol)
 //	policy.yaml:9: route "pg": identities: bad identity pattern "alice": unknown form; want one of uri:...
 //
 // It wraps [ErrInvalid] and, when there is one, the underlying cause (Err):

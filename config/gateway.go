@@ -218,13 +218,6 @@ func (g *Gateway) Validate() error {
 	add(settings.OptionalFile(set["AllowFile"], g.AllowFile))
 	add(settings.OptionalFile(set["Policy"], g.Policy))
 
-	if len(g.Allow) == 0 && g.AllowFile == "" && g.Policy == "" {
-		s := set["Allow"]
-		e := s.Fail("", "no network allow-list: the gateway admits no address by default and will not start without one", nil)
-		e.Want = "--allow RULES, e.g. --allow 10.0.0.0/8,192.168.0.0/16 (--allow 0.0.0.0/0,::/0 admits every address), or " +
-			set["AllowFile"].WithMeta() + ", or " + set["Policy"].WithMeta()
-		add(e)
-	}
 	if len(g.Allow) > 0 {
 		if _, err := acl.New(g.Allow); err != nil {
 			add(set["Allow"].Fail(joinStrings(g.Allow), "the rules do not form a valid allow-list", err))
@@ -243,7 +236,9 @@ func (g *Gateway) Validate() error {
 		}
 	}
 
-	add(g.validateRoutes(set))
+	for _, e := range g.checkFlagPolicy(set) {
+		add(e)
+	}
 	for _, e := range g.policyConflicts(set) {
 		add(e)
 	}
@@ -278,45 +273,78 @@ func (g *Gateway) Validate() error {
 	return errors.Join(errs...)
 }
 
-// validateRoutes checks each route, duplicate names, the presence of at
-// least one route (without a policy) and the default route. It reports the
-// first problem.
-func (g *Gateway) validateRoutes(set map[string]*settings.Setting) *settings.Error {
-	s := set["Routes"]
-	if len(g.Routes) == 0 && g.Policy == "" {
-		e := s.Fail("", "no route: clients would have nowhere to go", nil)
-		e.Want = "--route NAME=HOST:PORT, e.g. --route pg=db.internal:5432, or " + set["Policy"].WithMeta()
-		return e
-	}
-	seen := make(map[string]bool, len(g.Routes))
-	for _, r := range g.Routes {
-		if err := r.check(); err != nil {
-			return s.Fail(r.String(), "invalid route", err)
-		}
-		if seen[r.Name] {
-			e := s.Fail(r.String(), fmt.Sprintf("route %s is given twice", settings.Quote(r.Name)), nil)
-			e.Want = "one --route per NAME"
-			return e
-		}
-		seen[r.Name] = true
-	}
-	if g.DefaultRoute == "" {
+// checkFlagPolicy checks the policy the flags make, without a --policy
+// file: each --route alone, then the routes, the default route and the
+// network gate together through policy.Build, the one place those rules
+// are checked, with each problem put on its flag. An --allow-file counts
+// as a gate; its rules are read at load.
+func (g *Gateway) checkFlagPolicy(set map[string]*settings.Setting) []*settings.Error {
+	if g.Policy != "" {
 		return nil
 	}
-	d := set["DefaultRoute"]
-	if err := mux.ValidRoute(g.DefaultRoute); err != nil {
-		return d.Fail(g.DefaultRoute, "invalid route name", err)
-	}
-	if !seen[g.DefaultRoute] && g.Policy == "" {
-		names := make([]string, len(g.Routes))
-		for i, r := range g.Routes {
-			names[i] = r.Name
+	s := set["Routes"]
+	for _, r := range g.Routes {
+		if err := r.check(); err != nil {
+			return []*settings.Error{s.Fail(r.String(), "invalid route", err)}
 		}
-		e := d.Fail(g.DefaultRoute, "names no route", nil)
-		e.Want = "the NAME of a --route: " + settings.OrList(names)
-		return e
 	}
-	return nil
+	d := set["DefaultRoute"]
+	if g.DefaultRoute != "" {
+		if err := mux.ValidRoute(g.DefaultRoute); err != nil {
+			return []*settings.Error{d.Fail(g.DefaultRoute, "invalid route name", err)}
+		}
+	}
+	spec := g.flagSpec()
+	if g.AllowFile != "" {
+		spec.Gate = append(spec.Gate, policy.Rules{Source: g.AllowFile})
+	}
+	spec.DialTimeout = max(spec.DialTimeout, 1) // checked on its own
+	_, err := policy.Build(spec)
+	if err == nil {
+		return nil
+	}
+	var out []*settings.Error
+	for _, err := range unjoin(err) {
+		var dup *policy.DuplicateRouteError
+		var def *policy.DefaultRouteError
+		switch {
+		case errors.Is(err, policy.ErrNoGate):
+			e := set["Allow"].Fail("", err.Error(), nil)
+			e.Want = "--allow RULES, e.g. --allow 10.0.0.0/8,192.168.0.0/16 (--allow 0.0.0.0/0,::/0 admits every address), or " +
+				set["AllowFile"].WithMeta() + ", or " + set["Policy"].WithMeta()
+			out = append(out, e)
+		case errors.Is(err, policy.ErrNoRoute):
+			e := s.Fail("", err.Error(), nil)
+			e.Want = "--route NAME=HOST:PORT, e.g. --route pg=db.internal:5432, or " + set["Policy"].WithMeta()
+			out = append(out, e)
+		case errors.As(err, &dup):
+			got := ""
+			for _, r := range g.Routes {
+				if r.Name == dup.Name {
+					got = r.String() // the last one: the second definition
+				}
+			}
+			e := s.Fail(got, dup.Problem(), nil)
+			e.Want = "one --route per NAME"
+			out = append(out, e)
+		case errors.As(err, &def):
+			e := d.Fail(g.DefaultRoute, def.Problem(), nil)
+			e.Want = "the NAME of a --route: " + settings.OrList(def.Routes)
+			out = append(out, e)
+		case len(g.AllowIDs) == 0: // a route without identities: --allow-id is reported on its own
+		default:
+			out = append(out, s.Fail("", err.Error(), nil))
+		}
+	}
+	return out
+}
+
+// unjoin returns the errors errors.Join put together, or err alone.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // policyConflicts reports the flags that a policy file replaces, when
@@ -372,7 +400,6 @@ func (g *Gateway) LoadPolicy() (*Policy, error) {
 	if err != nil {
 		return nil, errors.Join(append(errs, err)...)
 	}
-	pol := set["Policy"]
 	gateWant := `the network rules in one place: "allow:" in the policy file, or --allow and --allow-file without it`
 	if p.Allow != nil {
 		line := p.Allow[0].Line
@@ -390,11 +417,6 @@ func (g *Gateway) LoadPolicy() (*Policy, error) {
 			e.Want = gateWant
 			errs = append(errs, e)
 		}
-	} else if len(g.Allow) == 0 && g.AllowFile == "" {
-		e := pol.Fail(g.Policy, `no network allow-list: the policy file has no "allow:" and neither --allow nor --allow-file is given`, nil)
-		e.Want = `"allow:" in the policy file, e.g. allow: ["10.0.0.0/8"], or ` + set["Allow"].WithMeta() + ", or " +
-			set["AllowFile"].WithMeta()
-		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -513,7 +535,7 @@ func (g *Gateway) checkRouteProxy(set map[string]*settings.Setting) *settings.Er
 		}
 		i := slices.IndexFunc(g.Routes, func(r Route) bool { return r.Name == name })
 		if i < 0 {
-			return s.Fail(v, fmt.Sprintf("names no route: %s is not a --route", settings.Quote(name)), nil)
+			return s.Fail(v, fmt.Sprintf("%s is not a --route", settings.Quote(name)), nil)
 		}
 		if g.Routes[i].IsBuiltin() {
 			return s.Fail(v, fmt.Sprintf("route %s is a builtin, which has no backend to send a header to", settings.Quote(name)), nil)

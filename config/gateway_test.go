@@ -264,12 +264,12 @@ func TestParseGatewayErrors(t *testing.T) {
 			map[string]string{"GATEWAY_ROUTE": "pg=db:5432,redis"},
 			[]string{"--route (GATEWAY_ROUTE): invalid value", `got "pg=db:5432,redis" from $GATEWAY_ROUTE`}},
 		{"duplicate route", func(m map[string][]string) { m["route"] = []string{"pg=a:1", "pg=b:2"} }, nil,
-			[]string{"--route (GATEWAY_ROUTE): route \"pg\" is given twice", `got "pg=b:2"`, "want one --route per NAME"}},
+			[]string{"--route (GATEWAY_ROUTE): route \"pg\" is defined twice (first at --route)", `got "pg=b:2"`, "want one --route per NAME"}},
 		{"default route unknown", func(m map[string][]string) {
 			m["route"] = []string{"pg=a:1", "redis=b:2"}
 			m["default-route"] = []string{"nope"}
 		}, nil,
-			[]string{"--default-route (GATEWAY_DEFAULT_ROUTE): names no route", `got "nope"`, `want the NAME of a --route: "pg" or "redis"`}},
+			[]string{"--default-route (GATEWAY_DEFAULT_ROUTE): default route \"nope\" names no route", `got "nope"`, `want the NAME of a --route: "pg" or "redis"`}},
 		{"default route invalid", func(m map[string][]string) { m["default-route"] = []string{"no/pe"} }, nil,
 			[]string{"--default-route (GATEWAY_DEFAULT_ROUTE): invalid route name", `got "no/pe"`}},
 		{"listen without port", func(m map[string][]string) { m["listen"] = []string{"8443"} }, nil,

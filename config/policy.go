@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/policy"
 )
 
 // MaxPolicySize is the largest policy file accepted, in bytes (1 MiB).
@@ -32,7 +33,7 @@ func policyKeys() []string { return []string{"allow", "default_route", "routes"}
 
 // routeKeys returns the keys of a route, in the order Format writes them.
 func routeKeys() []string {
-	return []string{"backend", "identities", "networks", "max_streams", "dial_timeout"}
+	return []string{"backend", "identities", "networks", "max_streams", "dial_timeout", "proxy_protocol"}
 }
 
 // Accepted forms, for PolicyError.Want.
@@ -48,6 +49,7 @@ const (
 	patternsWant = `a list of identity patterns, one per item, e.g. ["uri:spiffe://corp/app/*", "cn:dba"]; forms: ` + conn.PatternForms
 	timeoutWant  = `a duration greater than 0 such as 3s, 1m30s or 500ms (units ns, us, ms, s, m, h); leave the key out to use --dial-timeout`
 	streamsWant  = `a whole number from 0 to 2147483647, e.g. 200 (0, or no key, sets no cap)`
+	proxyWant    = `none, v2 (the client's address, TLS version, route and identity) or v2-full (also the client certificate)`
 )
 
 // Policy is a parsed policy file: the network gate (optionally), the routes
@@ -70,6 +72,8 @@ type Policy struct {
 	// route; empty means such clients are refused. When set, it names one
 	// of Routes.
 	DefaultRoute string
+	// DefaultLine is the line of default_route in the file; 0 when none.
+	DefaultLine int
 	// Routes are the routes in file order, at least one, with distinct
 	// names.
 	Routes []PolicyRoute
@@ -97,6 +101,9 @@ type PolicyRoute struct {
 	// DialTimeout bounds the dial to the backend; 0 means the gateway's
 	// --dial-timeout.
 	DialTimeout time.Duration
+	// Proxy is the PROXY protocol header the backend gets first
+	// ("proxy_protocol: v2" or "v2-full"); none by default.
+	Proxy policy.Proxy
 	// Line is the line of the route's name in the file; 0 for a route built
 	// in code.
 	Line int

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/portcullis-gw/portcullis/policy"
+
 	"bytes"
 	"fmt"
 
@@ -59,6 +61,9 @@ func (p *Policy) node() *yaml.Node {
 		}
 		if r.DialTimeout != 0 {
 			addPair(rn, "dial_timeout", strNode(r.DialTimeout.String()))
+		}
+		if r.Proxy != policy.ProxyNone {
+			addPair(rn, "proxy_protocol", strNode(r.Proxy.String()))
 		}
 		addPair(routes, r.Name, rn)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/policy"
 )
 
 // policyParser collects the problems of one policy file.
@@ -102,25 +102,59 @@ func (pp *policyParser) parse() *Policy {
 		p.Allow = pp.rules(f, "allow", [2]string{"it would admit no address",
 			`the networks to admit, or no "allow:" key to take the network gate from --allow or --allow-file`})
 	}
-	names := map[string]int{} // route name -> line
+	routesLine := 0
 	if f, ok := fields["routes"]; ok {
-		p.Routes = pp.routes(f, names)
-	} else {
-		pp.add(0, `no "routes:": clients would have nowhere to go`, nil, routesWant)
+		routesLine = f.key.Line
+		p.Routes = pp.routes(f)
 	}
 	if f, ok := fields["default_route"]; ok {
 		if s, ok := pp.scalar(f.val, "default_route", "the name of one of the routes"); ok {
-			p.DefaultRoute = s
+			p.DefaultRoute, p.DefaultLine = s, f.val.Line
 			if err := mux.ValidRoute(s); err != nil {
 				pp.add(f.val.Line, "default_route "+settings.Quote(s), err, "")
-			} else if _, found := names[s]; !found && len(names) > 0 {
-				list := slices.SortedFunc(maps.Keys(names), func(a, b string) int { return names[a] - names[b] })
-				pp.add(f.val.Line, "default_route "+settings.Quote(s)+": names no route", nil,
-					"the name of one of the routes: "+settings.OrList(list))
 			}
 		}
 	}
+	pp.crossCheck(p, routesLine)
 	return p
+}
+
+// crossCheck runs the rules that span the routes (there is one, no name
+// twice, the default route names one) through policy.Build, the one place
+// they are checked, and reports what it finds on the lines concerned. The
+// network gate is not judged here: it may come from the flags.
+func (pp *policyParser) crossCheck(p *Policy, routesLine int) {
+	spec := policy.Spec{Gate: []policy.Rules{{Source: pp.file}}, DialTimeout: 1}
+	lines := map[string]int{}
+	for _, r := range p.Routes {
+		src := fmt.Sprintf("%s:%d", pp.file, r.Line)
+		lines[src] = r.Line
+		// Each route alone is checked by the parser, with its lines.
+		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: "x:1", Identities: []conn.Pattern{{}}, Source: src})
+	}
+	if p.DefaultRoute != "" && mux.ValidRoute(p.DefaultRoute) == nil {
+		spec.DefaultRoute, spec.DefaultSource = p.DefaultRoute, pp.file
+	}
+	_, err := policy.Build(spec)
+	if err == nil {
+		return
+	}
+	for _, err := range unjoin(err) {
+		var dup *policy.DuplicateRouteError
+		var def *policy.DefaultRouteError
+		switch {
+		case errors.Is(err, policy.ErrNoRoute):
+			if len(pp.errs) == 0 || routesLine == 0 { // not when the routes did not parse
+				pp.add(routesLine, err.Error(), nil, routesWant)
+			}
+		case errors.As(err, &dup):
+			pp.add(lines[dup.Source], dup.Problem(), nil, "one entry per route name")
+		case errors.As(err, &def):
+			if len(def.Routes) > 0 {
+				pp.add(p.DefaultLine, def.Problem(), nil, "the name of one of the routes: "+settings.OrList(def.Routes))
+			}
+		}
+	}
 }
 
 // field is a key of a mapping and its value.
@@ -243,23 +277,17 @@ func (pp *policyParser) rules(f field, what string, empty [2]string) []acl.Rule 
 	return out
 }
 
-// routes parses the routes mapping; names receives each route's name and
-// line.
-func (pp *policyParser) routes(f field, names map[string]int) []PolicyRoute {
+// routes parses the routes mapping. A name given twice is kept twice, for
+// crossCheck to report.
+func (pp *policyParser) routes(f field) []PolicyRoute {
 	v := f.val
 	if pp.skip[v] {
 		return nil
 	}
 	if v.Kind != yaml.MappingNode {
-		if isNull(v) {
-			pp.add(f.key.Line, "routes: no route", nil, routesWant)
-		} else {
+		if !isNull(v) { // no routes at all: crossCheck says so
 			pp.add(v.Line, "routes: "+describe(v)+" where a mapping of route names is expected", nil, routesWant)
 		}
-		return nil
-	}
-	if len(v.Content) == 0 {
-		pp.add(f.key.Line, "routes: no route", nil, routesWant)
 		return nil
 	}
 	var out []PolicyRoute
@@ -273,11 +301,6 @@ func (pp *policyParser) routes(f field, names map[string]int) []PolicyRoute {
 		if err := mux.ValidRoute(name); err != nil {
 			pp.add(k.Line, "routes: route name "+settings.Quote(name), err, "")
 		}
-		if line, dup := names[name]; dup {
-			pp.add(k.Line, fmt.Sprintf("%s is defined twice: here and on line %d", ctx, line), nil, "one entry per route name")
-			continue
-		}
-		names[name] = k.Line
 		if r, ok := pp.route(name, ctx, k, body); ok {
 			out = append(out, r)
 		}
@@ -348,6 +371,19 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 				pp.add(f.val.Line, what+": out of range: "+s, nil, streamsWant)
 			default:
 				r.MaxStreams = int(n)
+			}
+		}
+	}
+
+	if f, ok := fields["proxy_protocol"]; ok {
+		what := ctx + ": proxy_protocol"
+		if s, ok := pp.scalar(f.val, what, proxyWant); ok {
+			if p, err := policy.ParseProxy(s); err != nil {
+				pp.add(f.val.Line, what, err, proxyWant)
+			} else if p != policy.ProxyNone && (r.Backend == BuiltinEcho || r.Backend == BuiltinDiscard) {
+				pp.add(f.val.Line, what+": a builtin backend has nothing to send a header to", nil, "proxy_protocol on a route with a HOST:PORT backend")
+			} else {
+				r.Proxy = p
 			}
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/policy"
 )
 
 // examplePolicy uses every key of the format.
@@ -61,7 +62,7 @@ func TestParsePolicyExample(t *testing.T) {
 	want := &Policy{
 		File:         "policy.yaml",
 		Allow:        []acl.Rule{rule(t, "10.0.0.0/8", 3), rule(t, "!10.9.0.0/16", 4)},
-		DefaultRoute: "pg",
+		DefaultRoute: "pg", DefaultLine: 5,
 		Routes: []PolicyRoute{
 			{
 				Name: "pg", Backend: "10.1.2.3:5432",
@@ -246,20 +247,20 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"comments only", "# nothing\n\n", []string{`p.yaml: empty: the file holds no policy...`}, nil},
 		{"null document", "~\n", []string{`p.yaml: empty: the file holds no policy...`}, nil},
 		{"not a mapping", "- a\n- b\n", []string{`p.yaml:1: a list where a mapping of allow, default_route and routes is expected...`}, nil},
-		{"no routes", "allow: [10.0.0.0/8]\n", []string{`p.yaml: no "routes:": clients would have nowhere to go...`}, nil},
-		{"routes empty", "routes: {}\n", []string{`p.yaml:1: routes: no route; want a mapping from route name...`}, nil},
-		{"routes null", "routes:\n", []string{`p.yaml:1: routes: no route...`}, nil},
+		{"no routes", "allow: [10.0.0.0/8]\n", []string{`p.yaml: no route: clients would have nowhere to go...`}, nil},
+		{"routes empty", "routes: {}\n", []string{`p.yaml:1: no route: clients would have nowhere to go; want a mapping from route name...`}, nil},
+		{"routes null", "routes:\n", []string{`p.yaml:1: no route: clients would have nowhere to go...`}, nil},
 		{"routes a list", "routes:\n  - name: pg\n", []string{`p.yaml:2: routes: a list where a mapping of route names is expected...`}, nil},
 		{"unknown top key", "route:\n  pg: {}\n" + route,
 			[]string{`p.yaml:1: unknown key "route" (known: allow, default_route, routes)`}, nil},
 		{"unknown route key", "routes:\n  pg:\n    backnd: db:5432\n    backend: db:5432\n    identities: [any]\n",
-			[]string{`p.yaml:3: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout)`}, nil},
+			[]string{`p.yaml:3: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout, proxy_protocol)`}, nil},
 		{"duplicate top key", route + "routes: {}\n",
 			[]string{`p.yaml:5: key "routes" is given twice: here and on line 1; want each key once`}, nil},
 		{"duplicate route key", "routes:\n  pg:\n    backend: db:5432\n    backend: db:5433\n    identities: [any]\n",
 			[]string{`p.yaml:4: route "pg": key "backend" is given twice: here and on line 3; want each key once`}, nil},
 		{"duplicate route", route + "  pg:\n    backend: other:1\n    identities: [any]\n",
-			[]string{`p.yaml:5: route "pg" is defined twice: here and on line 2; want one entry per route name`}, nil},
+			[]string{`p.yaml:5: route "pg" is defined twice (first at p.yaml:2); want one entry per route name`}, nil},
 		{"no backend, no identities", "routes:\n  pg:\n    max_streams: 1\n",
 			[]string{`p.yaml:2: route "pg": no "backend:"; want backend: HOST:PORT...`,
 				`p.yaml:2: route "pg": no "identities:": nobody could use the route; want identities: a list of identity patterns...`}, nil},
@@ -337,7 +338,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"dial_timeout negative", "routes:\n  pg:\n    backend: db:1\n    identities: [any]\n    dial_timeout: -1s\n",
 			[]string{`p.yaml:5: route "pg": dial_timeout: must be greater than 0, got -1s...`}, nil},
 		{"default route names no route", "default_route: nope\n" + route + "  redis:\n    backend: r:6379\n    identities: [any]\n",
-			[]string{`p.yaml:1: default_route "nope": names no route; want the name of one of the routes: "pg" or "redis"`}, nil},
+			[]string{`p.yaml:1: default route "nope" names no route; want the name of one of the routes: "pg" or "redis"`}, nil},
 		{"default route invalid", "default_route: a b\n" + route,
 			[]string{`p.yaml:1: default_route "a b": invalid route name...`}, []error{mux.ErrRoute}},
 		{"default route a list", "default_route: [pg]\n" + route,
@@ -422,7 +423,7 @@ func TestPolicyErrorFormat(t *testing.T) {
 
 func TestParsePolicyNoFileName(t *testing.T) {
 	_, err := ParsePolicy([]byte("routes: {}\n"), "")
-	if err == nil || err.Error() != `line 1: routes: no route; want `+routesWant {
+	if err == nil || err.Error() != `line 1: no route: clients would have nowhere to go; want `+routesWant {
 		t.Errorf("err = %v", err)
 	}
 	p, err := ParsePolicy([]byte(examplePolicy), "")
@@ -727,9 +728,6 @@ func TestGatewayLoadPolicy(t *testing.T) {
 		edit   func(g *Gateway)
 		want   []string // one per error line, each in order within it
 	}{
-		{"no gate at all", noGate, nil, []string{
-			`--policy (GATEWAY_POLICY): no network allow-list: the policy file has no "allow:" and neither --allow nor --allow-file is given; got "` +
-				noGate + `"; want "allow:" in the policy file, e.g. allow: ["10.0.0.0/8"], or --allow RULES (GATEWAY_ALLOW), or --allow-file FILE (GATEWAY_ALLOW_FILE)`}},
 		{"gate twice, by --allow", withGate, func(g *Gateway) { g.Allow = []acl.Rule{rule(t, "10.0.0.0/8", 1)} }, []string{
 			`--allow (GATEWAY_ALLOW): the network allow-list is given twice: by --allow and by "allow:" in the --policy file "` + withGate +
 				`" (line 3); got "10.0.0.0/8"; want the network rules in one place: "allow:" in the policy file, or --allow and --allow-file without it`}},
@@ -861,4 +859,94 @@ func BenchmarkParsePolicy(b *testing.B) {
 			}
 		})
 	}
+}
+
+// Without any network allow-list (none in the file, none in the flags),
+// the policy does not build: the message is policy.Build's, with the
+// places to give one.
+func TestBuildPolicyNoGate(t *testing.T) {
+	f := newTestFiles(t)
+	path := filepath.Join(f.dir, "no-gate.yaml")
+	if err := os.WriteFile(path, []byte("routes:\n  pg:\n    backend: db:5432\n    identities: [any]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{Policy: path, DialTimeout: time.Second}
+	p, err := g.BuildPolicy()
+	if p != nil || !errors.Is(err, policy.ErrNoGate) || !strings.Contains(err.Error(), `give --allow, --allow-file or an "allow:" list in --policy`) {
+		t.Fatalf("BuildPolicy = %v, %v; want policy.ErrNoGate with the places to give a gate", p, err)
+	}
+	g.Allow = []acl.Rule{rule(t, "10.0.0.0/8", 1)}
+	if _, err := g.BuildPolicy(); err != nil {
+		t.Fatalf("with --allow: %v", err)
+	}
+}
+
+// proxy_protocol in a policy, and --route-proxy with flags, give the same
+// route setting; bad values are refused where they are written.
+func TestRouteProxySettings(t *testing.T) {
+	f := newTestFiles(t)
+	path := filepath.Join(f.dir, "proxy.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("allow: [10.0.0.0/8]\nroutes:\n  pg:\n    backend: db:5432\n    identities: [any]\n    proxy_protocol: v2-full\n  web:\n    backend: web:80\n    identities: [any]\n")
+	g := &Gateway{Policy: path, DialTimeout: time.Second}
+	p, err := g.BuildPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Route("pg").Proxy != policy.ProxyV2Full || p.Route("web").Proxy != policy.ProxyNone {
+		t.Fatalf("proxy: pg %v, web %v", p.Route("pg").Proxy, p.Route("web").Proxy)
+	}
+	if out, err := p2yaml(t, path); err != nil || !strings.Contains(out, "proxy_protocol: v2-full") {
+		t.Errorf("Format lost proxy_protocol: %v\n%s", err, out)
+	}
+	for body, want := range map[string]string{
+		"routes:\n  pg:\n    backend: db:5432\n    identities: [any]\n    proxy_protocol: v3\n":      `proxy.yaml:5: route "pg": proxy_protocol: unknown PROXY protocol "v3"`,
+		"routes:\n  pg:\n    backend: builtin:echo\n    identities: [any]\n    proxy_protocol: v2\n": `proxy.yaml:5: route "pg": proxy_protocol: a builtin backend has nothing to send a header to`,
+	} {
+		write(body)
+		if _, err := LoadPolicy(path); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+
+	flags := func(routeProxy ...string) *Gateway {
+		g, err := ParseGateway(append(argv(gatewayArgs(f)), "--route", "web=web:80"), envMap(nil), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g.RouteProxy = routeProxy
+		return g
+	}
+	g = flags("pg", "web=v2-full")
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	p, err = g.BuildPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Route("pg").Proxy != policy.ProxyV2 || p.Route("web").Proxy != policy.ProxyV2Full {
+		t.Fatalf("--route-proxy: pg %v, web %v", p.Route("pg").Proxy, p.Route("web").Proxy)
+	}
+	for _, tc := range [][2]string{{"nope", `"nope" is not a --route`}, {"pg=v9", `unknown PROXY protocol "v9"`}} {
+		if err := flags(tc[0]).Validate(); err == nil || !strings.Contains(err.Error(), "--route-proxy (GATEWAY_ROUTE_PROXY)") ||
+			!strings.Contains(err.Error(), tc[1]) {
+			t.Errorf("--route-proxy %s: %v; want %q", tc[0], err, tc[1])
+		}
+	}
+}
+
+func p2yaml(t *testing.T, path string) (string, error) {
+	t.Helper()
+	p, err := LoadPolicy(path)
+	if err != nil {
+		return "", err
+	}
+	b, err := p.Format()
+	return string(b), err
 }

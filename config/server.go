@@ -52,10 +52,7 @@ func (p gatewayPolicy) Load() (*policy.Policy, error) { return p.g.BuildPolicy()
 // builds the policy from them and the flags with [policy.Build], the one
 // place its rules are checked. It reads the files at each call.
 func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
-	spec := policy.Spec{DialTimeout: g.DialTimeout}
-	if len(g.Allow) > 0 {
-		spec.Gate = append(spec.Gate, policy.Rules{Source: "--allow", Rules: g.Allow})
-	}
+	spec := g.flagSpec()
 	if g.AllowFile != "" {
 		f, err := os.Open(g.AllowFile)
 		if err != nil {
@@ -73,31 +70,58 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 		if err != nil {
 			return nil, err
 		}
-		if pol.Allow != nil {
-			spec.Gate = append(spec.Gate, policy.Rules{Source: pol.File, Rules: pol.Allow})
-		}
-		spec.DefaultRoute, spec.DefaultSource = pol.DefaultRoute, pol.File
-		for _, r := range pol.Routes {
-			spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
-				Networks: r.Networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout,
-				Source: fmt.Sprintf("%s:%d", pol.File, r.Line)})
-		}
-	} else {
-		spec.DefaultRoute, spec.DefaultSource = g.DefaultRoute, "--default-route"
-		proxies := map[string]policy.Proxy{}
-		for _, v := range g.RouteProxy {
-			if name, p, err := routeProxy(v); err == nil {
-				proxies[name] = p
-			}
-		}
-		for _, r := range g.Routes {
-			spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: g.AllowIDs,
-				Proxy: proxies[r.Name], Source: "--route"})
-		}
+		pol.addTo(&spec)
 	}
 	p, err := policy.Build(spec)
 	if errors.Is(err, policy.ErrNoGate) {
 		err = fmt.Errorf("%w (give --allow, --allow-file or an \"allow:\" list in --policy, e.g. --allow 10.0.0.0/8)", err)
 	}
 	return p, err
+}
+
+// flagSpec is the policy the flags give: the --allow rules, and without a
+// --policy file the routes of --route with the identities of --allow-id,
+// the --route-proxy headers and the --default-route.
+func (g *Gateway) flagSpec() policy.Spec {
+	spec := policy.Spec{DialTimeout: g.DialTimeout}
+	if len(g.Allow) > 0 {
+		spec.Gate = append(spec.Gate, policy.Rules{Source: "--allow", Rules: g.Allow})
+	}
+	if g.Policy != "" {
+		return spec
+	}
+	spec.DefaultRoute, spec.DefaultSource = g.DefaultRoute, "--default-route"
+	proxies := map[string]policy.Proxy{}
+	for _, v := range g.RouteProxy {
+		if name, p, err := routeProxy(v); err == nil {
+			proxies[name] = p
+		}
+	}
+	for _, r := range g.Routes {
+		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: g.AllowIDs,
+			Proxy: proxies[r.Name], Source: "--route"})
+	}
+	return spec
+}
+
+// addTo adds the file's gate, routes and default route to spec; each
+// route's source is FILE:LINE.
+func (p *Policy) addTo(spec *policy.Spec) {
+	if p.Allow != nil {
+		spec.Gate = append(spec.Gate, policy.Rules{Source: p.File, Rules: p.Allow})
+	}
+	spec.DefaultRoute, spec.DefaultSource = p.DefaultRoute, p.place(p.DefaultLine)
+	for _, r := range p.Routes {
+		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
+			Networks: r.Networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout, Proxy: r.Proxy,
+			Source: p.place(r.Line)})
+	}
+}
+
+// place names a line of the file: "FILE:LINE", "FILE" for line 0.
+func (p *Policy) place(line int) string {
+	if line <= 0 {
+		return p.File
+	}
+	return fmt.Sprintf("%s:%d", p.File, line)
 }

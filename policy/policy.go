@@ -127,6 +127,43 @@ var ErrNoGate = errors.New("no network allow-list: the gateway admits no address
 // ErrNoRoute is Build's error for a spec without any route.
 var ErrNoRoute = errors.New("no route: clients would have nowhere to go")
 
+// DuplicateRouteError is Build's error for a route name defined twice.
+type DuplicateRouteError struct{ Name, Source, First string }
+
+// Problem says what is wrong, without where: for callers that say where
+// in their own words (a flag, a line).
+func (e *DuplicateRouteError) Problem() string {
+	return fmt.Sprintf("route %q is defined twice (first at %s)", e.Name, e.First)
+}
+
+func (e *DuplicateRouteError) Error() string { return e.Source + ": " + e.Problem() }
+
+// DefaultRouteError is Build's error for a default route that names no
+// route; Routes are the routes there are.
+type DefaultRouteError struct {
+	Name, Source string
+	Routes       []string
+}
+
+// Problem says what is wrong, without where.
+func (e *DefaultRouteError) Problem() string {
+	return fmt.Sprintf("default route %q names no route", e.Name)
+}
+
+func (e *DefaultRouteError) Error() string {
+	return fmt.Sprintf("%s: %s (routes: %s)", e.Source, e.Problem(), strings.Join(e.Routes, ", "))
+}
+
+// NoIdentityError is Build's error for a route that admits no identity.
+type NoIdentityError struct{ Name, Source string }
+
+// Problem says what is wrong, without where.
+func (e *NoIdentityError) Problem() string {
+	return fmt.Sprintf("route %q admits no identity: give it at least one identity pattern", e.Name)
+}
+
+func (e *NoIdentityError) Error() string { return e.Source + ": " + e.Problem() }
+
 // Build checks s and returns its snapshot, or every problem found (joined
 // with errors.Join), each naming where the part was given. Checked here and
 // only here: that there is a network allow-list and a route, each route's
@@ -162,7 +199,7 @@ func Build(s Spec) (*Policy, error) {
 			continue
 		}
 		if first := p.routes[r.Name]; first != nil {
-			errs = append(errs, fmt.Errorf("%s: route %q is defined twice (first at %s)", r.Source, r.Name, first.Source))
+			errs = append(errs, &DuplicateRouteError{Name: r.Name, Source: r.Source, First: first.Source})
 			continue
 		}
 		p.routes[r.Name] = r
@@ -173,8 +210,7 @@ func Build(s Spec) (*Policy, error) {
 		for i, r := range p.order {
 			names[i] = r.Name
 		}
-		errs = append(errs, fmt.Errorf("%s: default route %q names no route (routes: %s)",
-			s.DefaultSource, s.DefaultRoute, strings.Join(names, ", ")))
+		errs = append(errs, &DefaultRouteError{Name: s.DefaultRoute, Source: s.DefaultSource, Routes: names})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -187,7 +223,7 @@ func buildRoute(s RouteSpec, dialTimeout time.Duration) (*Route, error) {
 		return nil, fmt.Errorf("%s: route %q: %w", s.Source, s.Name, err)
 	}
 	if len(s.Identities) == 0 {
-		return nil, fmt.Errorf("%s: route %q admits no identity: give it at least one identity pattern", s.Source, s.Name)
+		return nil, &NoIdentityError{Name: s.Name, Source: s.Source}
 	}
 	r := &Route{Name: s.Name, Backend: s.Backend, Identities: slices.Clone(s.Identities), MaxStreams: s.MaxStreams,
 		DialTimeout: s.DialTimeout, Proxy: s.Proxy, Source: s.Source}
