@@ -19,6 +19,10 @@ type Rule struct {
 	// Line is the 1-based line of a file, or item position in a list, where
 	// the rule was written; 0 if the rule was built in code.
 	Line int
+	// Source names where the rule was written (a file, a flag), for
+	// messages; empty if the rule was built in code. A Set keeps at most
+	// MaxSources distinct ones.
+	Source string
 }
 
 // String formats the rule in the text form that Parse accepts:
@@ -78,9 +82,20 @@ func (d Decision) String() string {
 		b = append(b, "denied by "...)
 	}
 	b = d.Rule.appendTo(b)
-	if d.Rule.Line > 0 {
+	switch r := d.Rule; {
+	case r.Source != "" && r.Line > 0:
+		b = append(b, " ("...)
+		b = append(b, r.Source...)
+		b = append(b, ':')
+		b = strconv.AppendInt(b, int64(r.Line), 10)
+		b = append(b, ')')
+	case r.Source != "":
+		b = append(b, " ("...)
+		b = append(b, r.Source...)
+		b = append(b, ')')
+	case r.Line > 0:
 		b = append(b, " (line "...)
-		b = strconv.AppendInt(b, int64(d.Rule.Line), 10)
+		b = strconv.AppendInt(b, int64(r.Line), 10)
 		b = append(b, ')')
 	}
 	return string(b)

@@ -21,7 +21,12 @@ type Set struct {
 	// is6 has bit i set if the i-th rule, in input order, is IPv6: recs4
 	// and recs6 are each in input order, is6 interleaves them for Rules.
 	is6 []uint64
+	// sources are the distinct Rule.Source values, in order of first use.
+	sources []string
 }
+
+// MaxSources is the most distinct Rule.Source values one Set keeps.
+const MaxSources = 255
 
 // New compiles rules into a Set.
 //
@@ -106,9 +111,21 @@ func newSet(rules []Rule, directFrom int) (*Set, error) {
 	s.recs4 = make([]rec4, 0, n4)
 	s.recs6 = make([]rec6, 0, len(keys)-n4)
 	outPos := 0
+	srcOf := map[string]uint8{}
 	for i, r := range rules {
 		if !keep[i] {
 			continue
+		}
+		var src uint8
+		if r.Source != "" {
+			if src = srcOf[r.Source]; src == 0 {
+				if len(s.sources) == MaxSources {
+					return nil, fmt.Errorf("%w: %s: more than %d sources", ErrInvalidRule, where(r, i), MaxSources)
+				}
+				s.sources = append(s.sources, r.Source)
+				src = uint8(len(s.sources))
+				srcOf[r.Source] = src
+			}
 		}
 		p := r.Prefix
 		if a := p.Addr(); a.Is4In6() && p.Bits() >= 96 {
@@ -118,13 +135,13 @@ func newSet(rules []Rule, directFrom int) (*Set, error) {
 		if a.Is4() {
 			b := a.As4()
 			recOf[i] = uint32(len(s.recs4))
-			s.recs4 = append(s.recs4, rec4{addr: binary.BigEndian.Uint32(b[:]), line: uint32(r.Line), bits: uint8(p.Bits()), deny: r.Deny})
+			s.recs4 = append(s.recs4, rec4{addr: binary.BigEndian.Uint32(b[:]), line: uint32(r.Line), bits: uint8(p.Bits()), deny: r.Deny, src: src})
 		} else {
 			b := a.As16()
 			recOf[i] = uint32(len(s.recs6))
 			s.is6[outPos/64] |= 1 << (outPos % 64)
 			s.recs6 = append(s.recs6, rec6{hi: binary.BigEndian.Uint64(b[:8]), lo: binary.BigEndian.Uint64(b[8:]),
-				line: uint32(r.Line), bits: uint8(p.Bits()), deny: r.Deny})
+				line: uint32(r.Line), bits: uint8(p.Bits()), deny: r.Deny, src: src})
 		}
 		outPos++
 	}
@@ -178,7 +195,7 @@ func (s *Set) rule4(i int) Rule {
 	rc := &s.recs4[i]
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], rc.addr)
-	return Rule{Prefix: netip.PrefixFrom(netip.AddrFrom4(b), int(rc.bits)), Deny: rc.deny, Line: int(rc.line)}
+	return Rule{Prefix: netip.PrefixFrom(netip.AddrFrom4(b), int(rc.bits)), Deny: rc.deny, Line: int(rc.line), Source: s.source(rc.src)}
 }
 
 func (s *Set) rule6(i int) Rule {
@@ -186,7 +203,7 @@ func (s *Set) rule6(i int) Rule {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], rc.hi)
 	binary.BigEndian.PutUint64(b[8:], rc.lo)
-	return Rule{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), int(rc.bits)), Deny: rc.deny, Line: int(rc.line)}
+	return Rule{Prefix: netip.PrefixFrom(netip.AddrFrom16(b), int(rc.bits)), Deny: rc.deny, Line: int(rc.line), Source: s.source(rc.src)}
 }
 
 // Allowed reports whether a is allowed: an allow rule is its most specific
@@ -221,4 +238,11 @@ func (s *Set) Decide(a netip.Addr) Decision {
 		r = s.rule4(i)
 	}
 	return Decision{Allowed: !r.Deny, Rule: r, Matched: true}
+}
+
+func (s *Set) source(i uint8) string {
+	if i == 0 {
+		return ""
+	}
+	return s.sources[i-1]
 }

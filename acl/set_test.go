@@ -396,3 +396,30 @@ func TestLayout(t *testing.T) {
 		}
 	}
 }
+
+// A decision names the source and line of its rule; Rules keeps both.
+func TestDecisionNamesSource(t *testing.T) {
+	rs := []Rule{
+		{Prefix: netip.MustParsePrefix("10.0.0.0/8"), Line: 3, Source: "allow.txt"},
+		{Prefix: netip.MustParsePrefix("10.9.0.0/16"), Deny: true, Source: "--allow"},
+		{Prefix: netip.MustParsePrefix("2001:db8::/32"), Line: 7, Source: "policy.yaml"},
+		{Prefix: netip.MustParsePrefix("192.0.2.0/24"), Line: 2},
+	}
+	s, err := New(rs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[string]string{
+		"10.1.2.3":    "allowed by 10.0.0.0/8 (allow.txt:3)",
+		"10.9.1.1":    "denied by !10.9.0.0/16 (--allow)",
+		"2001:db8::1": "allowed by 2001:db8::/32 (policy.yaml:7)",
+		"192.0.2.1":   "allowed by 192.0.2.0/24 (line 2)",
+	} {
+		if got := s.Decide(netip.MustParseAddr(addr)).String(); got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
+	}
+	if got := s.Rules(); !slices.Equal(got, rs) {
+		t.Errorf("Rules() = %v, want %v", got, rs)
+	}
+}

@@ -90,6 +90,7 @@ type rec4 struct {
 	bits   uint8
 	pbits  uint8
 	deny   bool
+	src    uint8 // 1 + index in Set.sources; 0: none
 }
 
 // rec6 is the compact form of an IPv6 rule; hi and lo are the address bytes
@@ -101,6 +102,7 @@ type rec6 struct {
 	bits   uint8
 	pbits  uint8
 	deny   bool
+	src    uint8 // 1 + index in Set.sources; 0: none
 }
 
 // finalEntry returns the final entry naming record i.

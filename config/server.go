@@ -112,8 +112,16 @@ func (p *Policy) addTo(spec *policy.Spec) {
 	}
 	spec.DefaultRoute, spec.DefaultSource = p.DefaultRoute, p.place(p.DefaultLine)
 	for _, r := range p.Routes {
+		networks := r.Networks
+		if networks != nil {
+			networks = make([]acl.Rule, len(r.Networks))
+			for i, n := range r.Networks {
+				n.Source = p.File
+				networks[i] = n
+			}
+		}
 		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
-			Networks: r.Networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout, Proxy: r.Proxy,
+			Networks: networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout, Proxy: r.Proxy,
 			Source: p.place(r.Line)})
 	}
 }

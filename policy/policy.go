@@ -184,7 +184,12 @@ func Build(s Spec) (*Policy, error) {
 	var rules []acl.Rule
 	var sources []string
 	for _, g := range s.Gate {
-		rules = append(rules, g.Rules...)
+		for _, r := range g.Rules {
+			if r.Source == "" {
+				r.Source = g.Source // so that a decision names where its rule was written
+			}
+			rules = append(rules, r)
+		}
 		sources = append(sources, g.Source)
 	}
 	gate, err := acl.New(rules)
