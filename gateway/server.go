@@ -49,7 +49,7 @@ type Server struct {
 
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
-	shed                                                 [shedKinds]atomic.Uint64
+	shed                                                  [shedKinds]atomic.Uint64
 }
 
 // New loads everything the settings name and returns a server ready to Serve.
