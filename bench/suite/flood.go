@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -162,46 +163,67 @@ func metricText(p procSample, name string) string {
 	return f0(v)
 }
 
+// countAtLeast returns how many of d are at least least.
+func countAtLeast(d []time.Duration, least time.Duration) int {
+	n := 0
+	for _, x := range d {
+		if x >= least {
+			n++
+		}
+	}
+	return n
+}
+
+// clip shortens s to at most n runes, marking a cut with "…".
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
 // floodTable renders the flood results.
 func floodTable(rs []floodResult) string {
 	t := table{head: []string{"target", "flood", "p50 ms", "p99 ms", "p50 ms, flood", "p99 ms, flood",
-		"p99 flood / unloaded", "failures (unloaded, flood)", "flood dials",
+		"p99 flood / unloaded", "ops ≥ 1 s, flood", "failures (unloaded, flood)", "flood dials",
 		"RSS MiB (before → flood → after)", "threads", "goroutines", "pending (flood → after)",
 		"shed silent / replaced / refused"}}
 	for _, r := range rs {
 		kind := fmt.Sprintf("%d %s", r.conns, r.kind)
 		if r.err != nil {
-			t.add(r.target, kind, "–", "–", "–", "–", "–", "failed: "+strings.ReplaceAll(firstLine(r.err.Error()), "|", "/"),
+			t.add(r.target, kind, "–", "–", "–", "–", "–", "–", "failed: "+strings.ReplaceAll(firstLine(r.err.Error()), "|", "/"),
 				"", "", "", "", "", "")
 			continue
 		}
 		u99, f99 := quantile(r.unloaded, .99), quantile(r.flooded, .99)
 		fails := fmt.Sprintf("%d, %d", r.failUnl, r.failFlood)
 		if r.firstFail != "" {
-			fails += " (" + strings.ReplaceAll(r.firstFail, "|", "/") + ")"
+			fails += " (" + strings.ReplaceAll(clip(r.firstFail, 100), "|", "/") + ")"
 		}
 		row := []string{r.target, kind, ms(quantile(r.unloaded, .5)), ms(u99), ms(quantile(r.flooded, .5)), ms(f99),
-			ratio(float64(f99), float64(u99)), fails, strconv.FormatInt(r.dials, 10),
+			ratio(float64(f99), float64(u99)), strconv.Itoa(countAtLeast(r.flooded, time.Second)), fails, strconv.FormatInt(r.dials, 10),
 			arrow(mib(r.before.rss), mib(r.during.rss), mib(r.end.rss)),
 			arrow(count(r.before.threads), count(r.during.threads), count(r.end.threads)), "–", "–", "–"}
+		const gor, pend, shed = 12, 13, 14 // columns
 		if r.during.metrics != nil {
-			row[11] = arrow(metricText(r.before, "go_goroutines"), metricText(r.during, "go_goroutines"), metricText(r.end, "go_goroutines"))
-			row[12] = arrow(metricText(r.during, "portcullis_connections_pending"), metricText(r.end, "portcullis_connections_pending"))
-			shed := func(n string) string {
+			row[gor] = arrow(metricText(r.before, "go_goroutines"), metricText(r.during, "go_goroutines"), metricText(r.end, "go_goroutines"))
+			row[pend] = arrow(metricText(r.during, "portcullis_connections_pending"), metricText(r.end, "portcullis_connections_pending"))
+			delta := func(n string) string {
 				a, b := r.before.metric(n), r.end.metric(n)
 				if a < 0 || b < 0 {
 					return "–"
 				}
 				return f0(b - a)
 			}
-			row[13] = shed("portcullis_shed_silent_total") + " / " + shed("portcullis_shed_replaced_total") + " / " +
-				shed("portcullis_shed_refused_total")
+			row[shed] = delta("portcullis_shed_silent_total") + " / " + delta("portcullis_shed_replaced_total") + " / " +
+				delta("portcullis_shed_refused_total")
 		}
 		if len(r.unloaded) == 0 {
 			row[2], row[3], row[6] = "–", "–", "–"
 		}
 		if len(r.flooded) == 0 {
-			row[4], row[5], row[6] = "–", "–", "–"
+			row[4], row[5], row[6], row[7] = "–", "–", "–", "–"
 		}
 		t.add(row...)
 	}
@@ -219,11 +241,14 @@ func (s *suite) floodSection() string {
 		"of a TLS record header a second, never a whole ClientHello. A flood socket the server closes is dialed again a second later. "+
 		"Each row is a fresh server process; the gateway admits 127.0.0.0/8 here, with its defaults otherwise "+
 		"(--hello-timeout 5s, --max-pending-per-addr 64; --max-handshakes 256 as in the other runs). "+
-		"Before: unloaded, after the client's runs; flood: at the end of the client's run under the flood; after: 3 s after the flood closed its sockets. "+
+		"Before: after one uncounted warm-up operation, before the unloaded run; flood: at the end of the client's run under the flood; "+
+		"after: 3 s after the flood closed its sockets. Flood dials counts the flood's connections, those reset before their connect returned too. "+
 		"RSS and threads from /proc/PID/status; goroutines (`go_goroutines`), pending (`portcullis_connections_pending`) and shed counts "+
 		"(`portcullis_shed_*_total`, during the row) from the gateway's /metrics. Latencies include the client's own work.\n\n",
 		s.o.floodOps, floodEvery, floodOpTimeout, s.o.floodConns, floodSource)
-	fmt.Fprintf(&b, "Measured with `go run ./bench/suite` (the flood: `-flood`, on by default; `-flood-conns %d -flood-ops %d`).\n\n",
+	fmt.Fprintf(&b, "Measured by `%s` on %s (the flood runs: `-flood`, on by default, with `-flood-conns %d -flood-ops %d`; "+
+		"they start their own servers, so the other flags do not change them).\n\n",
+		strings.TrimSpace("go run ./bench/suite "+strings.Join(os.Args[1:], " ")), s.started.UTC().Format("2006-01-02 15:04 MST"),
 		s.o.floodConns, s.o.floodOps)
 	if s.o.floodGateway != "" {
 		fmt.Fprintf(&b, "The gateway under the flood is %s, not the one built.\n\n", s.o.floodGateway)

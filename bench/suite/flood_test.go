@@ -120,17 +120,30 @@ func TestFloodTable(t *testing.T) {
 	}
 	got := floodTable(rs)
 	for _, want := range []string{
-		"| gateway (mux) | 500 silent | 3.0 | 4.0 | 4.0 | 8.0 | 2.00× | 0, 1 (after 15s: timeout) | 900 | 20.0 → 20.0 → 20.0 | 8 → 8 → 8 | 20 → 150 → 21 | 64 → 0 | 40 / 0 / 0 |",
-		"| haproxy | 500 trickling | 1.0 | 2.0 | 1.0 | 3.0 | 1.50× | 0, 0 | 500 | 10.0 → 12.0 → 11.0 | 2 → 2 → – | – | – | – |",
-		"| stunnel | 500 silent | – | – | – | – | – | failed: stunnel is not installed |",
+		"| gateway (mux) | 500 silent | 3.0 | 4.0 | 4.0 | 8.0 | 2.00× | 0 | 0, 1 (after 15s: timeout) | 900 | 20.0 → 20.0 → 20.0 | 8 → 8 → 8 | 20 → 150 → 21 | 64 → 0 | 40 / 0 / 0 |",
+		"| haproxy | 500 trickling | 1.0 | 2.0 | 1.0 | 3.0 | 1.50× | 0 | 0, 0 | 500 | 10.0 → 12.0 → 11.0 | 2 → 2 → – | – | – | – |",
+		"| stunnel | 500 silent | – | – | – | – | – | – | failed: stunnel is not installed |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("table lacks\n%s\n in:\n%s", want, got)
 		}
 	}
 	s := &suite{o: options{floodConns: 500, floodOps: 100}, flood: rs}
-	if sec := s.floodSection(); !strings.Contains(sec, "## Silent-socket flood") || !strings.Contains(sec, "`go run ./bench/suite`") ||
+	if sec := s.floodSection(); !strings.Contains(sec, "## Silent-socket flood") || !strings.Contains(sec, "`go run ./bench/suite") ||
 		!strings.Contains(sec, got) {
 		t.Errorf("section:\n%s", sec)
+	}
+}
+
+func TestCountAtLeastAndClip(t *testing.T) {
+	d := []time.Duration{time.Millisecond, time.Second, 10 * time.Second}
+	if n := countAtLeast(d, time.Second); n != 2 {
+		t.Errorf("countAtLeast = %d, want 2", n)
+	}
+	if got := clip("abcdef", 4); got != "abc…" {
+		t.Errorf("clip = %q", got)
+	}
+	if got := clip("abc", 4); got != "abc" {
+		t.Errorf("clip = %q", got)
 	}
 }
