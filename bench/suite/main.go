@@ -69,7 +69,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", `results file (default bench/RESULTS.md in the repository; "-" writes none)`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "the gateway's --log-level during the runs (its log goes to a file)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, PKI, logs)")
-	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1s runs, 1,000 idle streams, no microbenchmarks, results not written unless -out is given")
+	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1s runs, 1,000 idle streams, no microbenchmarks, a short flood (silent sockets only, 20 operations), results not written unless -out is given")
 	fs.BoolVar(&o.flood, "flood", true, "also measure a good client's handshakes under a flood of silent (and trickling) sockets from 127.0.0.2")
 	fs.IntVar(&o.floodConns, "flood-conns", 500, "sockets of the flood")
 	fs.IntVar(&o.floodOps, "flood-ops", 100, "operations of the good client, one every 100 ms, unloaded and again under the flood (-quick: 20)")
