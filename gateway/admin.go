@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"runtime"
 )
 
 // AdminHandler serves /healthz (the process is up), /readyz (it is serving
@@ -40,6 +41,7 @@ func (s *Server) AdminHandler() http.Handler {
 		metric("portcullis_shed_silent_total", "counter", "Connections closed for sending nothing within the hello timeout.", st.ShedSilent)
 		metric("portcullis_shed_replaced_total", "counter", "Silent connections reset to make room for a newer one from the same source.", st.ShedReplaced)
 		metric("portcullis_shed_refused_total", "counter", "Connections reset over a pending cap with none to replace.", st.ShedRefused)
+		metric("go_goroutines", "gauge", "Goroutines of the gateway process.", runtime.NumGoroutine())
 		cur := s.state.Load()
 		metric("portcullis_state_loaded_timestamp_seconds", "gauge", "When the current certificates, rules and routes were loaded.", cur.loadedAt.Unix())
 		metric("portcullis_server_cert_expiry_timestamp_seconds", "gauge", "NotAfter of the server certificate.", cur.creds.Cert.Leaf.NotAfter.Unix())

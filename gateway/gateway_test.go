@@ -336,7 +336,8 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/readyz %d while serving", code)
 	}
 	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "portcullis_handshakes_total 1\n") || !strings.Contains(body, "portcullis_streams_total 1\n") {
+	if code != 200 || !strings.Contains(body, "portcullis_handshakes_total 1\n") || !strings.Contains(body, "portcullis_streams_total 1\n") ||
+		!strings.Contains(body, "\ngo_goroutines ") {
 		t.Errorf("/metrics %d:\n%s", code, body)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -36,6 +36,11 @@ type options struct {
 	logLevel    string
 	keep        bool
 	quick       bool
+
+	flood        bool   // the silent-socket flood runs
+	floodConns   int    // sockets of the flood
+	floodOps     int    // operations of the good client, unloaded and under the flood
+	floodGateway string // the gateway binary of the flood runs; "" is the one built
 }
 
 func main() {
@@ -64,15 +69,24 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", `results file (default bench/RESULTS.md in the repository; "-" writes none)`)
 	fs.StringVar(&o.logLevel, "log-level", "info", "the gateway's --log-level during the runs (its log goes to a file)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (binaries, PKI, logs)")
-	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1s runs, 1,000 idle streams, no microbenchmarks, results not written unless -out is given")
+	fs.BoolVar(&o.quick, "quick", false, "a smoke run: 1s runs, 1,000 idle streams, no microbenchmarks, a short flood (silent sockets only, 20 operations), results not written unless -out is given")
+	fs.BoolVar(&o.flood, "flood", true, "also measure a good client's handshakes under a flood of silent (and trickling) sockets from 127.0.0.2")
+	fs.IntVar(&o.floodConns, "flood-conns", 500, "sockets of the flood")
+	fs.IntVar(&o.floodOps, "flood-ops", 100, "operations of the good client, one every 100 ms, unloaded and again under the flood (-quick: 20)")
+	fs.StringVar(&o.floodGateway, "flood-gateway", "", "gateway binary to measure under the flood instead of the one built (an older build, for a before/after)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q: the suite takes flags only", fs.Arg(0))
 	}
 	if o.quick {
 		o.duration, o.idle, o.micro, o.rounds = time.Second, min(o.idle, 1000), false, 1
+		if !set["flood-ops"] {
+			o.floodOps = 20
+		}
 		if o.out == "" {
 			o.out = "-"
 		}
@@ -86,6 +100,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-rounds %d: want 1 to 10", o.rounds)
 	case o.idle < 0:
 		return o, fmt.Errorf("-idle %d: want 0 (skip) or a number of streams", o.idle)
+	case o.floodConns < 1 || o.floodConns > 20000:
+		return o, fmt.Errorf("-flood-conns %d: want 1 to 20000", o.floodConns)
+	case o.floodOps < 1:
+		return o, fmt.Errorf("-flood-ops %d: want at least 1", o.floodOps)
 	}
 	for _, b := range splitList(o.baselines) {
 		if !slices.Contains([]string{"tcprelay", "tlsterm", "haproxy", "stunnel"}, b) {
@@ -117,6 +135,7 @@ type suite struct {
 	results []*measure
 	memory  []memResult
 	micro   string
+	flood   []floodResult
 	notes   []string // skipped baselines and other remarks
 	started time.Time
 }
@@ -171,6 +190,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			s.memory = append(s.memory, m)
 		}
+	}
+	if o.flood && ctx.Err() == nil {
+		s.floodRuns(ctx)
 	}
 	if o.micro && ctx.Err() == nil {
 		s.micro = s.runMicro(ctx)

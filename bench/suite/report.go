@@ -291,6 +291,9 @@ func (s *suite) report() report {
 			f1(m.perStream/1024), fmt.Sprintf("%.2f", m.openTime.Seconds()), f0(m.cpuPerStreamUS))
 	}
 	w("%s\n", mt.String())
+	if len(s.flood) > 0 {
+		w("%s", s.floodSection())
+	}
 	if len(s.notes) > 0 {
 		w("## Not measured\n\n")
 		for _, n := range s.notes {
