@@ -200,8 +200,9 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 }
 
 // ErrGatewayNotAllowed is wrapped when a gateway address (after DNS
-// resolution) is outside Options.GatewayAllow.
-var ErrGatewayNotAllowed = errors.New("gateway address not allowed by --gateway-allow")
+// resolution) is outside Options.GatewayAllow. (A program that takes those
+// rules from its command line adds the flag's name.)
+var ErrGatewayNotAllowed = errors.New("gateway address outside the allowed gateway addresses")
 
 // checkAddr runs before each connect, with the resolved address: a gateway
 // outside the client-side allow-list is never connected to.

@@ -75,10 +75,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tunnel: %v\n", err)
+		fmt.Fprintf(stderr, "tunnel: %v%s\n", err, flagHint(err))
 		return exitCode(err)
 	}
 	return 0
+}
+
+// flagHint names the setting behind a failure the library reports in its
+// own terms (it knows options, not flags), or returns "".
+func flagHint(err error) string {
+	switch {
+	case errors.Is(err, conn.ErrPin):
+		return " (check --pin, TUNNEL_PIN: the gateway's certificate may have changed)"
+	case errors.Is(err, tunnel.ErrGatewayNotAllowed):
+		return " (check --gateway-allow, TUNNEL_GATEWAY_ALLOW)"
+	}
+	return ""
 }
 
 // exitCode maps an error to the exit statuses of the command-line contract.
