@@ -226,7 +226,7 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 		abandoned bool
 		ch        = make(chan result, 1)
 	)
-	c.wg.Go(func() {
+	started := c.goUnlessClosed(func() {
 		st, err := sess.OpenStream()
 		mu.Lock()
 		defer mu.Unlock()
@@ -238,6 +238,9 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 		}
 		ch <- result{st, err}
 	})
+	if !started {
+		return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+	}
 	select {
 	case r := <-ch:
 		return r.st, r.err
@@ -252,6 +255,22 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 			return nil, fmt.Errorf("opening stream: %w", context.Cause(ctx))
 		}
 	}
+}
+
+// goUnlessClosed runs f in a goroutine that Close waits for, unless Close
+// has begun: then it returns false and f does not run. Checking closed and
+// adding to c.wg under c.mu, which Close takes to set closed before its
+// wg.Wait, keeps every Add before that Wait (a WaitGroup must not go from
+// zero to one while Wait runs). Goroutines that c.wg already counts (a
+// dial) may use c.wg.Go directly.
+func (c *Client) goUnlessClosed(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Go(f)
+	return true
 }
 
 // session returns a live session, dialing or waiting for the shared dial.

@@ -371,3 +371,41 @@ func TestClientDefaultsAndBackoffRange(t *testing.T) {
 		}
 	}
 }
+
+// TestClientOpenDuringClose: Opens racing with Close either work or fail
+// with net.ErrClosed (or the closed session), and never start a goroutine
+// that Close's wait does not cover (the race detector and goleak check the
+// WaitGroup's use).
+func TestClientOpenDuringClose(t *testing.T) {
+	be := startBackend(t, echo)
+	g := startGateway(t, false, routeTo(map[string]string{"echo": be.addr()}))
+	for range 30 {
+		c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), MinBackoff: time.Millisecond})
+		st, err := c.Open(context.Background(), "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 8 {
+			wg.Go(func() {
+				<-start
+				for range 100 {
+					st, err := c.Open(context.Background(), "echo")
+					if err != nil {
+						if !errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrSessionClosed) &&
+							!strings.Contains(err.Error(), "session shutdown") {
+							t.Errorf("Open during Close: %v", err)
+						}
+						return
+					}
+					st.Close()
+				}
+			})
+		}
+		close(start)
+		c.Close()
+		wg.Wait()
+	}
+}
