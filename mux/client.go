@@ -38,6 +38,13 @@ type ClientConfig struct {
 	// OpenTimeout bounds opening a stream and reading the gateway's answer
 	// when the Open context has no earlier deadline; default 30s.
 	OpenTimeout time.Duration
+	// Retry, when set, is asked whether an Open whose session died under
+	// it, before the gateway answered, may try again on a new session
+	// (it does so at most twice); err is the error the Open got. Returning
+	// false makes Open return err at once: for a cause that a new session
+	// would meet again, such as the gateway refusing our certificate just
+	// after the handshake. nil means always retry.
+	Retry func(err error) bool
 }
 
 // Defaults of ClientConfig.
@@ -150,10 +157,17 @@ func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
 			return nil, err
 		}
 		switch {
-		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, yamux.ErrRemoteGoAway),
-			errors.Is(err, ErrSessionClosed):
-			// The session died or the gateway is draining it: no byte
-			// of the caller's went out; retry on a fresh session.
+		case errors.Is(err, yamux.ErrRemoteGoAway):
+			// The gateway is draining the session: no byte of the
+			// caller's went out; retry on a fresh session.
+			c.retire(sess, err)
+		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, ErrSessionClosed):
+			// The session died: no byte of the caller's went out; retry
+			// on a fresh session unless the cause is final.
+			if c.cfg.Retry != nil && !c.cfg.Retry(err) {
+				c.drop(sess)
+				return nil, err
+			}
 			c.retire(sess, err)
 		case errors.Is(err, yamux.ErrConnectionReset):
 			// The gateway reset the stream before answering, as yamux
@@ -427,6 +441,16 @@ func (c *Client) retire(sess *yamux.Session, why error) {
 			}
 		}
 		c.retired = append(live, sess)
+	}
+}
+
+// drop stops using the dead session sess for new streams, quietly: the
+// caller reports why it died.
+func (c *Client) drop(sess *yamux.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == sess {
+		c.sess = nil
 	}
 }
 

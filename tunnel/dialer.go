@@ -67,7 +67,11 @@ func NewDialer(o Options) (*Dialer, error) {
 	}
 	d := &Dialer{opts: o}
 	if !o.Direct {
-		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log})
+		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log,
+			// A TLS alert that ended the session (the gateway refused our
+			// certificate after the handshake) would end the next one too.
+			Retry: func(error) bool { return d.sessionAlert() == nil },
+		})
 	}
 	return d, nil
 }
