@@ -351,7 +351,7 @@ func (c *Client) runDial(call *dialCall) {
 		c.lastErr = err
 		c.nextDial = start.Add(c.backoff(c.failures))
 		c.log.Warn().Err(err).Int("failures", c.failures).
-			Dur("retry_in", time.Until(c.nextDial)).Msg("dialing gateway failed")
+			Float64("retry_in_ms", millis(time.Until(c.nextDial))).Msg("dialing gateway failed")
 	case c.closed:
 		_ = sess.Close()
 		sess, err = nil, fmt.Errorf("mux client: %w", net.ErrClosed)
@@ -484,4 +484,10 @@ func (c *Client) Close() error {
 		c.wg.Wait()
 	})
 	return c.closeErr
+}
+
+// millis is d in milliseconds, to the microsecond, for log fields named
+// *_ms (a number, whatever zerolog's package-level duration unit).
+func millis(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }

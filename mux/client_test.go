@@ -2,6 +2,7 @@ package mux
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // roundTrip sends msg on st, half-closes and expects the echo back.
@@ -407,5 +412,31 @@ func TestClientOpenDuringClose(t *testing.T) {
 		close(start)
 		c.Close()
 		wg.Wait()
+	}
+}
+
+// TestClientDialFailureLog: a failed dial is logged with the wait before
+// the next one as retry_in_ms, a number of milliseconds.
+func TestClientDialFailureLog(t *testing.T) {
+	var buf testnet.SyncBuffer
+	c := NewClient(ClientConfig{
+		Dial:       func(context.Context) (net.Conn, error) { return nil, errTestDial },
+		Logger:     zerolog.New(&buf),
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
+	})
+	defer c.Close()
+	if _, err := c.Open(context.Background(), "pg"); !errors.Is(err, errTestDial) {
+		t.Fatalf("Open: %v, want the dial error", err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	ms, ok := line["retry_in_ms"].(float64)
+	if !ok || ms < 150 || ms > 400 {
+		t.Fatalf("retry_in_ms = %v in %v; want a number of milliseconds, about 200 to 400", line["retry_in_ms"], line)
+	}
+	if _, ok := line["retry_in"]; ok {
+		t.Errorf("a field without its unit: %v", line)
 	}
 }

@@ -128,9 +128,16 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 		return
 	}
 	in, out, err := mux.Pipe(c, s)
-	ev := log.Debug().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Dur("duration_ms", time.Since(start))
+	ev := log.Debug()
 	if err != nil {
-		ev = log.Warn().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Err(err)
+		ev = log.Warn().Err(err)
 	}
-	ev.Msg("stream closed")
+	ev.Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).
+		Float64("duration_ms", millis(time.Since(start))).Msg("stream closed")
+}
+
+// millis is d in milliseconds, to the microsecond, for log fields named
+// *_ms (a number, whatever zerolog's package-level duration unit).
+func millis(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }
