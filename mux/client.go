@@ -45,6 +45,17 @@ type ClientConfig struct {
 	// would meet again, such as the gateway refusing our certificate just
 	// after the handshake. nil means always retry.
 	Retry func(err error) bool
+	// Probe, when set, tells whether a dial is worth making before its
+	// backoff is over: while a dial waits out the backoff of earlier
+	// failures, Probe is called at once and then every ProbeInterval,
+	// each call bounded by a context of ProbeInterval, and the first that
+	// returns nil ends the wait. Meant for a cheap check, such as a TCP
+	// connect to a gateway that could not be reached (no TLS), so that
+	// the tunnel is back moments after the gateway, however long the
+	// backoff has grown. nil: the backoff is waited out.
+	Probe func(ctx context.Context) error
+	// ProbeInterval is the time between two Probe calls; default 250ms.
+	ProbeInterval time.Duration
 }
 
 // Defaults of ClientConfig.
@@ -53,6 +64,8 @@ const (
 	DefaultMaxBackoff  = 30 * time.Second
 	DefaultDialTimeout = 30 * time.Second
 	DefaultOpenTimeout = 30 * time.Second
+
+	DefaultProbeInterval = 250 * time.Millisecond
 )
 
 // Client is the tunnel side of mux mode: one yamux session over one
@@ -111,6 +124,9 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	if cfg.OpenTimeout <= 0 {
 		cfg.OpenTimeout = DefaultOpenTimeout
+	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
 	}
 	ycfg := cfg.Yamux
 	if ycfg == nil {
@@ -369,16 +385,11 @@ func (c *Client) runDial(call *dialCall) {
 	close(call.done)
 }
 
-// dialSession waits until at, dials and starts a yamux client session.
+// dialSession waits until at (or a probe says to go on), dials and starts
+// a yamux client session.
 func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
-		}
+	if !c.waitBackoff(at) {
+		return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
@@ -407,6 +418,49 @@ func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
 		c.conns.Delete(sess)
 	})
 	return sess, nil
+}
+
+// waitBackoff waits until at, or until a Probe succeeds; false when the
+// client was closed meanwhile.
+func (c *Client) waitBackoff(at time.Time) bool {
+	d := time.Until(at)
+	if d <= 0 {
+		return c.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if c.cfg.Probe != nil {
+		if c.probe() {
+			return true
+		}
+		tk := time.NewTicker(c.cfg.ProbeInterval)
+		defer tk.Stop()
+		tick = tk.C
+	}
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-c.ctx.Done():
+			return false
+		case <-tick:
+			if c.probe() {
+				return true
+			}
+		}
+	}
+}
+
+// probe runs one bounded Probe; true means dial now.
+func (c *Client) probe() bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeInterval)
+	defer cancel()
+	if err := c.cfg.Probe(ctx); err != nil || c.ctx.Err() != nil {
+		return false
+	}
+	c.log.Info().Msg("the gateway accepts connections again: dialing now")
+	return true
 }
 
 // backoff returns the wait after n consecutive failures.

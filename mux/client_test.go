@@ -440,3 +440,57 @@ func TestClientDialFailureLog(t *testing.T) {
 		t.Errorf("a field without its unit: %v", line)
 	}
 }
+
+// TestClientProbeCutsBackoffShort: while a dial waits out a long backoff,
+// a Probe that answers nil lets it go ahead at once; one that fails does
+// not.
+func TestClientProbeCutsBackoffShort(t *testing.T) {
+	be := startBackend(t, echo)
+	g := startGateway(t, false, routeTo(map[string]string{"echo": be.addr()}))
+	var (
+		gatewayUp atomic.Bool
+		probes    atomic.Int32
+	)
+	dial := g.dialer(new(atomic.Int32))
+	c := NewClient(ClientConfig{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			if !gatewayUp.Load() {
+				return nil, errTestDial
+			}
+			return dial(ctx)
+		},
+		Probe: func(context.Context) error {
+			probes.Add(1)
+			if !gatewayUp.Load() {
+				return errTestDial
+			}
+			return nil
+		},
+		ProbeInterval: 20 * time.Millisecond,
+		MinBackoff:    time.Minute, MaxBackoff: time.Minute,
+	})
+	defer c.Close()
+	if _, err := c.Open(context.Background(), "echo"); !errors.Is(err, errTestDial) {
+		t.Fatalf("first Open: %v, want the dial error", err)
+	}
+	// The next dial waits a minute, probing.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := c.Open(ctx, "echo")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || probes.Load() < 2 {
+		t.Fatalf("Open during the backoff: %v after %d probes; want a deadline error after several", err, probes.Load())
+	}
+	gatewayUp.Store(true)
+	start := time.Now()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Open(ctx, "echo")
+	if err != nil {
+		t.Fatalf("Open once the probe succeeds: %v", err)
+	}
+	roundTrip(t, st, "ping")
+	st.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Open took %v with a probe that succeeds, want well under the minute of backoff", took)
+	}
+}

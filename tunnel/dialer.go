@@ -50,8 +50,9 @@ type Dialer struct {
 	opts   Options
 	client *mux.Client // nil in direct mode
 
-	mu      sync.Mutex
-	lastErr error // the last read error of a session connection (a TLS alert after the handshake)
+	mu          sync.Mutex
+	lastErr     error // the last read error of a session connection (a TLS alert after the handshake)
+	unreachable bool  // the last session dial could connect to no gateway at all (TCP)
 }
 
 // NewDialer checks the options; it dials nothing until the first stream.
@@ -71,6 +72,7 @@ func NewDialer(o Options) (*Dialer, error) {
 			// A TLS alert that ended the session (the gateway refused our
 			// certificate after the handshake) would end the next one too.
 			Retry: func(error) bool { return d.sessionAlert() == nil },
+			Probe: d.probe,
 		})
 	}
 	return d, nil
@@ -147,9 +149,42 @@ func (d *Dialer) Close() error {
 	return nil
 }
 
+// errNotDown is what probe answers while the last dial reached a gateway:
+// it failed for another reason (the handshake), which a TCP connect
+// cannot tell is gone, so the backoff is waited out.
+var errNotDown = errors.New("the last dial reached a gateway")
+
+// probe is the mux client's Probe: after a dial that could connect to no
+// gateway, a plain TCP connect (no TLS, within ctx) to each gateway in turn
+// tells whether one accepts connections again.
+func (d *Dialer) probe(ctx context.Context) error {
+	d.mu.Lock()
+	down := d.unreachable
+	d.mu.Unlock()
+	if !down {
+		return errNotDown
+	}
+	nd := net.Dialer{Control: d.checkAddr}
+	var err error
+	for _, gw := range d.opts.Gateways {
+		var c net.Conn
+		if c, err = nd.DialContext(ctx, "tcp", gw); err == nil {
+			c.Close()
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
 // dialSession connects to the first gateway that answers, with our ALPN.
 func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
-	c, err := d.dialTLS(ctx, d.opts.ServerName, []string{mux.ALPN})
+	c, unreachable, err := d.dialTLS(ctx, d.opts.ServerName, []string{mux.ALPN})
+	d.mu.Lock()
+	d.unreachable = unreachable
+	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -165,7 +200,7 @@ func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
 }
 
 func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error) {
-	c, err := d.dialTLS(ctx, route, nil)
+	c, _, err := d.dialTLS(ctx, route, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -173,9 +208,12 @@ func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error)
 }
 
 // dialTLS tries each gateway in order and returns the first completed
-// handshake; the error of the last one otherwise.
-func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.Conn, error) {
+// handshake; the error of the last one otherwise, and whether no TCP
+// connection could be made at all (every gateway refused or was
+// unreachable).
+func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (_ *tls.Conn, unreachable bool, _ error) {
 	var lastErr error
+	unreachable = true
 	for _, gw := range d.opts.Gateways {
 		cfg := d.opts.Creds.TLSConfig(conn.ClientOptions{ServerName: d.opts.ServerName, SNI: sni, ALPN: alpn, Pins: d.opts.Pins})
 		dctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
@@ -183,7 +221,7 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 		c, err := td.DialContext(dctx, "tcp", gw)
 		cancel()
 		if err == nil {
-			return c.(*tls.Conn), nil
+			return c.(*tls.Conn), false, nil
 		}
 		expl := conn.ExplainClientError(err, d.opts.ServerName)
 		var op *net.OpError
@@ -193,6 +231,8 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 			// Refused or unreachable. A reset is different: the gateway
 			// accepted and closed at once, as its network gate does.
 			expl = "cannot connect: " + strings.TrimPrefix(err.Error(), "dial tcp "+gw+": ")
+		} else {
+			unreachable = false
 		}
 		lastErr = &DialError{Gateway: gw, Explanation: expl, Err: err}
 		d.opts.Log.Debug().Str("gateway", gw).Err(err).Msg("gateway dial failed")
@@ -200,7 +240,7 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 			break
 		}
 	}
-	return nil, lastErr
+	return nil, unreachable && ctx.Err() == nil, lastErr
 }
 
 // ErrGatewayNotAllowed is wrapped when a gateway address (after DNS

@@ -193,3 +193,58 @@ func TestFailoverToSecondGateway(t *testing.T) {
 }
 
 func echoCheck(c net.Conn, n int) error { return testnet.RoundTrip(c, n) }
+
+// TestDialerBackSoonAfterGatewayRestart: while the gateway is down the
+// tunnel's backoff grows (to seconds); when a gateway listens on the same
+// address again, a TCP probe sees it and the next Open succeeds within
+// moments instead of waiting out the rest of the backoff.
+func TestDialerBackSoonAfterGatewayRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an outage of several seconds")
+	}
+	p := testpki.New(t)
+	cfg := testgw.Config(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho})
+	srv, addr := testgw.Serve(t, cfg, zerolog.Nop())
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testnet.SyncBuffer
+	d, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost",
+		ConnectTimeout: 3 * time.Second, Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	open := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, err := d.Dial(ctx, "echo")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := open(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	// The outage: every Open fails and the dials back off, up to a
+	// backoff of several seconds (100ms doubling, full jitter).
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); {
+		if err := open(300 * time.Millisecond); err == nil {
+			t.Fatal("Open succeeded while the gateway was down")
+		}
+	}
+	restart := *cfg
+	restart.Listen = addr
+	testgw.Serve(t, &restart, zerolog.Nop())
+	up := time.Now()
+	err = open(30 * time.Second)
+	took := time.Since(up)
+	if err != nil || took > 3*time.Second {
+		t.Fatalf("Open after the restart: %v after %v; want success within about a second\nlog:\n%s", err, took, logs.String())
+	}
+	t.Logf("back %v after the restart; %d dial failures logged during the outage", took.Round(time.Millisecond),
+		strings.Count(logs.String(), "dialing gateway failed"))
+}
