@@ -248,3 +248,48 @@ func TestDialerBackSoonAfterGatewayRestart(t *testing.T) {
 	t.Logf("back %v after the restart; %d dial failures logged during the outage", took.Round(time.Millisecond),
 		strings.Count(logs.String(), "dialing gateway failed"))
 }
+
+// TestForwarderCheck: Check reports each route the gateway refuses (once,
+// with the gateway's reason) and nothing for a working one; with a CA the
+// gateway's certificate does not chain to, it fails as a *DialError and
+// checks no route.
+func TestForwarderCheck(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	locals := []tunnel.Local{{Bind: "127.0.0.1:0", Route: "echo"}, {Bind: "127.0.0.1:0", Route: "nosuch"},
+		{Bind: "127.0.0.1:0", Route: "nosuch"}}
+	f, err := tunnel.Listen(d, locals, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	refused, err := f.Check(ctx)
+	var re *mux.RefusedError
+	if err != nil || len(refused) != 1 || !errors.As(refused[0], &re) || re.Route != "nosuch" || re.Status != mux.StatusUnknownRoute {
+		t.Fatalf("Check = %v, %v; want one unknown-route refusal for nosuch", refused, err)
+	}
+
+	other := testpki.New(t) // a CA the gateway's certificate does not chain to
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: other.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost", ConnectTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	fb, err := tunnel.Listen(bad, locals[:1], zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	refused, err = fb.Check(ctx)
+	var de *tunnel.DialError
+	if !errors.As(err, &de) || len(refused) != 0 || !strings.Contains(err.Error(), "not signed by a CA") {
+		t.Fatalf("Check with the wrong CA = %v, %v; want a *DialError about the CA", refused, err)
+	}
+}

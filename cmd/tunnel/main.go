@@ -160,6 +160,12 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if !cfg.Lazy {
+		if err := checkForward(ctx, f, log); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	reload := func(why string) {
 		if err := creds.Reload(); err != nil {
 			log.Error().Str("event", "reload_failed").Str("trigger", why).Err(err).Msg("keeping the previous client certificate")
@@ -186,6 +192,30 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.CA}, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
+}
+
+// checkForward dials the gateway and tries each route once, before the
+// listeners serve: an unreachable gateway or a refused handshake is an
+// error (exit 2); a refused route is a warning, as the route may be
+// fixed on the gateway while the tunnel runs.
+func checkForward(ctx context.Context, f *tunnel.Forwarder, log zerolog.Logger) error {
+	refused, err := f.Check(ctx)
+	if ctx.Err() != nil {
+		return nil // interrupted: Serve returns at once
+	}
+	if err != nil {
+		return fmt.Errorf("checking the gateway at start (--lazy skips this): %w", err)
+	}
+	for _, r := range refused {
+		ev := log.Warn().Str("event", "route_check_failed").Err(r)
+		var re *mux.RefusedError
+		if errors.As(r, &re) {
+			ev = ev.Str("route", re.Route).Str("status", re.Status.String())
+		}
+		ev.Msg("a route does not work: its connections will be closed at once until the gateway accepts it")
+	}
+	log.Info().Str("event", "gateway_checked").Int("routes_refused", len(refused)).Msg("gateway reachable")
+	return nil
 }
 
 func runNC(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
