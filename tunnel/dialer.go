@@ -29,7 +29,28 @@ type Options struct {
 	ConnectTimeout time.Duration     // TCP connect + TLS handshake, per gateway; default 10s
 	Direct         bool              // one TLS connection per stream, SNI = route, no mux
 	Log            zerolog.Logger
+
+	// Source is the local address connections are made from; the zero
+	// Addr lets the system choose.
+	Source netip.Addr
+	// SessionCache, when set, keeps TLS sessions so that later handshakes
+	// resume them; nil makes every handshake a full one.
+	SessionCache tls.ClientSessionCache
+	// OnHandshake, when set, is called with the state of every completed
+	// TLS handshake (for metrics: version, group, resumption), from the
+	// dialing goroutine.
+	OnHandshake func(tls.ConnectionState)
+	// Mux, when set, is the template of the shared session's mux.Client:
+	// its backoff, timeouts and yamux configuration are used, its Retry
+	// is asked as well as the Dialer's own; Dial and Probe are the
+	// Dialer's. nil means the mux.Client defaults. Unused in direct mode.
+	Mux *mux.ClientConfig
 }
+
+// ErrALPN is wrapped by the *DialError of a server that did not negotiate
+// mux.ALPN: it is no portcullis gateway, or an old one (direct mode talks
+// to plain TLS servers).
+var ErrALPN = errors.New("the server did not negotiate ALPN " + mux.ALPN)
 
 // DialError is returned when no gateway could be reached or a handshake
 // failed. Explanation says which side refused and why, as far as TLS tells.
@@ -68,12 +89,18 @@ func NewDialer(o Options) (*Dialer, error) {
 	}
 	d := &Dialer{opts: o}
 	if !o.Direct {
-		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log,
-			// A TLS alert that ended the session (the gateway refused our
-			// certificate after the handshake) would end the next one too.
-			Retry: func(error) bool { return d.sessionAlert() == nil },
-			Probe: d.probe,
-		})
+		cfg := mux.ClientConfig{Logger: o.Log}
+		if o.Mux != nil {
+			cfg = *o.Mux
+		}
+		also := cfg.Retry
+		cfg.Dial, cfg.Probe = d.dialSession, d.probe
+		// A TLS alert that ended the session (the gateway refused our
+		// certificate after the handshake) would end the next one too.
+		cfg.Retry = func(err error) bool {
+			return (also == nil || also(err)) && d.sessionAlert() == nil
+		}
+		d.client = mux.NewClient(cfg)
 	}
 	return d, nil
 }
@@ -164,7 +191,7 @@ func (d *Dialer) probe(ctx context.Context) error {
 	if !down {
 		return errNotDown
 	}
-	nd := net.Dialer{Control: d.checkAddr}
+	nd := d.netDialer()
 	var err error
 	for _, gw := range d.opts.Gateways {
 		var c net.Conn
@@ -190,8 +217,8 @@ func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
 	}
 	if p := c.ConnectionState().NegotiatedProtocol; p != mux.ALPN {
 		c.Close()
-		return nil, &DialError{Gateway: c.RemoteAddr().String(),
-			Explanation: fmt.Sprintf("the server does not speak %s (it negotiated %q): is it a portcullis gateway? For a plain TLS server use --direct", mux.ALPN, p)}
+		return nil, &DialError{Gateway: c.RemoteAddr().String(), Err: ErrALPN,
+			Explanation: fmt.Sprintf("the server does not speak %s (it negotiated %q): is it a portcullis gateway? For a plain TLS server use direct mode", mux.ALPN, p)}
 	}
 	d.mu.Lock()
 	d.lastErr = nil
@@ -216,12 +243,17 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (_ *tls
 	unreachable = true
 	for _, gw := range d.opts.Gateways {
 		cfg := d.opts.Creds.TLSConfig(conn.ClientOptions{ServerName: d.opts.ServerName, SNI: sni, ALPN: alpn, Pins: d.opts.Pins})
+		cfg.ClientSessionCache = d.opts.SessionCache
 		dctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
-		td := tls.Dialer{NetDialer: &net.Dialer{Control: d.checkAddr}, Config: cfg}
+		td := tls.Dialer{NetDialer: d.netDialer(), Config: cfg}
 		c, err := td.DialContext(dctx, "tcp", gw)
 		cancel()
 		if err == nil {
-			return c.(*tls.Conn), false, nil
+			tc := c.(*tls.Conn)
+			if d.opts.OnHandshake != nil {
+				d.opts.OnHandshake(tc.ConnectionState())
+			}
+			return tc, false, nil
 		}
 		expl := conn.ExplainClientError(err, d.opts.ServerName)
 		var op *net.OpError
@@ -247,6 +279,16 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (_ *tls
 // resolution) is outside Options.GatewayAllow. (A program that takes those
 // rules from its command line adds the flag's name.)
 var ErrGatewayNotAllowed = errors.New("gateway address outside the allowed gateway addresses")
+
+// netDialer returns the TCP dialer of every connection: from Source, and
+// only to addresses checkAddr admits.
+func (d *Dialer) netDialer() *net.Dialer {
+	nd := &net.Dialer{Control: d.checkAddr}
+	if d.opts.Source.IsValid() {
+		nd.LocalAddr = &net.TCPAddr{IP: d.opts.Source.AsSlice()}
+	}
+	return nd
+}
 
 // checkAddr runs before each connect, with the resolved address: a gateway
 // outside the client-side allow-list is never connected to.
