@@ -89,6 +89,8 @@ func flagHint(err error) string {
 		return " (check --pin, TUNNEL_PIN: the gateway's certificate may have changed)"
 	case errors.Is(err, tunnel.ErrGatewayNotAllowed):
 		return " (check --gateway-allow, TUNNEL_GATEWAY_ALLOW)"
+	case errors.Is(err, tunnel.ErrALPN):
+		return " (for a plain TLS server use --direct)"
 	}
 	return ""
 }
