@@ -11,7 +11,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/mux"
-	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // Phases of an operation, the first half of an error kind.
@@ -62,7 +61,7 @@ func cause(err error) string {
 		return "not_denied"
 	case errors.Is(err, ErrEcho):
 		return "echo_mismatch"
-	case errors.Is(err, ErrALPN), errors.Is(err, tunnel.ErrALPN):
+	case errors.Is(err, ErrALPN):
 		return "no_alpn"
 	case alert:
 		return "tls_alert"
