@@ -43,7 +43,8 @@ type Options struct {
 	// Mux, when set, is the template of the shared session's mux.Client:
 	// its backoff, timeouts and yamux configuration are used, its Retry
 	// is asked as well as the Dialer's own; Dial and Probe are the
-	// Dialer's. nil means the mux.Client defaults. Unused in direct mode.
+	// Dialer's, and Logger is Log. nil means the mux.Client defaults.
+	// Unused in direct mode.
 	Mux *mux.ClientConfig
 }
 
@@ -89,12 +90,12 @@ func NewDialer(o Options) (*Dialer, error) {
 	}
 	d := &Dialer{opts: o}
 	if !o.Direct {
-		cfg := mux.ClientConfig{Logger: o.Log}
+		var cfg mux.ClientConfig
 		if o.Mux != nil {
 			cfg = *o.Mux
 		}
 		also := cfg.Retry
-		cfg.Dial, cfg.Probe = d.dialSession, d.probe
+		cfg.Dial, cfg.Probe, cfg.Logger = d.dialSession, d.probe, o.Log
 		// A TLS alert that ended the session (the gateway refused our
 		// certificate after the handshake) would end the next one too.
 		cfg.Retry = func(err error) bool {
