@@ -41,7 +41,7 @@ func TestNCHandshakeRefusalIsFinal(t *testing.T) {
 	}
 	for deadline := time.Now().Add(500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if n := count(); n != 1 {
-			t.Fatalf("the gateway saw %d failed handshakes from one nc, want 1:\n%s", n, gw.stderr.tail(20))
+			t.Fatalf("the gateway saw %d failed handshakes from one nc, want 1:\n%s\ntunnel:\n%s", n, gw.stderr.tail(20), r.stderr)
 		}
 	}
 }

@@ -40,10 +40,13 @@ type ClientConfig struct {
 	OpenTimeout time.Duration
 	// Retry, when set, is asked whether an Open whose session died under
 	// it, before the gateway answered, may try again on a new session
-	// (it does so at most twice); err is the error the Open got. Returning
-	// false makes Open return err at once: for a cause that a new session
-	// would meet again, such as the gateway refusing our certificate just
-	// after the handshake. nil means always retry.
+	// (it does so at most twice), and whether an Open that finds the
+	// current session dead may dial a new one; err is the error the Open
+	// got (it wraps yamux.ErrSessionShutdown in the second case).
+	// Returning false makes that Open return err at once (a later Open
+	// dials again): for a cause that a new session would meet again, such
+	// as the gateway refusing our certificate just after the handshake.
+	// nil means always retry.
 	Retry func(err error) bool
 	// Probe, when set, tells whether a dial is worth making before its
 	// backoff is over: while a dial waits out the backoff of earlier
@@ -317,8 +320,19 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 				c.mu.Unlock()
 				return s, nil
 			}
-			c.log.Info().Msg("gateway session closed; dialing again")
+			// The session died before this Open could use it: as for
+			// one that dies under an Open, Retry may call that final
+			// (for this Open; the next one dials).
 			c.sess = nil
+			if c.cfg.Retry != nil {
+				c.mu.Unlock()
+				if err := fmt.Errorf("gateway session closed: %w", yamux.ErrSessionShutdown); !c.cfg.Retry(err) {
+					return nil, err
+				}
+				c.log.Info().Msg("gateway session closed; dialing again")
+				continue
+			}
+			c.log.Info().Msg("gateway session closed; dialing again")
 		}
 		call := c.dial
 		if call == nil {
