@@ -23,9 +23,12 @@ import (
 //   - MaxStreamWindowSize 4 MiB: a receive window; it bounds one stream's
 //     speed to about window/RTT and is the head-of-line cost other streams
 //     pay behind a bulk stream.
-//   - Logger: yamux's messages go to log, "[ERR]" at error level, "[WARN]" at
-//     warn level, the rest at debug level, with component=yamux. LogOutput
-//     is nil.
+//   - Logger: yamux's messages go to log at debug level, with
+//     component=yamux and, when yamux tagged one, its own level in
+//     yamux_level ("[ERR]" is error, "[WARN]" warn). yamux's errors are
+//     symptoms of what the tunnel and gateway log in their own terms (a
+//     refused handshake, a peer gone), so they are not repeated at info
+//     level. LogOutput is nil.
 func Config(log zerolog.Logger) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.AcceptBacklog = 1024
@@ -50,7 +53,7 @@ func (l yamuxLogger) Printf(format string, v ...any) { l.emit(fmt.Sprintf(format
 // emit maps yamux's "[ERR] yamux: ..." style prefixes to levels.
 func (l yamuxLogger) emit(msg string) {
 	msg = strings.TrimSpace(msg)
-	level := zerolog.DebugLevel
+	level, tagged := zerolog.DebugLevel, false
 	for _, p := range []struct {
 		prefix string
 		level  zerolog.Level
@@ -62,10 +65,14 @@ func (l yamuxLogger) emit(msg string) {
 		{"[DEBUG]", zerolog.DebugLevel},
 	} {
 		if rest, ok := strings.CutPrefix(msg, p.prefix); ok {
-			level, msg = p.level, strings.TrimSpace(rest)
+			level, tagged, msg = p.level, true, strings.TrimSpace(rest)
 			break
 		}
 	}
 	msg = strings.TrimPrefix(msg, "yamux: ")
-	l.log.WithLevel(level).Msg(msg)
+	ev := l.log.Debug()
+	if tagged && level != zerolog.DebugLevel {
+		ev = ev.Str("yamux_level", level.String())
+	}
+	ev.Msg(msg)
 }

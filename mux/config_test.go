@@ -32,7 +32,10 @@ func TestYamuxLoggerLevels(t *testing.T) {
 	l.Println("[WARN] yamux: frame for missing stream")
 	l.Print("[DEBUG] yamux: chatter")
 	l.Print("no prefix")
-	type line struct{ Level, Message, Component string }
+	type line struct {
+		Level, Message, Component string
+		YamuxLevel                string `json:"yamux_level"`
+	}
 	var got []line
 	for _, s := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var l line
@@ -42,10 +45,10 @@ func TestYamuxLoggerLevels(t *testing.T) {
 		got = append(got, l)
 	}
 	want := []line{
-		{"error", "Failed to read header: boom", "yamux"},
-		{"warn", "frame for missing stream", "yamux"},
-		{"debug", "chatter", "yamux"},
-		{"debug", "no prefix", "yamux"},
+		{"debug", "Failed to read header: boom", "yamux", "error"},
+		{"debug", "frame for missing stream", "yamux", "warn"},
+		{"debug", "chatter", "yamux", ""},
+		{"debug", "no prefix", "yamux", ""},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d lines %+v, want %+v", len(got), got, want)
