@@ -17,3 +17,5 @@ require (
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 )
+
+replace github.com/hashicorp/yamux => ./third_party/yamux
