@@ -76,6 +76,10 @@ var (
 
 	// ErrKeepAliveTimeout is sent if a missed keepalive caused the stream close
 	ErrKeepAliveTimeout = fmt.Errorf("keepalive timeout")
+
+	// ErrFlood closes a session whose peer made more than
+	// Config.MaxQueuedReplies answers wait to be written (a ping flood).
+	ErrFlood = fmt.Errorf("peer flooded the session with frames to answer")
 )
 
 const (

@@ -51,6 +51,30 @@ type Config struct {
 	// Logger is used to pass in the logger to be used. Either Logger or
 	// LogOutput can be set, not both.
 	Logger Logger
+
+	// SessionReceiveBudget, when not zero, bounds the memory a session
+	// holds for data received and not yet read, over all its streams:
+	//
+	//   - receive windows start at the protocol's 256 KiB and grow (doubling,
+	//     up to MaxStreamWindowSize) only while the reader drains them
+	//     within a few round trips and the budget has room; a window
+	//     update never grants more than the budget has left;
+	//   - a data frame that would take the session's buffered bytes past the
+	//     budget (which a peer can only do with the 256 KiB that every new
+	//     stream is granted by the protocol) resets its stream: the frame
+	//     is discarded, the stream's buffer freed, an RST sent; the session
+	//     goes on.
+	//
+	// Zero keeps upstream's behaviour: no bound, and a stream's window is
+	// MaxStreamWindowSize from its first window update.
+	SessionReceiveBudget uint32
+
+	// MaxQueuedReplies bounds the frames the receive loop queues in answer
+	// to the peer (ping answers, resets of refused streams) for the send
+	// loop to write. A peer that makes more wait, typically by sending
+	// pings without reading the answers, is flooding: the session is closed
+	// with ErrFlood and one line logged. Zero means 256.
+	MaxQueuedReplies int
 }
 
 func (c *Config) Clone() *Config {
@@ -69,8 +93,12 @@ func DefaultConfig() *Config {
 		StreamCloseTimeout:     5 * time.Minute,
 		StreamOpenTimeout:      75 * time.Second,
 		LogOutput:              os.Stderr,
+		MaxQueuedReplies:       defaultMaxQueuedReplies,
 	}
 }
+
+// defaultMaxQueuedReplies is MaxQueuedReplies when it is zero.
+const defaultMaxQueuedReplies = 256
 
 // VerifyConfig is used to verify the sanity of configuration
 func VerifyConfig(config *Config) error {
@@ -82,6 +110,12 @@ func VerifyConfig(config *Config) error {
 	}
 	if config.MaxStreamWindowSize < initialStreamWindow {
 		return fmt.Errorf("MaxStreamWindowSize must be larger than %d", initialStreamWindow)
+	}
+	if config.MaxQueuedReplies < 0 {
+		return fmt.Errorf("MaxQueuedReplies must not be negative")
+	}
+	if config.SessionReceiveBudget != 0 && config.SessionReceiveBudget < initialStreamWindow {
+		return fmt.Errorf("SessionReceiveBudget must be zero or at least %d", initialStreamWindow)
 	}
 	if config.LogOutput != nil && config.Logger != nil {
 		return fmt.Errorf("both Logger and LogOutput may not be set, select one")

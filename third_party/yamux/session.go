@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"io/ioutil"
 	"log"
 	"math"
 	"net"
@@ -72,6 +71,30 @@ type Session struct {
 	recvDoneCh chan struct{}
 	sendDoneCh chan struct{}
 
+	// replyCh holds the frames the receive loop answers the peer with
+	// (ping answers, stream resets) for the send loop to write; bounded
+	// by MaxQueuedReplies, it never blocks the receive loop.
+	replyCh chan replyFrame
+
+	// recvUsed is the number of bytes received and not yet read, over all
+	// streams. numAccepted (under streamLock) counts the streams that
+	// AcceptStream returned and that are still in streams.
+	recvUsed    atomic.Int64
+	numAccepted int
+
+	// starved holds the streams whose window update the receive budget
+	// held back; budgetLoop retries them when bytes are read or freed.
+	starved    map[*Stream]struct{}
+	numStarved atomic.Int32
+	starveLock sync.Mutex
+	wakeCh     chan struct{}
+
+	// rtt is the last round trip measured by Ping, in nanoseconds.
+	rtt atomic.Int64
+
+	// logLimit rate-limits the log lines a peer can cause frame by frame.
+	logLimit logLimiter
+
 	// shutdown is used to safely close a session
 	shutdown        bool
 	shutdownErr     error
@@ -79,6 +102,9 @@ type Session struct {
 	shutdownLock    sync.Mutex
 	shutdownErrLock sync.Mutex
 }
+
+// replyFrame is a header the receive loop queues for the send loop.
+type replyFrame [headerSize]byte
 
 // sendReady is used to either mark a stream as ready
 // or to directly send a header
@@ -110,7 +136,14 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		recvDoneCh: make(chan struct{}),
 		sendDoneCh: make(chan struct{}),
 		shutdownCh: make(chan struct{}),
+		starved:    make(map[*Stream]struct{}),
+		wakeCh:     make(chan struct{}, 1),
 	}
+	replies := config.MaxQueuedReplies
+	if replies == 0 {
+		replies = defaultMaxQueuedReplies
+	}
+	s.replyCh = make(chan replyFrame, replies)
 	if client {
 		s.nextStreamID = 1
 	} else {
@@ -120,6 +153,10 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 	go s.send()
 	if config.EnableKeepAlive {
 		go s.keepalive()
+	}
+	if config.SessionReceiveBudget != 0 {
+		go s.budgetLoop()
+		go s.measureRTT()
 	}
 	return s
 }
@@ -140,12 +177,36 @@ func (s *Session) CloseChan() <-chan struct{} {
 	return s.shutdownCh
 }
 
-// NumStreams returns the number of currently open streams
+// NumStreams returns the number of currently open streams: the streams
+// this side opened, the streams it accepted, and the streams the peer
+// opened that wait in the accept backlog, until they are closed on both
+// sides or reset.
 func (s *Session) NumStreams() int {
 	s.streamLock.Lock()
 	num := len(s.streams)
 	s.streamLock.Unlock()
 	return num
+}
+
+// NumAcceptedStreams returns the number of streams that Accept or
+// AcceptStream returned and that are not yet closed on both sides or
+// reset: the count to cap the streams a peer may have open at once.
+func (s *Session) NumAcceptedStreams() int {
+	s.streamLock.Lock()
+	num := s.numAccepted
+	s.streamLock.Unlock()
+	return num
+}
+
+// markAccepted counts stream as accepted, unless it already left the
+// session (reset by the peer while in the backlog).
+func (s *Session) markAccepted(stream *Stream) {
+	s.streamLock.Lock()
+	if s.streams[stream.id] == stream && !stream.accepted {
+		stream.accepted = true
+		s.numAccepted++
+	}
+	s.streamLock.Unlock()
 }
 
 // Open is used to create a new stream as a net.Conn
@@ -242,6 +303,7 @@ func (s *Session) Accept() (net.Conn, error) {
 func (s *Session) AcceptStream() (*Stream, error) {
 	select {
 	case stream := <-s.acceptCh:
+		s.markAccepted(stream)
 		if err := stream.sendWindowUpdate(); err != nil {
 			return nil, err
 		}
@@ -258,6 +320,7 @@ func (s *Session) AcceptStreamWithContext(ctx context.Context) (*Stream, error) 
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	case stream := <-s.acceptCh:
+		s.markAccepted(stream)
 		if err := stream.sendWindowUpdate(); err != nil {
 			return nil, err
 		}
@@ -356,7 +419,89 @@ func (s *Session) Ping() (time.Duration, error) {
 	}
 
 	// Compute the RTT
-	return time.Since(start), nil
+	rtt := time.Since(start)
+	s.rtt.Store(int64(rtt))
+	return rtt, nil
+}
+
+// measureRTT pings the peer once, so that windows can be tuned to the
+// round trip from the start.
+func (s *Session) measureRTT() {
+	_, _ = s.Ping()
+}
+
+// growWithin is how quickly a reader must drain half its window for the
+// window to grow: four round trips, or 1ms before one is measured.
+func (s *Session) growWithin() time.Duration {
+	if rtt := time.Duration(s.rtt.Load()); rtt > 0 {
+		return 4 * rtt
+	}
+	return time.Millisecond
+}
+
+// releaseRecv gives n read or dropped bytes back to the receive budget and
+// wakes the streams it starved.
+func (s *Session) releaseRecv(n int) {
+	if n == 0 {
+		return
+	}
+	s.recvUsed.Add(-int64(n))
+	if s.numStarved.Load() != 0 {
+		asyncNotify(s.wakeCh)
+	}
+}
+
+// starve records a stream whose window update the budget held back.
+func (s *Session) starve(stream *Stream) {
+	s.starveLock.Lock()
+	if _, ok := s.starved[stream]; !ok {
+		s.starved[stream] = struct{}{}
+		s.numStarved.Add(1)
+	}
+	s.starveLock.Unlock()
+	// Bytes may have been read or freed since the update was computed.
+	asyncNotify(s.wakeCh)
+}
+
+// unstarve forgets a stream that left the session.
+func (s *Session) unstarve(stream *Stream) {
+	if s.numStarved.Load() == 0 {
+		return
+	}
+	s.starveLock.Lock()
+	if _, ok := s.starved[stream]; ok {
+		delete(s.starved, stream)
+		s.numStarved.Add(-1)
+	}
+	s.starveLock.Unlock()
+}
+
+// budgetLoop retries the window updates of starved streams when the
+// budget has room again. One goroutine per session with a budget.
+func (s *Session) budgetLoop() {
+	var streams []*Stream
+	for {
+		select {
+		case <-s.wakeCh:
+		case <-s.shutdownCh:
+			return
+		}
+		if int64(s.config.SessionReceiveBudget)-s.recvUsed.Load() <= 0 {
+			continue // woken again when bytes are read or freed
+		}
+		s.starveLock.Lock()
+		streams = streams[:0]
+		for stream := range s.starved {
+			streams = append(streams, stream)
+			delete(s.starved, stream)
+		}
+		s.numStarved.Store(0)
+		s.starveLock.Unlock()
+		for i, stream := range streams {
+			_ = stream.sendWindowUpdate() // starves it again if still short
+			streams[i] = nil
+		}
+	}
 }
 
 // keepalive is a long running goroutine that periodically does
@@ -482,6 +627,11 @@ func (s *Session) sendLoop() error {
 		bodyBuf.Reset()
 
 		select {
+		case reply := <-s.replyCh:
+			if _, err := s.conn.Write(reply[:]); err != nil {
+				s.logger.Printf("[ERR] yamux: Failed to write header: %v", err)
+				return err
+			}
 		case ready := <-s.sendCh:
 			// Send a header if ready
 			if ready.Hdr != nil {
@@ -594,13 +744,13 @@ func (s *Session) handleStreamMessage(hdr header) error {
 	if stream == nil {
 		// Drain any data on the wire
 		if hdr.MsgType() == typeData && hdr.Length() > 0 {
-			s.logger.Printf("[WARN] yamux: Discarding data for stream: %d", id)
-			if _, err := io.CopyN(ioutil.Discard, s.bufRead, int64(hdr.Length())); err != nil {
+			s.logLimited(logDiscard, "[WARN] yamux: Discarding data for stream: %d", id)
+			if _, err := io.CopyN(io.Discard, s.bufRead, int64(hdr.Length())); err != nil {
 				s.logger.Printf("[ERR] yamux: Failed to discard data: %v", err)
 				return nil
 			}
 		} else {
-			s.logger.Printf("[WARN] yamux: frame for missing stream: %v", hdr)
+			s.logLimited(logMissing, "[WARN] yamux: frame for missing stream: %v", hdr)
 		}
 		return nil
 	}
@@ -631,17 +781,10 @@ func (s *Session) handlePing(hdr header) error {
 	flags := hdr.Flags()
 	pingID := hdr.Length()
 
-	// Check if this is a query, respond back in a separate context so we
-	// don't interfere with the receiving thread blocking for the write.
+	// Check if this is a query: the send loop writes the answer, so that
+	// the receiving thread never blocks for the write.
 	if flags&flagSYN == flagSYN {
-		go func() {
-			hdr := header(make([]byte, headerSize))
-			hdr.encode(typePing, flagACK, 0, pingID)
-			if err := s.sendNoWait(hdr); err != nil {
-				s.logger.Printf("[WARN] yamux: failed to send ping reply: %v", err)
-			}
-		}()
-		return nil
+		return s.queueReply(typePing, flagACK, 0, pingID)
 	}
 
 	// Handle a response
@@ -653,6 +796,25 @@ func (s *Session) handlePing(hdr header) error {
 	}
 	s.pingLock.Unlock()
 	return nil
+}
+
+// queueReply queues a frame for the send loop without blocking. When the
+// queue is full the peer is flooding: the session is closed with ErrFlood.
+func (s *Session) queueReply(msgType uint8, flags uint16, streamID uint32, length uint32) error {
+	var r replyFrame
+	header(r[:]).encode(msgType, flags, streamID, length)
+	select {
+	case s.replyCh <- r:
+		return nil
+	default:
+	}
+	select {
+	case <-s.shutdownCh:
+		return ErrSessionShutdown
+	default:
+	}
+	s.logger.Printf("[ERR] yamux: peer is flooding the session (%d answers waiting to be written): closing it", cap(s.replyCh))
+	return ErrFlood
 }
 
 // handleGoAway is invokde for a typeGoAway frame
@@ -678,9 +840,7 @@ func (s *Session) handleGoAway(hdr header) error {
 func (s *Session) incomingStream(id uint32) error {
 	// Reject immediately if we are doing a go away
 	if atomic.LoadInt32(&s.localGoAway) == 1 {
-		hdr := header(make([]byte, headerSize))
-		hdr.encode(typeWindowUpdate, flagRST, id, 0)
-		return s.sendNoWait(hdr)
+		return s.queueReply(typeWindowUpdate, flagRST, id, 0)
 	}
 
 	// Allocate a new stream
@@ -707,11 +867,9 @@ func (s *Session) incomingStream(id uint32) error {
 		return nil
 	default:
 		// Backlog exceeded! RST the stream
-		s.logger.Printf("[WARN] yamux: backlog exceeded, forcing connection reset")
+		s.logLimited(logBacklog, "[WARN] yamux: backlog exceeded, forcing connection reset")
 		delete(s.streams, id)
-		hdr := header(make([]byte, headerSize))
-		hdr.encode(typeWindowUpdate, flagRST, id, 0)
-		return s.sendNoWait(hdr)
+		return s.queueReply(typeWindowUpdate, flagRST, id, 0)
 	}
 }
 
@@ -721,29 +879,41 @@ func (s *Session) incomingStream(id uint32) error {
 func (s *Session) closeStream(id uint32) {
 	s.streamLock.Lock()
 	if _, ok := s.inflight[id]; ok {
+		delete(s.inflight, id)
 		select {
 		case <-s.synCh:
 		default:
 			s.logger.Printf("[ERR] yamux: SYN tracking out of sync")
 		}
 	}
-	delete(s.streams, id)
+	stream := s.streams[id]
+	if stream != nil {
+		if stream.accepted {
+			s.numAccepted--
+		}
+		delete(s.streams, id)
+	}
 	s.streamLock.Unlock()
+	if stream != nil {
+		s.unstarve(stream)
+	}
 }
 
 // establishStream is used to mark a stream that was in the
 // SYN Sent state as established.
+//
+// An ACK for a stream that is not in flight (a second ACK, or an ACK for a
+// stream the peer opened) is ignored: it must not release the open slot of
+// another stream, nor log a line per frame.
 func (s *Session) establishStream(id uint32) {
 	s.streamLock.Lock()
 	if _, ok := s.inflight[id]; ok {
 		delete(s.inflight, id)
-	} else {
-		s.logger.Printf("[ERR] yamux: established stream without inflight SYN (no tracking entry)")
-	}
-	select {
-	case <-s.synCh:
-	default:
-		s.logger.Printf("[ERR] yamux: established stream without inflight SYN (didn't have semaphore)")
+		select {
+		case <-s.synCh:
+		default:
+			s.logger.Printf("[ERR] yamux: established stream without inflight SYN (didn't have semaphore)")
+		}
 	}
 	s.streamLock.Unlock()
 }

@@ -1,7 +1,6 @@
 package yamux
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -34,8 +33,22 @@ type Stream struct {
 	state     streamState
 	stateLock sync.Mutex
 
-	recvBuf  *bytes.Buffer
+	recvBuf  recvBuffer
 	recvLock sync.Mutex
+	// recvDone is set (under recvLock) once the receive buffer is freed
+	// for good (reset, close timeout): data arriving later is dropped.
+	recvDone bool
+
+	// recvTarget is the receive window granted when the session has a
+	// SessionReceiveBudget: it starts at initialStreamWindow and grows
+	// with use. epochStart is when the last window update went out. Both
+	// are under controlHdrLock.
+	recvTarget uint32
+	epochStart time.Time
+
+	// accepted is set once AcceptStream has returned the stream; under
+	// the session's streamLock.
+	accepted bool
 
 	controlHdr     header
 	controlErr     chan error
@@ -78,6 +91,10 @@ func newStream(session *Session, id uint32, state streamState) *Stream {
 	}
 	s.readDeadline.Store(time.Time{})
 	s.writeDeadline.Store(time.Time{})
+	if session.config.SessionReceiveBudget != 0 {
+		s.recvTarget = initialStreamWindow
+		s.epochStart = time.Now()
+	}
 	return s
 }
 
@@ -105,28 +122,37 @@ START:
 		fallthrough
 	case streamClosed:
 		s.recvLock.Lock()
-		if s.recvBuf == nil || s.recvBuf.Len() == 0 {
+		if s.recvBuf.Len() == 0 {
 			s.recvLock.Unlock()
 			s.stateLock.Unlock()
 			return 0, io.EOF
 		}
 		s.recvLock.Unlock()
 	case streamReset:
-		s.stateLock.Unlock()
-		return 0, ErrConnectionReset
+		// Data that arrived before the reset is still delivered (a
+		// refusal written just before a reset must reach the reader);
+		// a local Reset has freed it already.
+		s.recvLock.Lock()
+		if s.recvBuf.Len() == 0 {
+			s.recvLock.Unlock()
+			s.stateLock.Unlock()
+			return 0, ErrConnectionReset
+		}
+		s.recvLock.Unlock()
 	}
 	s.stateLock.Unlock()
 
 	// If there is no data available, block
 	s.recvLock.Lock()
-	if s.recvBuf == nil || s.recvBuf.Len() == 0 {
+	if s.recvBuf.Len() == 0 {
 		s.recvLock.Unlock()
 		goto WAIT
 	}
 
 	// Read any bytes
-	n, _ = s.recvBuf.Read(b)
+	n = s.recvBuf.Read(b)
 	s.recvLock.Unlock()
+	s.session.releaseRecv(n)
 
 	// Send a window update potentially
 	err = s.sendWindowUpdate()
@@ -268,22 +294,42 @@ func (s *Stream) sendWindowUpdate() error {
 	s.controlHdrLock.Lock()
 	defer s.controlHdrLock.Unlock()
 
-	// Determine the delta update
-	max := s.session.config.MaxStreamWindowSize
-	var bufLen uint32
-	s.recvLock.Lock()
-	if s.recvBuf != nil {
-		bufLen = uint32(s.recvBuf.Len())
+	// A reset or closed stream is gone from the session: the peer would
+	// take an update for it as a frame for a missing stream.
+	s.stateLock.Lock()
+	state := s.state
+	s.stateLock.Unlock()
+	if state == streamReset || state == streamClosed {
+		return nil
 	}
-	delta := (max - bufLen) - s.recvWindow
 
-	// Determine the flags if any
+	// Determine the flags if any (before taking recvLock: Read takes
+	// stateLock, then recvLock)
 	flags := s.sendFlags()
+
+	// Determine the delta update
+	budget := s.session.config.SessionReceiveBudget
+	max := s.session.config.MaxStreamWindowSize
+	if budget != 0 {
+		max = s.recvTarget
+	}
+	s.recvLock.Lock()
+	bufLen := uint32(s.recvBuf.Len())
+	delta := (max - bufLen) - s.recvWindow
 
 	// Check if we can omit the update
 	if delta < (max/2) && flags == 0 {
 		s.recvLock.Unlock()
 		return nil
+	}
+
+	if budget != 0 {
+		delta = s.budgetedDelta(delta, flags)
+		if delta == 0 && flags == 0 {
+			s.recvLock.Unlock()
+			s.session.starve(s)
+			return nil
+		}
 	}
 
 	// Update our window
@@ -300,6 +346,37 @@ func (s *Stream) sendWindowUpdate() error {
 		return err
 	}
 	return nil
+}
+
+// budgetedDelta grows the window of a stream whose reader drained it
+// quickly and limits the update to what the session's receive budget has
+// left. It holds controlHdrLock and recvLock.
+func (s *Stream) budgetedDelta(delta uint32, flags uint16) uint32 {
+	sess := s.session
+	room := int64(sess.config.SessionReceiveBudget) - sess.recvUsed.Load()
+	if flags == 0 {
+		now := time.Now()
+		limit := sess.config.MaxStreamWindowSize
+		if s.recvTarget < limit && now.Sub(s.epochStart) < sess.growWithin() {
+			grown := uint64(s.recvTarget) * 2
+			if grown > uint64(limit) {
+				grown = uint64(limit)
+			}
+			grow := uint32(grown) - s.recvTarget
+			if int64(delta)+int64(grow) <= room {
+				s.recvTarget += grow
+				delta += grow
+			}
+		}
+		s.epochStart = now
+	}
+	if int64(delta) > room {
+		if room <= 0 {
+			return 0
+		}
+		return uint32(room)
+	}
+	return delta
 }
 
 // sendClose is used to send a FIN
@@ -342,6 +419,10 @@ func (s *Stream) Close() error {
 
 	case streamClosed:
 	case streamReset:
+		// Drop what arrived before a reset by the peer and was not read.
+		s.stateLock.Unlock()
+		s.freeRecv()
+		return nil
 	default:
 		panic("unhandled state")
 	}
@@ -383,6 +464,7 @@ SEND_CLOSE:
 func (s *Stream) closeTimeout() {
 	// Close our side forcibly
 	s.forceClose()
+	s.freeRecv()
 
 	// Free the stream from the session map
 	s.session.closeStream(s.id)
@@ -393,6 +475,58 @@ func (s *Stream) closeTimeout() {
 	hdr := header(make([]byte, headerSize))
 	hdr.encode(typeWindowUpdate, flagRST, s.id, 0)
 	_ = s.session.sendNoWait(hdr)
+}
+
+// Reset aborts the stream: it sends an RST, frees the data received and not
+// read at once, drops data that arrives later, and removes the stream from
+// the session. Pending and later Read and Write calls fail with
+// ErrConnectionReset. Unlike Close, it does not wait for the peer: use it
+// to refuse a stream, or when the other end of what the stream carries was
+// reset. Calling it again, or after the stream ended, only frees what is
+// buffered.
+func (s *Stream) Reset() error {
+	if !s.abort() {
+		return nil
+	}
+	hdr := header(make([]byte, headerSize))
+	hdr.encode(typeWindowUpdate, flagRST, s.id, 0)
+	if err := s.session.waitForSend(hdr, nil); err != nil && err != ErrSessionShutdown {
+		return err
+	}
+	return nil
+}
+
+// abort marks the stream reset, frees its receive buffer and removes it
+// from the session. It reports whether the peer still has to be sent an
+// RST: not when the stream was already reset or closed on both sides.
+func (s *Stream) abort() bool {
+	s.stateLock.Lock()
+	switch s.state {
+	case streamReset, streamClosed:
+		s.stateLock.Unlock()
+		s.freeRecv()
+		return false
+	}
+	s.state = streamReset
+	if s.closeTimer != nil {
+		s.closeTimer.Stop()
+		s.closeTimer = nil
+	}
+	s.stateLock.Unlock()
+	s.freeRecv()
+	s.notifyWaiting()
+	s.session.closeStream(s.id)
+	return true
+}
+
+// freeRecv drops the receive buffer for good and gives its bytes back to
+// the session's budget.
+func (s *Stream) freeRecv() {
+	s.recvLock.Lock()
+	s.recvDone = true
+	n := s.recvBuf.reset()
+	s.recvLock.Unlock()
+	s.session.releaseRecv(n)
 }
 
 // forceClose is used for when the session is exiting
@@ -427,6 +561,8 @@ func (s *Stream) processFlags(flags uint16) error {
 			s.state = streamEstablished
 		}
 		asyncNotify(s.establishCh)
+		// Only the first ACK of a stream this side opened releases its
+		// open slot; establishStream ignores any other.
 		s.session.establishStream(s.id)
 	}
 	if flags&flagFIN == flagFIN {
@@ -486,9 +622,6 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 		return nil
 	}
 
-	// Wrap in a limited reader
-	conn = &io.LimitedReader{R: conn, N: int64(length)}
-
 	// Copy into buffer
 	s.recvLock.Lock()
 
@@ -498,20 +631,37 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 		return ErrRecvWindowExceeded
 	}
 
-	if s.recvBuf == nil {
-		// Allocate the receive buffer just-in-time to fit the full data frame.
-		// This way we can read in the whole packet without further allocations.
-		s.recvBuf = bytes.NewBuffer(make([]byte, 0, length))
+	// Decrement the receive window
+	s.recvWindow -= length
+
+	sess := s.session
+	overBudget := sess.config.SessionReceiveBudget != 0 &&
+		sess.recvUsed.Load()+int64(length) > int64(sess.config.SessionReceiveBudget)
+	if s.recvDone || overBudget {
+		// The stream was reset or timed out: drop the data. Or it does
+		// not fit the session's budget, which the peer can only reach
+		// with the initial window of many streams: reset the stream.
+		s.recvLock.Unlock()
+		if _, err := io.CopyN(io.Discard, conn, int64(length)); err != nil {
+			return err
+		}
+		if !overBudget {
+			return nil
+		}
+		sess.logLimited(logOverBudget, "[WARN] yamux: session receive budget exceeded, resetting stream %d", s.id)
+		if s.abort() {
+			return sess.queueReply(typeWindowUpdate, flagRST, s.id, 0)
+		}
+		return nil
 	}
-	copiedLength, err := io.Copy(s.recvBuf, conn)
+
+	n, err := s.recvBuf.readFrom(conn, int(length))
+	sess.recvUsed.Add(int64(n))
 	if err != nil {
 		s.session.logger.Printf("[ERR] yamux: Failed to read stream data: %v", err)
 		s.recvLock.Unlock()
 		return err
 	}
-
-	// Decrement the receive window
-	s.recvWindow -= uint32(copiedLength)
 	s.recvLock.Unlock()
 
 	// Unblock any readers
@@ -547,10 +697,13 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 // Shrink is used to compact the amount of buffers utilized
 // This is useful when using Yamux in a connection pool to reduce
 // the idle memory utilization.
+//
+// The receive buffer now gives its memory back as it is read, so this only
+// drops the bookkeeping of an empty buffer.
 func (s *Stream) Shrink() {
 	s.recvLock.Lock()
-	if s.recvBuf != nil && s.recvBuf.Len() == 0 {
-		s.recvBuf = nil
+	if s.recvBuf.Len() == 0 {
+		s.recvBuf.reset()
 	}
 	s.recvLock.Unlock()
 }
