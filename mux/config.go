@@ -22,7 +22,17 @@ import (
 //     StreamCloseTimeout 60s for half-closed streams whose peer never closes.
 //   - MaxStreamWindowSize 4 MiB: a receive window; it bounds one stream's
 //     speed to about window/RTT and is the head-of-line cost other streams
-//     pay behind a bulk stream.
+//     pay behind a bulk stream. Windows start at yamux's 256 KiB and grow
+//     to it only while their reader keeps up (see the next item).
+//   - SessionReceiveBudget 8 MiB ([SessionReceiveBudget]): the most a
+//     session holds of data received and not yet read, whatever the peer
+//     sends. Window updates never grant more than the budget has left; a
+//     frame that would go past it (a peer filling the 256 KiB initial
+//     window of many streams at once) resets its stream, not the session.
+//   - MaxQueuedReplies 256 ([MaxQueuedReplies]): ping answers and stream
+//     resets waiting to be written; a peer that makes more wait (pings
+//     without reading the answers) is flooding, and its session is closed
+//     with yamux.ErrFlood.
 //   - Logger: yamux's messages go to log, "[ERR]" at error level, "[WARN]" at
 //     warn level, the rest at debug level, with component=yamux. LogOutput
 //     is nil.
@@ -35,10 +45,19 @@ func Config(log zerolog.Logger) *yamux.Config {
 	c.MaxStreamWindowSize = 4 << 20
 	c.StreamOpenTimeout = 30 * time.Second
 	c.StreamCloseTimeout = 60 * time.Second
+	c.SessionReceiveBudget = SessionReceiveBudget
+	c.MaxQueuedReplies = MaxQueuedReplies
 	c.LogOutput = nil
 	c.Logger = yamuxLogger{log: log.With().Str("component", "yamux").Logger()}
 	return c
 }
+
+// The receive budget of a session and the bound on its queued answers; see
+// [Config].
+const (
+	SessionReceiveBudget = 8 << 20
+	MaxQueuedReplies     = 256
+)
 
 // yamuxLogger adapts zerolog to yamux.Logger (Print, Printf, Println).
 type yamuxLogger struct{ log zerolog.Logger }
