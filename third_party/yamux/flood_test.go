@@ -573,7 +573,8 @@ func TestRemoteResetDeliversData(t *testing.T) {
 		t.Fatalf("read %q, %v; want the answer, then ErrConnectionReset", got, err)
 	}
 
-	// Unread data of a stream reset by the peer is freed by Close.
+	// Unread data of a stream this side opened and the peer reset leaves
+	// the budget with the stream, and stays readable.
 	st2, err := client.OpenStream()
 	if err != nil {
 		t.Fatal(err)
@@ -594,12 +595,81 @@ func TestRemoteResetDeliversData(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if used := client.recvUsed.Load(); used != 100<<10 {
-		t.Fatalf("client buffered %d, want %d", used, 100<<10)
-	}
-	st2.Close()
 	if used := client.recvUsed.Load(); used != 0 {
-		t.Fatalf("client buffered %d after Close, want 0", used)
+		t.Fatalf("client budget holds %d for a stream gone from the session", used)
+	}
+	got, err = io.ReadAll(st2)
+	if len(got) != 100<<10 || err != ErrConnectionReset {
+		t.Fatalf("read %d bytes, %v; want %d, then ErrConnectionReset", len(got), err, 100<<10)
+	}
+}
+
+// TestPeerResetFreesData: what the peer sent on a stream it opened and
+// then reset is freed at once, accepted or not.
+func TestPeerResetFreesData(t *testing.T) {
+	conf := budgetConf()
+	conf.LogOutput = io.Discard
+	server, peer := serverWithRawPeer(t, conf)
+	ps := peer.serve()
+	for _, id := range []uint32{1, 3} {
+		if err := openAndFill(peer, id, 100<<10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := server.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []uint32{1, 3} { // 3 is still in the backlog
+		if err := peer.write(frame(typeWindowUpdate, flagRST, id, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer.sync(ps)
+	if used := server.recvUsed.Load(); used != 0 {
+		t.Fatalf("buffered %d after the peer reset its streams", used)
+	}
+	if n, err := st.Read(make([]byte, 10)); n != 0 || err != ErrConnectionReset {
+		t.Fatalf("Read: %d, %v; want ErrConnectionReset", n, err)
+	}
+	st3, err := server.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := st3.Read(make([]byte, 10)); n != 0 || err != ErrConnectionReset {
+		t.Fatalf("Read of the stream reset in the backlog: %d, %v; want ErrConnectionReset", n, err)
+	}
+}
+
+// TestClosedStreamLeavesBudget: a stream closed on both sides with unread
+// data gives its bytes back to the budget (they stay readable), and data
+// the peer sends after its FIN is dropped.
+func TestClosedStreamLeavesBudget(t *testing.T) {
+	conf := budgetConf()
+	conf.LogOutput = io.Discard
+	server, peer := serverWithRawPeer(t, conf)
+	ps := peer.serve()
+	if err := openAndFill(peer, 1, 100<<10); err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // FIN from this side
+	if err := peer.write(frame(typeWindowUpdate, flagFIN, 1, 0)); err != nil {
+		t.Fatal(err)
+	}
+	peer.sync(ps)
+	if n := server.NumStreams(); n != 0 {
+		t.Fatalf("NumStreams %d after both FINs", n)
+	}
+	if used := server.recvUsed.Load(); used != 0 {
+		t.Fatalf("budget holds %d for a closed stream", used)
+	}
+	got, err := io.ReadAll(st)
+	if len(got) != 100<<10 || err != nil {
+		t.Fatalf("read %d bytes, %v; want %d, then EOF", len(got), err, 100<<10)
 	}
 }
 

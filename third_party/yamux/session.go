@@ -89,6 +89,9 @@ type Session struct {
 	starveLock sync.Mutex
 	wakeCh     chan struct{}
 
+	// client is set on the client side (odd stream IDs).
+	client bool
+
 	// rtt is the last round trip measured by Ping, in nanoseconds.
 	rtt atomic.Int64
 
@@ -144,6 +147,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		replies = defaultMaxQueuedReplies
 	}
 	s.replyCh = make(chan replyFrame, replies)
+	s.client = client
 	if client {
 		s.nextStreamID = 1
 	} else {
@@ -896,7 +900,13 @@ func (s *Session) closeStream(id uint32) {
 	s.streamLock.Unlock()
 	if stream != nil {
 		s.unstarve(stream)
+		stream.detach()
 	}
+}
+
+// openedLocally reports whether stream id was opened by this side.
+func (s *Session) openedLocally(id uint32) bool {
+	return (id%2 == 1) == s.client
 }
 
 // establishStream is used to mark a stream that was in the

@@ -38,6 +38,10 @@ type Stream struct {
 	// recvDone is set (under recvLock) once the receive buffer is freed
 	// for good (reset, close timeout): data arriving later is dropped.
 	recvDone bool
+	// detached is set (under recvLock) when the stream left the session:
+	// its unread bytes no longer count against the session's budget
+	// (nothing more can arrive on it), and data arriving is dropped.
+	detached bool
 
 	// recvTarget is the receive window granted when the session has a
 	// SessionReceiveBudget: it starts at initialStreamWindow and grows
@@ -111,6 +115,7 @@ func (s *Stream) StreamID() uint32 {
 // Read is used to read from the stream
 func (s *Stream) Read(b []byte) (n int, err error) {
 	defer asyncNotify(s.recvNotifyCh)
+	var gone bool // the stream left the session: its bytes are not budgeted
 START:
 
 	// If the stream is closed and there's no data buffered, return EOF
@@ -151,8 +156,11 @@ START:
 
 	// Read any bytes
 	n = s.recvBuf.Read(b)
+	gone = s.detached
 	s.recvLock.Unlock()
-	s.session.releaseRecv(n)
+	if !gone {
+		s.session.releaseRecv(n)
+	}
 
 	// Send a window update potentially
 	err = s.sendWindowUpdate()
@@ -525,6 +533,24 @@ func (s *Stream) freeRecv() {
 	s.recvLock.Lock()
 	s.recvDone = true
 	n := s.recvBuf.reset()
+	detached := s.detached
+	s.detached = true
+	s.recvLock.Unlock()
+	if !detached {
+		s.session.releaseRecv(n)
+	}
+}
+
+// detach takes the stream's unread bytes out of the session's budget when
+// it leaves the session: they stay readable.
+func (s *Stream) detach() {
+	s.recvLock.Lock()
+	if s.detached {
+		s.recvLock.Unlock()
+		return
+	}
+	s.detached = true
+	n := s.recvBuf.Len()
 	s.recvLock.Unlock()
 	s.session.releaseRecv(n)
 }
@@ -545,6 +571,7 @@ func (s *Stream) processFlags(flags uint16) error {
 
 	// Close the stream without holding the state lock
 	closeStream := false
+	freeRecv := false
 	defer func() {
 		if closeStream {
 			if s.closeTimer != nil {
@@ -553,6 +580,9 @@ func (s *Stream) processFlags(flags uint16) error {
 			}
 
 			s.session.closeStream(s.id)
+		}
+		if freeRecv {
+			s.freeRecv()
 		}
 	}()
 
@@ -586,6 +616,11 @@ func (s *Stream) processFlags(flags uint16) error {
 	if flags&flagRST == flagRST {
 		s.state = streamReset
 		closeStream = true
+		// What the peer sent before resetting a stream it opened is
+		// dropped at once (this side may not even have accepted it); on
+		// a stream this side opened it stays readable, as it may be the
+		// answer that explains the reset.
+		freeRecv = !s.session.openedLocally(s.id)
 		s.notifyWaiting()
 	}
 	return nil
@@ -637,7 +672,7 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 	sess := s.session
 	overBudget := sess.config.SessionReceiveBudget != 0 &&
 		sess.recvUsed.Load()+int64(length) > int64(sess.config.SessionReceiveBudget)
-	if s.recvDone || overBudget {
+	if s.recvDone || s.detached || overBudget {
 		// The stream was reset or timed out: drop the data. Or it does
 		// not fit the session's budget, which the peer can only reach
 		// with the initial window of many streams: reset the stream.
