@@ -24,11 +24,14 @@ import (
 //     speed to about window/RTT and is the head-of-line cost other streams
 //     pay behind a bulk stream. Windows start at yamux's 256 KiB and grow
 //     to it only while their reader keeps up (see the next item).
-//   - SessionReceiveBudget 8 MiB ([SessionReceiveBudget]): the most a
-//     session holds of data received and not yet read, whatever the peer
-//     sends. Window updates never grant more than the budget has left; a
-//     frame that would go past it (a peer filling the 256 KiB initial
-//     window of many streams at once) resets its stream, not the session.
+//   - SessionReceiveBudget 8 MiB ([SessionReceiveBudget]): windows start
+//     at 256 KiB and are granted more only within the budget, counting
+//     every byte received and not read in the session; streams waiting
+//     in the accept backlog hold at most the budget between them (a frame
+//     past it resets its stream, not the session). The protocol gives
+//     every stream 256 KiB up front, so a session holds at most 256 KiB
+//     per accepted stream plus the budget: cap accepted streams with
+//     yamux.Session.NumAcceptedStreams.
 //   - MaxQueuedReplies 256 ([MaxQueuedReplies]): ping answers and stream
 //     resets waiting to be written; a peer that makes more wait (pings
 //     without reading the answers) is flooding, and its session is closed

@@ -2,6 +2,7 @@ package yamux
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -532,6 +533,9 @@ func TestReceiveBudget(t *testing.T) {
 	if used := server.recvUsed.Load(); used != 0 {
 		t.Fatalf("buffered after resetting every stream: %d", used)
 	}
+	if used := server.backlogUsed.Load(); used != 0 {
+		t.Fatalf("backlog share after resetting every stream: %d", used)
+	}
 }
 
 // TestRemoteResetDeliversData: what was written before a Reset is read by
@@ -807,5 +811,59 @@ func TestNumAcceptedStreams(t *testing.T) {
 	}
 	if n := server.NumStreams(); n != 7 {
 		t.Fatalf("NumStreams %d, want the 7 in the backlog", n)
+	}
+}
+
+// TestBudgetManyBusyStreams: a well-behaved peer writing on many accepted
+// streams at once, more than the budget in flight, is slowed down, never
+// reset, and every byte arrives.
+func TestBudgetManyBusyStreams(t *testing.T) {
+	conf := budgetConf()
+	conf.LogOutput = io.Discard
+	c, sc := loopbackPair(t)
+	client, server := testClientServerConfig(t, c, sc, conf, conf.Clone())
+
+	const streams, size = 64, 1 << 20 // 64 MiB, 16 MiB of initial windows, 1 MiB budget
+	errs := make(chan error, 2*streams)
+	var wg sync.WaitGroup
+	for i := 0; i < streams; i++ {
+		st, err := client.OpenStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer st.Close()
+			b := bytes.Repeat([]byte{byte(st.id)}, size)
+			if _, err := st.Write(b); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	for i := 0; i < streams; i++ {
+		st, err := server.AcceptStream()
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer st.Close()
+			time.Sleep(50 * time.Millisecond) // let the initial windows fill
+			got, err := io.ReadAll(st)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !bytes.Equal(got, bytes.Repeat([]byte{byte(st.id)}, size)) {
+				errs <- errors.New("data differs")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -53,17 +53,21 @@ type Config struct {
 	Logger Logger
 
 	// SessionReceiveBudget, when not zero, bounds the memory a session
-	// holds for data received and not yet read, over all its streams:
+	// gives data received and not yet read:
 	//
 	//   - receive windows start at the protocol's 256 KiB and grow (doubling,
 	//     up to MaxStreamWindowSize) only while the reader drains them
-	//     within a few round trips and the budget has room; a window
-	//     update never grants more than the budget has left;
-	//   - a data frame that would take the session's buffered bytes past the
-	//     budget (which a peer can only do with the 256 KiB that every new
-	//     stream is granted by the protocol) resets its stream: the frame
-	//     is discarded, the stream's buffer freed, an RST sent; the session
-	//     goes on.
+	//     within a few round trips and the budget has room; a window update
+	//     never grants more than the budget has left (with all bytes
+	//     unread counted), so beyond their initial window streams get
+	//     credit only as the budget allows;
+	//   - streams the peer opened that wait in the accept backlog hold at
+	//     most the budget between them: a data frame that would take them
+	//     past it resets its stream (the frame is discarded, an RST sent)
+	//     and the session goes on. Accepted streams are never reset for
+	//     the budget: the protocol grants every stream 256 KiB before this
+	//     side has a say, so what they hold is at most that many bytes per
+	//     accepted stream plus what the budget granted.
 	//
 	// Zero keeps upstream's behaviour: no bound, and a stream's window is
 	// MaxStreamWindowSize from its first window update.

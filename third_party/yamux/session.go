@@ -77,9 +77,11 @@ type Session struct {
 	replyCh chan replyFrame
 
 	// recvUsed is the number of bytes received and not yet read, over all
-	// streams. numAccepted (under streamLock) counts the streams that
+	// streams; backlogUsed the part of it in streams waiting to be
+	// accepted. numAccepted (under streamLock) counts the streams that
 	// AcceptStream returned and that are still in streams.
 	recvUsed    atomic.Int64
+	backlogUsed atomic.Int64
 	numAccepted int
 
 	// starved holds the streams whose window update the receive budget
@@ -206,8 +208,14 @@ func (s *Session) NumAcceptedStreams() int {
 // session (reset by the peer while in the backlog).
 func (s *Session) markAccepted(stream *Stream) {
 	s.streamLock.Lock()
-	if s.streams[stream.id] == stream && !stream.accepted {
-		stream.accepted = true
+	if s.streams[stream.id] == stream && !stream.accepted.Load() {
+		// Its bytes leave the backlog's share of the budget.
+		stream.recvLock.Lock()
+		stream.accepted.Store(true)
+		if !stream.detached {
+			s.backlogUsed.Add(-int64(stream.recvBuf.Len()))
+		}
+		stream.recvLock.Unlock()
 		s.numAccepted++
 	}
 	s.streamLock.Unlock()
@@ -490,7 +498,7 @@ func (s *Session) budgetLoop() {
 		case <-s.shutdownCh:
 			return
 		}
-		if int64(s.config.SessionReceiveBudget)-s.recvUsed.Load() <= 0 {
+		if int64(s.config.SessionReceiveBudget)-s.recvUsed.Load() < minBudgetedUpdate {
 			continue // woken again when bytes are read or freed
 		}
 		s.starveLock.Lock()
@@ -892,7 +900,7 @@ func (s *Session) closeStream(id uint32) {
 	}
 	stream := s.streams[id]
 	if stream != nil {
-		if stream.accepted {
+		if stream.accepted.Load() {
 			s.numAccepted--
 		}
 		delete(s.streams, id)

@@ -50,9 +50,9 @@ type Stream struct {
 	recvTarget uint32
 	epochStart time.Time
 
-	// accepted is set once AcceptStream has returned the stream; under
-	// the session's streamLock.
-	accepted bool
+	// accepted is set once AcceptStream has returned the stream (under
+	// the session's streamLock, read without it by the receive loop).
+	accepted atomic.Bool
 
 	controlHdr     header
 	controlErr     chan error
@@ -379,13 +379,17 @@ func (s *Stream) budgetedDelta(delta uint32, flags uint16) uint32 {
 		s.epochStart = now
 	}
 	if int64(delta) > room {
-		if room <= 0 {
-			return 0
+		if room < minBudgetedUpdate {
+			return 0 // wait for room rather than send tiny updates
 		}
 		return uint32(room)
 	}
 	return delta
 }
+
+// minBudgetedUpdate is the smallest window update sent when the receive
+// budget cuts one short.
+const minBudgetedUpdate = 16 << 10
 
 // sendClose is used to send a FIN
 func (s *Stream) sendClose() error {
@@ -535,9 +539,13 @@ func (s *Stream) freeRecv() {
 	n := s.recvBuf.reset()
 	detached := s.detached
 	s.detached = true
+	inBacklog := !s.accepted.Load() && !s.session.openedLocally(s.id)
 	s.recvLock.Unlock()
 	if !detached {
 		s.session.releaseRecv(n)
+		if inBacklog {
+			s.session.backlogUsed.Add(-int64(n))
+		}
 	}
 }
 
@@ -551,8 +559,12 @@ func (s *Stream) detach() {
 	}
 	s.detached = true
 	n := s.recvBuf.Len()
+	inBacklog := !s.accepted.Load() && !s.session.openedLocally(s.id)
 	s.recvLock.Unlock()
 	s.session.releaseRecv(n)
+	if inBacklog {
+		s.session.backlogUsed.Add(-int64(n))
+	}
 }
 
 // forceClose is used for when the session is exiting
@@ -669,13 +681,19 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 	// Decrement the receive window
 	s.recvWindow -= length
 
+	// A stream the peer opened and this side has not accepted yet may
+	// only use what the budget has left: the peer can fill the initial
+	// window of as many streams as the backlog holds before this side
+	// has a say. Accepted streams (and streams this side opened) get
+	// their whole window: their number is the application's to cap, and
+	// the budget bounds what they are granted beyond the initial window.
 	sess := s.session
-	overBudget := sess.config.SessionReceiveBudget != 0 &&
-		sess.recvUsed.Load()+int64(length) > int64(sess.config.SessionReceiveBudget)
+	inBacklog := !s.accepted.Load() && !sess.openedLocally(s.id)
+	overBudget := sess.config.SessionReceiveBudget != 0 && inBacklog &&
+		sess.backlogUsed.Load()+int64(length) > int64(sess.config.SessionReceiveBudget)
 	if s.recvDone || s.detached || overBudget {
-		// The stream was reset or timed out: drop the data. Or it does
-		// not fit the session's budget, which the peer can only reach
-		// with the initial window of many streams: reset the stream.
+		// The stream was reset or timed out: drop the data. Or it waits
+		// in the backlog and does not fit the budget: reset it.
 		s.recvLock.Unlock()
 		if _, err := io.CopyN(io.Discard, conn, int64(length)); err != nil {
 			return err
@@ -692,6 +710,9 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 
 	n, err := s.recvBuf.readFrom(conn, int(length))
 	sess.recvUsed.Add(int64(n))
+	if inBacklog {
+		sess.backlogUsed.Add(int64(n))
+	}
 	if err != nil {
 		s.session.logger.Printf("[ERR] yamux: Failed to read stream data: %v", err)
 		s.recvLock.Unlock()
