@@ -5,10 +5,9 @@ import (
 	"sync"
 )
 
-// recvBuffer holds a stream's received and unread data as the frames it
-// arrived in, each in a chunk sized to the frame (taken from a pool for
-// frames up to maxPooledChunk; small frames share the room left in the
-// last chunk). A chunk is returned as soon as it is read, so the memory a
+// recvBuffer holds a stream's received and unread data in chunks taken
+// from pools of 1 to 64 KiB, a frame's bytes filling the room left in the
+// last chunk first. A chunk is returned as soon as it is read, so the memory a
 // stream holds follows what is unread: a drained stream holds none, where a
 // bytes.Buffer keeps its peak size until the stream is gone.
 type recvBuffer struct {
@@ -38,9 +37,6 @@ func poolIndex(n int) int {
 }
 
 func getChunk(n int) recvChunk {
-	if n > maxPooledChunk {
-		return recvChunk{data: make([]byte, 0, n)}
-	}
 	i := poolIndex(n)
 	bp, _ := chunkPools[i].Get().(*[]byte)
 	if bp == nil {
@@ -68,30 +64,40 @@ func (b *recvBuffer) Cap() int {
 	return n
 }
 
-// readFrom appends n bytes read from r.
+// readFrom appends n bytes read from r, into the room left in the last
+// chunk, then into pooled chunks of at most maxPooledChunk bytes.
 func (b *recvBuffer) readFrom(r io.Reader, n int) (int, error) {
-	if n == 0 {
-		return 0, nil
-	}
-	if k := len(b.chunks); k > 0 {
+	total := 0
+	if k := len(b.chunks); k > 0 && n > 0 {
 		last := &b.chunks[k-1]
-		if cap(last.data)-len(last.data) >= n {
-			m, err := io.ReadFull(r, last.data[len(last.data):len(last.data)+n])
+		if room := cap(last.data) - len(last.data); room > 0 {
+			m, err := io.ReadFull(r, last.data[len(last.data):len(last.data)+minInt(room, n)])
 			last.data = last.data[:len(last.data)+m]
 			b.size += m
-			return m, err
+			total += m
+			n -= m
+			if err != nil {
+				return total, err
+			}
 		}
 	}
-	c := getChunk(n)
-	m, err := io.ReadFull(r, c.data[:n])
-	c.data = c.data[:m]
-	if m == 0 {
-		putChunk(c)
-		return 0, err
+	for n > 0 {
+		c := getChunk(minInt(n, maxPooledChunk))
+		m, err := io.ReadFull(r, c.data[:minInt(n, cap(c.data))])
+		c.data = c.data[:m]
+		if m == 0 {
+			putChunk(c)
+		} else {
+			b.chunks = append(b.chunks, c)
+		}
+		b.size += m
+		total += m
+		n -= m
+		if err != nil {
+			return total, err
+		}
 	}
-	b.chunks = append(b.chunks, c)
-	b.size += m
-	return m, err
+	return total, nil
 }
 
 // Read reads unread bytes into p, returning the chunks it empties.
@@ -125,4 +131,11 @@ func (b *recvBuffer) reset() int {
 	b.chunks = nil
 	b.size = 0
 	return n
+}
+
+func minInt(a, b int) int {
+	if a < b {
+		return a
+	}
+	return b
 }
