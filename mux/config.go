@@ -22,7 +22,20 @@ import (
 //     StreamCloseTimeout 60s for half-closed streams whose peer never closes.
 //   - MaxStreamWindowSize 4 MiB: a receive window; it bounds one stream's
 //     speed to about window/RTT and is the head-of-line cost other streams
-//     pay behind a bulk stream.
+//     pay behind a bulk stream. Windows start at yamux's 256 KiB and grow
+//     to it only while their reader keeps up (see the next item).
+//   - SessionReceiveBudget 8 MiB ([SessionReceiveBudget]): windows start
+//     at 256 KiB and are granted more only within the budget, counting
+//     every byte received and not read in the session; streams waiting
+//     in the accept backlog hold at most the budget between them (a frame
+//     past it resets its stream, not the session). The protocol gives
+//     every stream 256 KiB up front, so a session holds at most 256 KiB
+//     per accepted stream plus the budget: cap accepted streams with
+//     yamux.Session.NumAcceptedStreams.
+//   - MaxQueuedReplies 256 ([MaxQueuedReplies]): ping answers and stream
+//     resets waiting to be written; a peer that makes more wait (pings
+//     without reading the answers) is flooding, and its session is closed
+//     with yamux.ErrFlood.
 //   - Logger: yamux's messages go to log at debug level, with
 //     component=yamux and, when yamux tagged one, its own level in
 //     yamux_level ("[ERR]" is error, "[WARN]" warn). yamux's errors are
@@ -38,10 +51,19 @@ func Config(log zerolog.Logger) *yamux.Config {
 	c.MaxStreamWindowSize = 4 << 20
 	c.StreamOpenTimeout = 30 * time.Second
 	c.StreamCloseTimeout = 60 * time.Second
+	c.SessionReceiveBudget = SessionReceiveBudget
+	c.MaxQueuedReplies = MaxQueuedReplies
 	c.LogOutput = nil
 	c.Logger = yamuxLogger{log: log.With().Str("component", "yamux").Logger()}
 	return c
 }
+
+// The receive budget of a session and the bound on its queued answers; see
+// [Config].
+const (
+	SessionReceiveBudget = 8 << 20
+	MaxQueuedReplies     = 256
+)
 
 // yamuxLogger adapts zerolog to yamux.Logger (Print, Printf, Println).
 type yamuxLogger struct{ log zerolog.Logger }

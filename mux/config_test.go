@@ -17,7 +17,8 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("Config does not verify: %v", err)
 	}
 	if c.AcceptBacklog != 1024 || c.KeepAliveInterval != 15*time.Second || !c.EnableKeepAlive ||
-		c.MaxStreamWindowSize != 4<<20 || c.LogOutput != nil || c.Logger == nil {
+		c.MaxStreamWindowSize != 4<<20 || c.LogOutput != nil || c.Logger == nil ||
+		c.SessionReceiveBudget != 8<<20 || c.MaxQueuedReplies != 256 {
 		t.Fatalf("Config = %+v", c)
 	}
 	if Config(zerolog.Nop()) == c {
