@@ -45,7 +45,7 @@ type Gateway struct {
 	AllowFile string `flag:"allow-file" meta:"FILE" help:"the same rules, one per line, \"#\" comments; reloaded on SIGHUP" forms:"a readable file of rules, one per line, e.g. --allow-file /etc/portcullis/allow.txt"`
 	// Routes maps route names to backends. At least one is required
 	// unless Policy is set; with Policy, none is allowed.
-	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432"`
+	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, unix:PATH for a UNIX socket, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=unix:PATH, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432 or pg=unix:/var/run/postgresql/.s.PGSQL.5432"`
 	// DefaultRoute is the route of direct-mode clients whose SNI names no
 	// route; empty means such clients are refused. It must name one of
 	// Routes; with Policy it must be empty (the file has default_route).
@@ -450,8 +450,8 @@ type Route struct {
 	Backend string
 }
 
-// ParseRoute parses NAME=HOST:PORT, NAME=builtin:echo or
-// NAME=builtin:discard. Blanks around the whole text are ignored. Errors
+// ParseRoute parses NAME=HOST:PORT, NAME=unix:PATH (a UNIX socket, PATH
+// absolute), NAME=builtin:echo or NAME=builtin:discard. Blanks around the whole text are ignored. Errors
 // wrap [ErrInvalid] (and mux.ErrRoute for a bad name).
 func ParseRoute(s string) (Route, error) {
 	s = strings.TrimSpace(s)
@@ -477,8 +477,12 @@ func (r Route) check() error {
 	return nil
 }
 
-// checkBackend checks a backend: HOST:PORT, BuiltinEcho or BuiltinDiscard.
+// checkBackend checks a backend: HOST:PORT, unix:PATH (an absolute path),
+// BuiltinEcho or BuiltinDiscard.
 func checkBackend(b string) error {
+	if path, ok := strings.CutPrefix(b, UnixPrefix); ok {
+		return checkUnixPath(path)
+	}
 	if strings.HasPrefix(b, "builtin:") {
 		if b != BuiltinEcho && b != BuiltinDiscard {
 			return fmt.Errorf("unknown builtin; want %s or %s", BuiltinEcho, BuiltinDiscard)

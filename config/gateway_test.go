@@ -239,7 +239,7 @@ func TestParseGatewayErrors(t *testing.T) {
 			[]string{"--route (GATEWAY_ROUTE): no route", `got ""`, "e.g. --route pg=db.internal:5432", "--policy FILE (GATEWAY_POLICY)"}},
 		{"route without =", func(m map[string][]string) { m["route"] = []string{"pg"} }, nil,
 			[]string{"--route (GATEWAY_ROUTE): invalid value", `no "=" between NAME and the backend`, `got "pg" from --route`,
-				"want NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard"}},
+				"want NAME=HOST:PORT, NAME=unix:PATH, NAME=builtin:echo or NAME=builtin:discard"}},
 		{"route without port", func(m map[string][]string) { m["route"] = []string{"pg=db"} }, nil,
 			[]string{"--route (GATEWAY_ROUTE)", `backend "db" of route "pg": no port`, `got "pg=db"`}},
 		{"route port 0", func(m map[string][]string) { m["route"] = []string{"pg=db:0"} }, nil,

@@ -82,6 +82,8 @@ var commands = []struct {
 		},
 		entries: append(tunnelEntries(), [][2]string{
 			{"-L, --local [BIND:]PORT=ROUTE", "(repeatable) [$TUNNEL_LOCAL, comma separated]"},
+			{"--same-user", "(default true) [$TUNNEL_SAME_USER]"},
+			{"--refusal ROUTE=STYLE", "(repeatable) [$TUNNEL_REFUSAL, comma separated]"},
 			{"--lazy", "[$TUNNEL_LAZY]"},
 			{"-h, --help", "show this help"},
 		}...),

@@ -50,7 +50,7 @@ type Rules struct {
 // RouteSpec is one route as given.
 type RouteSpec struct {
 	Name       string
-	Backend    string         // HOST:PORT, BuiltinEcho or BuiltinDiscard
+	Backend    string         // HOST:PORT, unix:PATH, BuiltinEcho or BuiltinDiscard
 	Identities []conn.Pattern // at least one
 	Networks   []acl.Rule     // nil: any address that passed the gate
 	MaxStreams int            // 0: no cap

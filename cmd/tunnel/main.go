@@ -178,7 +178,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer d.Close()
 	locals := make([]tunnel.Local, len(cfg.Locals))
 	for i, l := range cfg.Locals {
-		locals[i] = tunnel.Local{Bind: l.Bind, Route: l.Route}
+		locals[i] = tunnel.Local{Bind: l.Bind, Route: l.Route, SameUser: cfg.SameUserOn(l), Refusal: cfg.RefusalOf(l.Route)}
 	}
 	f, err := tunnel.Listen(d, locals, log)
 	if err != nil {
