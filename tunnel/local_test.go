@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/internal/testgw"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
@@ -386,5 +389,87 @@ func TestRefusalSilentClientIsReset(t *testing.T) {
 	b, err := io.ReadAll(c)
 	if len(b) != 0 || err == nil || os.IsTimeout(err) {
 		t.Errorf("silent client: read %q, %v; want nothing and a reset", b, err)
+	}
+}
+
+// TestUnixBackend: a gateway route to a UNIX socket carries a stream; with
+// a PROXY header, the header comes first and names the gateway's address
+// as the destination.
+func TestUnixBackend(t *testing.T) {
+	p := testpki.New(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "backend.sock")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	headers := make(chan []byte, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer ln.Close()
+	wg.Go(func() {
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				var sig [16]byte
+				if _, err := io.ReadFull(br, sig[:]); err != nil {
+					return
+				}
+				if bytes.HasPrefix(sig[:], []byte("\r\n\r\n\x00\r\nQUIT\n")) {
+					rest := make([]byte, binary.BigEndian.Uint16(sig[14:]))
+					if _, err := io.ReadFull(br, rest); err != nil {
+						return
+					}
+					headers <- append(sig[:], rest...)
+				} else {
+					headers <- nil
+					_, _ = c.Write(sig[:])
+				}
+				_, _ = io.Copy(c, br)
+			})
+		}
+	})
+	cfg := testgw.Config(p, config.Route{Name: "u", Backend: "unix:" + path}, config.Route{Name: "up", Backend: "unix:" + path})
+	cfg.RouteProxy = []string{"up"}
+	_, addr := testgw.Serve(t, cfg, zerolog.Nop())
+	d := newDialer(t, p, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, route := range []string{"u", "up"} {
+		s, err := d.Dial(ctx, route)
+		if err != nil {
+			t.Fatalf("route %s to a UNIX socket: %v", route, err)
+		}
+		_ = s.SetDeadline(time.Now().Add(10 * time.Second))
+		msg := []byte("0123456789abcdef and more")
+		if _, err := s.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(s, got); err != nil || !bytes.Equal(got, msg) {
+			t.Errorf("route %s: echoed %q, %v; want %q", route, got, err, msg)
+		}
+		s.Close()
+		h := <-headers
+		if route == "u" && h != nil {
+			t.Errorf("route u sent a PROXY header")
+		}
+		if route == "up" {
+			// v2, TCP over IPv4: source then destination address, then ports.
+			if len(h) < 28 || h[13] != 0x11 {
+				t.Fatalf("route up: PROXY header %x; want v2 TCP over IPv4", h)
+			}
+			dst := netip.AddrPortFrom(netip.AddrFrom4([4]byte(h[20:24])), binary.BigEndian.Uint16(h[26:28]))
+			if dst.String() != addr {
+				t.Errorf("PROXY header destination %s; want the gateway's address %s", dst, addr)
+			}
+		}
 	}
 }
