@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // tunnelArgs is a valid command line common to every tunnel subcommand.
@@ -317,5 +318,53 @@ func TestParseLocal(t *testing.T) {
 	var u Local
 	if err := u.UnmarshalText([]byte("nope")); err == nil || u != (Local{}) {
 		t.Errorf("UnmarshalText(nope) = %v and changed the listener to %+v", err, u)
+	}
+}
+
+// TestForwardLocalSide: UNIX socket listeners, the same-user check (on by
+// default for UNIX and loopback listeners only, off from the command line
+// or the environment) and the refusal styles per route.
+func TestForwardLocalSide(t *testing.T) {
+	f := newTestFiles(t)
+	fw, err := ParseForward(append(tunnelArgs(f), "-L", "/run/user/1000/pg.sock=pg", "-L", "5432=pg", "-L", "0.0.0.0:6379=redis",
+		"-L", "[::1]:8080=web", "--refusal", "pg=postgres,redis=redis", "--refusal", "web=http", "--refusal", "web=reset"), envMap(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fw.Locals[0].Unix() || fw.Locals[1].Unix() {
+		t.Errorf("Unix() of %v", fw.Locals)
+	}
+	if sameUserSystem {
+		for i, want := range []bool{true, true, false, true} {
+			if got := fw.SameUserOn(fw.Locals[i]); got != want {
+				t.Errorf("SameUserOn(%v) = %v, want %v", fw.Locals[i], got, want)
+			}
+		}
+	}
+	for route, want := range map[string]tunnel.Refusal{"pg": tunnel.RefusalPostgres, "redis": tunnel.RefusalRedis, "web": tunnel.RefusalReset, "other": tunnel.RefusalReset} {
+		if got := fw.RefusalOf(route); got != want {
+			t.Errorf("RefusalOf(%s) = %q, want %q", route, got, want)
+		}
+	}
+	for _, args := range [][]string{{"--same-user=false"}, {"-same-user=0"}} {
+		fw, err := ParseForward(append(append(tunnelArgs(f), "-L", "5432=pg"), args...), envMap(nil), nil)
+		if err != nil || fw.SameUser {
+			t.Errorf("%v: SameUser %v, %v; want off", args, fw != nil && fw.SameUser, err)
+		}
+	}
+	fw, err = ParseForward(append(tunnelArgs(f), "-L", "5432=pg"), envMap(map[string]string{"TUNNEL_SAME_USER": "false", "TUNNEL_REFUSAL": "pg=postgres"}), nil)
+	if err != nil || fw.SameUser || fw.RefusalOf("pg") != tunnel.RefusalPostgres {
+		t.Errorf("from the environment: %+v, %v; want SameUser off and pg=postgres", fw, err)
+	}
+	for _, tt := range []struct{ arg, want string }{
+		{"pg=mysql", `unknown style "mysql"`},
+		{"pg", `no "="`},
+		{"p g=redis", "invalid route name"},
+		{"other=redis", `no -L listener carries route "other"`},
+	} {
+		_, err := ParseForward(append(tunnelArgs(f), "-L", "5432=pg", "--refusal", tt.arg), envMap(nil), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "--refusal") {
+			t.Errorf("--refusal %s: %v; want an error naming --refusal and containing %q", tt.arg, err, tt.want)
+		}
 	}
 }
