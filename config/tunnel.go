@@ -576,7 +576,7 @@ func (f *Forward) Validate() error {
 			errs = append(errs, s.Fail(l.String(), "invalid listener", err))
 			continue
 		}
-		if strings.HasSuffix(l.Bind, ":0") {
+		if !l.Unix() && strings.HasSuffix(l.Bind, ":0") {
 			continue
 		}
 		if prev, dup := seen[l.Bind]; dup {

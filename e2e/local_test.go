@@ -1,9 +1,11 @@
 package e2e_test
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -77,9 +79,16 @@ func TestPostgresOverUnixSockets(t *testing.T) {
 
 	ca := getCA(t)
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "pg=unix:"+backend)...)
-	sockDir := t.TempDir()
+	sockDir, err := os.MkdirTemp("", "portcullis-e2e-sock-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	if err := os.Chmod(sockDir, 0o755); err != nil { // others may look in, the socket keeps them out
+		t.Fatal(err)
+	}
 	local := filepath.Join(sockDir, ".s.PGSQL.5432")
-	fw, _ := startForwardProc(t, ca.clientArgs(gw.addr, ca.alice), local+"=pg")
+	fw, tcp := startForwardProc(t, ca.clientArgs(gw.addr, ca.alice), local+"=pg", "127.0.0.1:0=pgtcp")
 	if fi, err := os.Stat(local); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("the forward's socket %s: %v, %v; want mode 0600", local, fi.Mode(), err)
 	}
@@ -88,6 +97,32 @@ func TestPostgresOverUnixSockets(t *testing.T) {
 		t.Fatalf("psql -h %s -p 5432: %v", sockDir, r)
 	}
 	gw.waitEvent(t, 0, eventTimeout, isEvent("stream_close", "route", "pg"))
+
+	// Another local user (postgres) gets in through neither listener: the
+	// socket's mode keeps it out, the same-user check closes its TCP
+	// connection and names its uid.
+	if os.Geteuid() == 0 {
+		pgUser, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatalf("no user postgres: %v", err)
+		}
+		asPostgres := func(args ...string) result {
+			base := []string{"-u", "postgres", "--", psql, "-X", "-A", "-t", "-q", "-U", "postgres", "-d", "postgres", "-c", "select 1"}
+			return run(t, runTimeout, nil, []string{"PGCONNECT_TIMEOUT=10"}, "runuser", append(base, args...)...)
+		}
+		if r := asPostgres("-h", sockDir, "-p", "5432"); r.code == 0 || !strings.Contains(r.stderr, "Permission denied") {
+			t.Errorf("psql as postgres on the 0600 socket: %v; want permission denied", r)
+		}
+		host, port, _ := net.SplitHostPort(tcp["pgtcp"])
+		mark := fw.stderr.mark()
+		if r := asPostgres("-h", host, "-p", port); r.code == 0 || strings.TrimSpace(string(r.stdout)) == "1" {
+			t.Errorf("psql as postgres through the TCP listener: %v; want it refused", r)
+		}
+		ev := fw.waitEvent(t, mark, eventTimeout, isEvent("local_refused", "route", "pgtcp"))
+		if got := ev["peer_uid"]; fmt.Sprint(got) != pgUser.Uid {
+			t.Errorf("local_refused: peer_uid %v, want %s (postgres): %v", got, pgUser.Uid, ev)
+		}
+	}
 	fw.stop(t)
 	if _, err := os.Lstat(local); !os.IsNotExist(err) {
 		t.Errorf("the forward's socket after it stopped: %v; want it removed", err)
