@@ -365,3 +365,88 @@ func echoLine(t *testing.T, c net.Conn, line string) {
 		t.Fatalf("echo of %q: got %q, %v", line, buf[:n], err)
 	}
 }
+
+// TestScaleOutNginx puts two gateways behind nginx's stream module
+// (proxy_protocol on: a PROXY v1 line; least_conn; passive health checks
+// with proxy_next_upstream), as docs/scale-out.md sets it up, and checks
+// that the gateways see the client's address and that a SIGKILLed gateway
+// loses no new connection.
+func TestScaleOutNginx(t *testing.T) {
+	t.Parallel()
+	lookTool(t, "nginx")
+	ca := getCA(t)
+	be := startEchoBackend(t, nil)
+	const source = "127.0.0.3" // nginx's address towards the gateways
+	var gws []*gatewayProc
+	var upstream strings.Builder
+	for i, ip := range []string{"127.0.0.14", "127.0.0.15"} {
+		gw := startGateway(t,
+			"--listen", ip+":0",
+			"--cert", ca.server.cert, "--key", ca.server.key, "--ca", ca.caFile,
+			"--handshake-timeout", "5s", "--dial-timeout", "3s", "--drain-timeout", "5s",
+			"--allow", clientIP, "--trusted-proxy", source, "--allow-id", allowAlice,
+			"--route", "tcp="+be.addr)
+		gw.name = fmt.Sprintf("gateway %d (%s)", i+1, gw.addr)
+		fmt.Fprintf(&upstream, "    server %s max_fails=1 fail_timeout=10s;\n", gw.addr)
+		gws = append(gws, gw)
+	}
+	listen, ready := freePort(t, lbListenIP), freePort(t, "127.0.0.1")
+	startNginx(t, fmt.Sprintf(`  upstream gateways {
+    least_conn;
+%s  }
+  server {
+    listen %s;
+    proxy_pass gateways;
+    proxy_protocol on;
+    proxy_bind %s;
+    proxy_connect_timeout 2s;
+    proxy_next_upstream on;
+    proxy_next_upstream_tries 2;
+  }
+  server {
+    listen %s;
+    return "ready\n";
+  }`, upstream.String(), listen, source, ready), ready)
+	args := append(ca.clientArgs(listen, ca.alice), "--server-name", "gw.test")
+
+	count := func(marks []int) ([]int, int) {
+		per := make([]int, len(gws))
+		total := 0
+		for i, gw := range gws {
+			for _, e := range gw.stderr.events(marks[i]) {
+				if !isEvent("stream_open", "route", "tcp")(e) {
+					continue
+				}
+				per[i]++
+				total++
+				if !strings.HasPrefix(e.str("peer"), clientIP+":") || !strings.HasPrefix(e.str("via"), source+":") {
+					t.Errorf("stream_open does not name the client %s as peer and nginx %s as via: %v", clientIP, source, e)
+				}
+			}
+		}
+		return per, total
+	}
+	marksOf := func() []int { return []int{gws[0].stderr.mark(), gws[1].stderr.mark()} }
+	rounds := 10
+
+	marks := marksOf()
+	if failed := ncRounds(t, rounds, "tunnel nc through nginx", args); failed > 0 {
+		t.Fatalf("%d of %d round trips failed", failed, rounds)
+	}
+	waitUntil(eventTimeout, func() bool { _, n := count(marks); return n >= rounds })
+	per, _ := count(marks)
+	t.Logf("%d tunnel nc round trips through nginx, 0 failed; streams per gateway: %v", rounds, per)
+
+	if err := gws[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	gws[0].wait(t, stopTimeout)
+	marks = marksOf()
+	failed := ncRounds(t, rounds, "tunnel nc through nginx after a kill", args)
+	waitUntil(eventTimeout, func() bool { _, n := count(marks); return n >= rounds-failed })
+	per, _ = count(marks)
+	t.Logf("after SIGKILL of the first gateway: %d tunnel nc round trips through nginx, %d failed; streams per gateway: %v", rounds, failed, per)
+	if per[1] != rounds {
+		t.Errorf("the surviving gateway logged %d streams, want %d", per[1], rounds)
+	}
+}
