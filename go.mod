@@ -19,3 +19,5 @@ require (
 	github.com/mattn/go-isatty v0.0.20 // indirect
 	github.com/pires/go-proxyproto v0.15.0 // indirect
 )
+
+replace github.com/hashicorp/yamux => ./third_party/yamux
