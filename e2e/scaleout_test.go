@@ -46,7 +46,7 @@ func startFarm(t *testing.T, backend string) *farm {
 		gw := startGateway(t,
 			"--listen", ip+":0", "--admin", admin,
 			"--cert", ca.server.cert, "--key", ca.server.key, "--ca", ca.caFile,
-			"--handshake-timeout", "5s", "--dial-timeout", "3s", "--drain-timeout", "5s",
+			"--handshake-timeout", "5s", "--dial-timeout", "3s", "--drain-timeout", "8s",
 			"--allow", clientIP, "--trusted-proxy", lbSourceIP, "--allow-id", allowAlice,
 			"--route", "echo=builtin:echo", "--route", "tcp="+backend)
 		gw.name = fmt.Sprintf("gateway gw%d (%s)", i+1, gw.addr)
@@ -190,7 +190,8 @@ func ncRounds(t *testing.T, n int, what string, args []string) int {
 // over the three gateways, which see the clients' own addresses; the
 // network gate judges the address from the PROXY header; killing a gateway
 // loses no new connection (through HAProxy, and with the tunnel's own
-// failover) and cuts no stream open on another gateway.
+// failover) and cuts no stream open on another gateway; a gateway drained
+// by SIGTERM finishes its stream while new ones go to the others.
 func TestScaleOutHAProxy(t *testing.T) {
 	t.Parallel()
 	be := startEchoBackend(t, nil)
@@ -350,6 +351,48 @@ func TestScaleOutHAProxy(t *testing.T) {
 		if fwd.exited() {
 			t.Errorf("tunnel forward exited")
 		}
+	})
+
+	t.Run("drain-one", func(t *testing.T) {
+		// A rolling restart: SIGTERM a gateway that carries a stream (a
+		// "tunnel nc" held open through HAProxy). The stream goes on, new
+		// connections go to the others, and the gateway exits 0.
+		marks := f.marks()
+		held := startHeldNC(t, append([]string{"tcp"}, f.viaLB()...)...)
+		held.echo(t, []byte("before SIGTERM\n"))
+		evs := f.waitOpened(t, marks, "tcp", 1)
+		carrier := -1
+		for i, e := range evs {
+			if len(e) > 0 {
+				carrier = i
+			}
+		}
+		if carrier < 0 {
+			t.Fatal("no gateway carries the held tunnel nc")
+		}
+		gw := f.gws[carrier]
+		lbMark, gwMark := f.lb.stdout.mark(), gw.stderr.mark()
+		gw.signal(t, syscall.SIGTERM)
+		gw.waitEvent(t, gwMark, eventTimeout, isEvent("draining"))
+
+		marks = f.marks()
+		n := rounds / 3
+		failed := ncRounds(t, n, "through HAProxy while a gateway drains", f.viaLB())
+		evs = f.waitOpened(t, marks, "tcp", n-failed)
+		t.Logf("while %s drains: %d tunnel nc round trips through HAProxy, %d failed; streams per gateway: %s",
+			f.names[carrier], n, failed, f.counts(evs))
+		if len(evs[carrier]) != 0 {
+			t.Errorf("the draining %s took new streams", f.names[carrier])
+		}
+		held.echo(t, randomBytes(8, 64<<10))
+		if gw.exited() {
+			t.Fatalf("%s exited while a stream was open", f.names[carrier])
+		}
+		held.finish(t)
+		if code := gw.wait(t, stopTimeout); code != exitOK {
+			t.Errorf("%s exit status %d after draining, want 0", f.names[carrier], code)
+		}
+		f.lb.waitStdout(t, lbMark, eventTimeout, f.names[carrier], "DOWN")
 	})
 }
 
