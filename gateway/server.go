@@ -81,6 +81,7 @@ func New(cfg Config) (*Server, error) {
 		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
 	s.yamux = mux.Config(s.log)
+	s.yamux.SessionReceiveBudget = uint32(min(cfg.MaxSessionMemory, 1<<31))
 	// Each session runs mux.KeepAlive instead, which closes the
 	// connection under a session whose ping fails (see serveMux).
 	s.keepAlive = s.yamux.KeepAliveInterval
