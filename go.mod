@@ -19,4 +19,6 @@ require (
 require (
 	github.com/mattn/go-colorable v0.1.14 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+	software.sslmate.com/src/go-pkcs12 v0.7.4 // indirect
 )
