@@ -22,8 +22,8 @@ type ServerFiles struct {
 	// KeyPass names a file whose first line is the password of a PKCS#12
 	// Cert; empty means the empty password.
 	KeyPass string
-	CA   string // bundle of CA certificates client certificates must chain to, PEM
-	CRL  string // optional: one or more CRLs, PEM or DER
+	CA      string // bundle of CA certificates client certificates must chain to, PEM
+	CRL     string // optional: one or more CRLs, PEM or DER
 	// StrictPerms refuses a key file that its group or others may read;
 	// without it, such a file loads with a warning.
 	StrictPerms bool

@@ -83,7 +83,7 @@ type ClientFiles struct {
 	// KeyPass names a file whose first line is the password of a PKCS#12
 	// Cert; empty means the empty password.
 	KeyPass string
-	CA   string // CA bundle the gateway's certificate must chain to, PEM
+	CA      string // CA bundle the gateway's certificate must chain to, PEM
 	// StrictPerms refuses a key file that its group or others may read;
 	// without it, such a file loads with a warning.
 	StrictPerms bool
