@@ -169,13 +169,19 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	bound := []net.Addr{ln.Addr()}
 	if cfg.Admin != "" {
-		stop, err := serveAdmin(cfg.Admin, srv)
+		stop, addr, err := serveAdmin(cfg.Admin, srv)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer stop()
+		bound = append(bound, addr)
+	}
+	if err := restrictSelf(cfg, &log, bound); err != nil {
+		ln.Close()
+		return &exitError{code: 2, err: err}
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -237,15 +243,15 @@ func listen(cfg *config.Gateway, log *zerolog.Logger) (net.Listener, error) {
 }
 
 // serveAdmin serves the health and metrics endpoints until stop is called.
-func serveAdmin(addr string, srv *gateway.Server) (stop func(), err error) {
+func serveAdmin(addr string, srv *gateway.Server) (stop func(), bound net.Addr, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--admin %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("--admin %s: %w", addr, err)
 	}
 	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
-	return func() { hs.Close(); <-done }, nil
+	return func() { hs.Close(); <-done }, ln.Addr(), nil
 }
 
 func drain(srv *gateway.Server, cfg *config.Gateway, served <-chan error) error {
