@@ -158,7 +158,16 @@ route its own identities, source networks, stream cap and dial timeout:
 Quote rules that start with "!": unquoted, YAML reads "!" as a tag.
 SIGHUP reloads certificate, key, CA, CRL, rules and policy, and so does a change
 seen by --watch-interval; a file that does not load keeps the old state.
-SIGTERM drains and exits.`,
+SIGTERM drains and exits.
+
+--cert may be a PKCS#12 bundle (.p12, .pfx) holding the key: leave --key out
+and put its password on the first line of --key-pass-file.
+Under systemd the gateway reports READY=1, RELOADING=1, STOPPING=1 and the
+watchdog on NOTIFY_SOCKET, and serves on a socket passed by socket activation
+(LISTEN_FDS), ignoring --listen. On Linux, after start-up, it sandboxes itself
+with Landlock (--no-landlock turns it off): it can then read only the
+directories of its files and connect only to its backends' ports, so a reload
+that names new directories or backend ports needs a restart.`,
 		Examples: []string{
 			"# PostgreSQL for one workload, from the 10.0.0.0/8 network:",
 			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --allow 10.0.0.0/8 \\",

@@ -1,6 +1,7 @@
 package e2e_test
 
 import (
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,5 +242,158 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	}
 	if r.code != 0 || strings.Contains(out, "portcullis-gateway") {
 		t.Errorf("systemd-analyze verify: exit status %d:\n%s", r.code, out)
+	}
+}
+
+// TestContainerfile checks the Containerfile's shape (a Go build stage
+// with CGO_ENABLED=0, a distroless or scratch runtime, a non-root USER,
+// EXPOSE 8443, the gateway as ENTRYPOINT) and runs its build command here:
+// both binaries must come out static (no ELF interpreter). No container
+// engine is needed.
+func TestContainerfile(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	var froms []string
+	var user, expose, entry, build string
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		switch f[0] {
+		case "FROM":
+			froms = append(froms, f[1])
+		case "USER":
+			user = f[1]
+		case "EXPOSE":
+			expose = strings.Join(f[1:], " ")
+		case "ENTRYPOINT":
+			entry = strings.Join(f[1:], " ")
+		case "RUN":
+			if strings.Contains(line, "go build") {
+				build = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "RUN"))
+			}
+		}
+	}
+	if len(froms) != 2 || !strings.Contains(froms[0], "golang") ||
+		!(strings.Contains(froms[1], "distroless/static") || froms[1] == "scratch") {
+		t.Errorf("stages %q: want a golang build stage and a distroless/static or scratch runtime", froms)
+	}
+	if user == "" || strings.HasPrefix(user, "0") || strings.HasPrefix(user, "root") {
+		t.Errorf("USER %q: want a non-root user", user)
+	}
+	if expose != "8443" {
+		t.Errorf("EXPOSE %q, want 8443", expose)
+	}
+	if !strings.Contains(entry, `"/usr/local/bin/gateway"`) {
+		t.Errorf("ENTRYPOINT %s: want the gateway", entry)
+	}
+	if !strings.HasPrefix(build, "CGO_ENABLED=0 go build") {
+		t.Fatalf("build command %q: want CGO_ENABLED=0 go build ...", build)
+	}
+	if testing.Short() {
+		t.Skip("-short: the static build is not run")
+	}
+	out := t.TempDir()
+	args := shellFields(strings.TrimPrefix(build, "CGO_ENABLED=0 go "))
+	for i, a := range args {
+		if a == "/out/" {
+			args[i] = out + "/"
+		}
+	}
+	cmd := exec.Command("go", args...)
+	cmd.Dir = ".."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, b)
+	}
+	for _, name := range []string{"gateway", "tunnel"} {
+		f, err := elf.Open(filepath.Join(out, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range f.Progs {
+			if p.Type == elf.PT_INTERP {
+				t.Errorf("%s is dynamically linked (it has an ELF interpreter)", name)
+			}
+		}
+		f.Close()
+	}
+}
+
+// shellFields splits a command line on blanks, as sh would for words
+// without variables: double quotes group and are removed.
+func shellFields(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inWord, quoted := false, false
+	for _, r := range s {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case (r == ' ' || r == '\t') && !quoted:
+			if inWord {
+				out = append(out, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+// TestMakeInstall runs make install into a staging DESTDIR with
+// PREFIX=/usr and checks where each file lands and that the service unit
+// names the installed gateway.
+func TestMakeInstall(t *testing.T) {
+	t.Parallel()
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Skip("make not installed")
+	}
+	dest, bin := t.TempDir(), t.TempDir()
+	cmd := exec.Command(makeBin, "-s", "install", "DESTDIR="+dest, "PREFIX=/usr", "BIN="+bin)
+	cmd.Dir = ".."
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make install: %v\n%s", err, out)
+	}
+	want := map[string]os.FileMode{
+		"usr/bin/gateway": 0o755, "usr/bin/tunnel": 0o755,
+		"usr/share/bash-completion/completions/gateway": 0o644, "usr/share/bash-completion/completions/tunnel": 0o644,
+		"usr/share/zsh/site-functions/_gateway": 0o644, "usr/share/zsh/site-functions/_tunnel": 0o644,
+		"usr/lib/systemd/system/portcullis-gateway.service": 0o644, "usr/lib/systemd/system/portcullis-gateway.socket": 0o644,
+		"usr/share/doc/portcullis/LICENSE": 0o644, "usr/share/doc/portcullis/CHANGELOG.md": 0o644,
+		"usr/share/doc/portcullis/gateway.env.example": 0o644,
+	}
+	for f, mode := range want {
+		fi, err := os.Stat(filepath.Join(dest, f))
+		if err != nil {
+			t.Errorf("make install: %v", err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, want %v", f, fi.Mode().Perm(), mode)
+		}
+	}
+	unit, err := os.ReadFile(filepath.Join(dest, "usr/lib/systemd/system/portcullis-gateway.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), "\nExecStart=/usr/bin/gateway run\n") {
+		t.Errorf("installed unit does not run /usr/bin/gateway:\n%s", unit)
+	}
+	r := run(t, runTimeout, nil, nil, filepath.Join(dest, "usr/bin/gateway"), "--version")
+	if r.code != 0 || !strings.HasPrefix(string(r.stdout), "gateway ") {
+		t.Errorf("installed gateway --version: %v", r)
 	}
 }
