@@ -144,3 +144,39 @@ func TestSocketActivation(t *testing.T) {
 		t.Errorf("echo through the activated socket: got %q, want %q", r.stdout, want)
 	}
 }
+
+// TestSystemdSocketActivate starts the gateway through systemd's own
+// systemd-socket-activate, which binds the port, waits for the first
+// connection and then runs the gateway with the socket, as a .socket unit
+// does (the first connection is the test's probe); a tunnel gets through.
+func TestSystemdSocketActivate(t *testing.T) {
+	t.Parallel()
+	activate, err := exec.LookPath("systemd-socket-activate")
+	if err != nil {
+		t.Skip("systemd-socket-activate not installed (Debian package systemd)")
+	}
+	ca := getCA(t)
+	addr := closedAddr(t) // a free port on 127.0.0.1 that systemd-socket-activate binds
+	args := append([]string{"--listen", addr, gatewayBin, "run"},
+		ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo")...)
+	gw := startCmd(t, "systemd-socket-activate gateway", exec.Command(activate, args...))
+	// It listens before the gateway runs: wait until it accepts.
+	if !waitUntil(startTimeout, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil || gw.exited()
+	}) || gw.exited() {
+		t.Fatalf("systemd-socket-activate did not listen on %s:\n%s", addr, gw.stderr.tail(20))
+	}
+	want := []byte("through systemd-socket-activate\n")
+	r := tunnel(t, bytes.NewReader(want), append([]string{"nc", "echo"}, ca.clientArgs(addr, ca.alice)...)...)
+	wantExit(t, "tunnel nc", r, exitOK)
+	if !bytes.Equal(r.stdout, want) {
+		t.Errorf("echo: got %q, want %q", r.stdout, want)
+	}
+	if ev := gw.waitEvent(t, 0, eventTimeout, isEvent("socket_activation")); ev.str("addr") != addr {
+		t.Errorf("socket_activation event %v: want addr %s", ev, addr)
+	}
+}
