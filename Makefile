@@ -1,6 +1,7 @@
 # portcullis: an mTLS gateway and tunnel for raw TCP.
 # `make help` lists the targets.
 
+SHELL   := bash
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
@@ -33,9 +34,14 @@ lint: ## gofmt and go vet (both modules)
 	$(GO) vet $(PKGS)
 	cd bench/acl && $(GO) vet ./...
 
-test: lint ## lint, then every test with the race detector and goroutine-leak checks
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+cross: ## build every package for darwin and windows too
+	GOOS=darwin $(GO) build $(PKGS)
+	GOOS=windows $(GO) build $(PKGS)
+
+test: lint cross ## lint, cross-builds, every test (race detector, goroutine-leak checks), then failures, skips and counts
 	cd bench/acl && $(GO) test -count=1 -run . ./...
+	$(GO) test -count=1 -timeout 10m github.com/hashicorp/yamux
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -json $(PKGS) | $(GO) run ./internal/testreport
 
 test-short: ## the quick tests only
 	$(GO) test -short -count=1 $(PKGS)
@@ -78,4 +84,4 @@ demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunn
 clean: ## remove build output and the demo directory
 	rm -rf $(BIN) .demo
 
-.PHONY: help build install uninstall lint test test-short fuzz bench bench-micro demo clean
+.PHONY: help build install uninstall lint cross test test-short fuzz bench bench-micro demo clean

@@ -24,3 +24,5 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	kernel.org/pub/linux/libs/security/libcap/psx v1.2.78 // indirect
 )
+
+replace github.com/hashicorp/yamux => ./third_party/yamux

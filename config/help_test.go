@@ -68,6 +68,7 @@ var commands = []struct {
 			{"--max-pending-per-prefix N", "(default 256) [$GATEWAY_MAX_PENDING_PER_PREFIX]"},
 			{"--prefix-v4 N", "(default 24) [$GATEWAY_PREFIX_V4]"},
 			{"--prefix-v6 N", "(default 64) [$GATEWAY_PREFIX_V6]"},
+			{"--max-session-memory BYTES", "(default 8388608) [$GATEWAY_MAX_SESSION_MEMORY]"},
 			{"--route-proxy NAME[=v2-full]", "[$GATEWAY_ROUTE_PROXY, comma separated]"},
 			{"--trusted-proxy RULES", "(repeatable) [$GATEWAY_TRUSTED_PROXY, comma separated]"},
 			{"--no-landlock", "[$GATEWAY_NO_LANDLOCK]"},
@@ -84,6 +85,7 @@ var commands = []struct {
 		},
 		entries: append(tunnelEntries(), [][2]string{
 			{"-L, --local [BIND:]PORT=ROUTE", "(repeatable) [$TUNNEL_LOCAL, comma separated]"},
+			{"--lazy", "[$TUNNEL_LAZY]"},
 			{"-h, --help", "show this help"},
 		}...),
 		extra: []string{"Usage: tunnel forward [flags] -L [BIND:]PORT=ROUTE", "Examples:", "-L 5432=pg", "TUNNEL_LOCAL=", "TUNNEL_ and the flag name"},
