@@ -116,7 +116,7 @@ type Gateway struct {
 	// RouteProxy names the --route backends that get a PROXY protocol v2
 	// header first: NAME, or NAME=v2-full to add the client certificate.
 	// With Policy, its routes say it ("proxy_protocol:").
-	RouteProxy []string `flag:"route-proxy" meta:"NAME[=v2-full]" help:"send the backend of route NAME a PROXY protocol v2 header first: the client's address, TLS version, route and identity (v2-full: also the certificate)" forms:"the NAME of a --route, or NAME=v2-full, e.g. pg"`
+	RouteProxy []string `flag:"route-proxy" meta:"NAME[=MODE]" help:"send the backend of route NAME a PROXY protocol header first: v2 (the default) with the client's address, TLS version, route and identity; v2-full also the certificate; v1 the address only, for backends that read no TLVs" forms:"the NAME of a --route, or NAME=v2, NAME=v2-full or NAME=v1, e.g. pg"`
 	// TrustedProxy are the load balancers that send a PROXY protocol
 	// header (v1 or v2) before TLS; the client address it carries is what
 	// the network gate judges. Empty means none: no header is read.

@@ -49,7 +49,7 @@ const (
 	patternsWant = `a list of identity patterns, one per item, e.g. ["uri:spiffe://corp/app/*", "cn:dba"]; forms: ` + conn.PatternForms
 	timeoutWant  = `a duration greater than 0 such as 3s, 1m30s or 500ms (units ns, us, ms, s, m, h); leave the key out to use --dial-timeout`
 	streamsWant  = `a whole number from 0 to 2147483647, e.g. 200 (0, or no key, sets no cap)`
-	proxyWant    = `none, v2 (the client's address, TLS version, route and identity) or v2-full (also the client certificate)`
+	proxyWant    = `none, v2 (the client's address, TLS version, route and identity), v2-full (also the client certificate) or v1 (the address only, as text)`
 )
 
 // Policy is a parsed policy file: the network gate (optionally), the routes
