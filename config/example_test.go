@@ -25,7 +25,7 @@ func ExampleParseNC() {
 	_, err := config.ParseNC([]string{"--gateway", "gw.example.com:8443", "pg"}, func(string) (string, bool) { return "", false }, nil)
 	fmt.Println(err)
 	// Output:
-	// --cert (TUNNEL_CERT): required; got ""; want a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt
+	// --cert (TUNNEL_CERT): required; got ""; want a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt, or a PKCS#12 bundle, e.g. --cert ~/.portcullis/me.p12
 	// --key (TUNNEL_KEY): required; got ""; want a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key
 	// --ca (TUNNEL_CA): required; got ""; want a readable PEM file with the CA certificates that sign the gateway's certificate, e.g. --ca ~/.portcullis/gateway-ca.crt
 }

@@ -28,9 +28,13 @@ type Gateway struct {
 	// Listen is the address to accept client connections on.
 	Listen string `flag:"listen" meta:"ADDR" default:":8443" help:"address to accept client connections on; no HOST means every interface" forms:"HOST:PORT with a port from 0 to 65535, e.g. :8443, 10.1.2.3:8443 or [::1]:8443"`
 	// Cert and Key are PEM files: the server certificate chain and its
-	// private key. Required.
-	Cert string `flag:"cert" meta:"FILE" help:"server certificate chain, PEM (required)" forms:"a readable PEM file with the server certificate chain, e.g. --cert /etc/portcullis/gateway.crt"`
-	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key /etc/portcullis/gateway.key"`
+	// private key. Required; or Cert is a PKCS#12 bundle (see
+	// conn.IsPKCS12) that holds the key, and Key is empty.
+	Cert string `flag:"cert" meta:"FILE" help:"server certificate chain, PEM, or a PKCS#12 bundle (.p12, .pfx) holding the key too (required)" forms:"a readable PEM file with the server certificate chain, e.g. --cert /etc/portcullis/gateway.crt, or a PKCS#12 bundle, e.g. --cert /etc/portcullis/gateway.p12"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required, unless --cert is PKCS#12)" forms:"a readable PEM file with the private key of --cert, e.g. --key /etc/portcullis/gateway.key"`
+	// KeyPassFile names a file whose first line is the password of a
+	// PKCS#12 Cert; empty means the empty password.
+	KeyPassFile string `flag:"key-pass-file" meta:"FILE" help:"file whose first line is the password of a PKCS#12 --cert" forms:"a readable file with the password on its first line, e.g. --key-pass-file /etc/portcullis/gateway.pass"`
 	// CA is the PEM bundle that client certificates must chain to. Required.
 	CA string `flag:"ca" meta:"FILE" help:"CA bundle that client certificates must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign client certificates, e.g. --ca /etc/portcullis/clients-ca.crt"`
 	// CRL is a revocation list (PEM or DER); empty means none.
@@ -117,6 +121,10 @@ type Gateway struct {
 	// header (v1 or v2) before TLS; the client address it carries is what
 	// the network gate judges. Empty means none: no header is read.
 	TrustedProxy []acl.Rule `flag:"trusted-proxy" meta:"RULES" sep:"," problem:"invalid network rules" help:"load balancers that send a PROXY protocol header (v1 or v2) first, comma separated like --allow; the client address in the header is what the network gate, the limits and the log see, and a connection from them without a valid header is reset"`
+	// NoLandlock leaves the process unrestricted: without it, on Linux
+	// kernels with Landlock, the gateway limits itself after start-up to
+	// reading its configured files and connecting to its routes' ports.
+	NoLandlock bool `flag:"no-landlock" help:"do not restrict the process with Landlock (on Linux, after start-up the gateway can read only its configured files and their directories, and with kernel ABI 4 or later connect only to its routes' ports and bind only its own)"`
 	// StrictPerms refuses a --key file that its group or others may read
 	// (without it, such a file loads with a warning).
 	StrictPerms bool `flag:"strict-perms" help:"refuse a --key file that its group or others may read (without it: a warning)"`
@@ -154,7 +162,16 @@ route its own identities, source networks, stream cap and dial timeout:
 Quote rules that start with "!": unquoted, YAML reads "!" as a tag.
 SIGHUP reloads certificate, key, CA, CRL, rules and policy, and so does a change
 seen by --watch-interval; a file that does not load keeps the old state.
-SIGTERM drains and exits.`,
+SIGTERM drains and exits.
+
+--cert may be a PKCS#12 bundle (.p12, .pfx) holding the key: leave --key out
+and put its password on the first line of --key-pass-file.
+Under systemd the gateway reports READY=1, RELOADING=1, STOPPING=1 and the
+watchdog on NOTIFY_SOCKET, and serves on a socket passed by socket activation
+(LISTEN_FDS), ignoring --listen. On Linux, after start-up, it sandboxes itself
+with Landlock (--no-landlock turns it off): it can then read only the
+directories of its files and connect only to its backends' ports, so a reload
+that names new directories or backend ports needs a restart.`,
 		Examples: []string{
 			"# PostgreSQL for one workload, from the 10.0.0.0/8 network:",
 			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --allow 10.0.0.0/8 \\",
@@ -216,7 +233,8 @@ func (g *Gateway) Validate() error {
 		add(s.Fail(g.Listen, "not a listen address", err))
 	}
 	add(settings.RequiredFile(set["Cert"], g.Cert))
-	add(settings.RequiredFile(set["Key"], g.Key))
+	add(checkKey(set["Key"], g.Cert, g.Key))
+	add(settings.OptionalFile(set["KeyPassFile"], g.KeyPassFile))
 	add(settings.RequiredFile(set["CA"], g.CA))
 	add(settings.OptionalFile(set["CRL"], g.CRL))
 	add(settings.OptionalFile(set["AllowFile"], g.AllowFile))

@@ -37,8 +37,12 @@ type Tunnel struct {
 	Gateways []string `flag:"gateway" meta:"HOST:PORT" help:"gateway to connect to (required); repeat for failover, tried in order" forms:"HOST:PORT with a port from 1 to 65535, e.g. gw.example.com:8443 or [2001:db8::1]:8443"`
 	// Cert and Key are PEM files: the client certificate chain and its
 	// private key. Required.
-	Cert string `flag:"cert" meta:"FILE" help:"client certificate chain, PEM (required)" forms:"a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt"`
-	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key"`
+	// Cert may instead be a PKCS#12 bundle holding the key (Key empty).
+	Cert string `flag:"cert" meta:"FILE" help:"client certificate chain, PEM, or a PKCS#12 bundle (.p12, .pfx) holding the key too (required)" forms:"a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt, or a PKCS#12 bundle, e.g. --cert ~/.portcullis/me.p12"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required, unless --cert is PKCS#12)" forms:"a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key"`
+	// KeyPassFile names a file whose first line is the password of a
+	// PKCS#12 Cert; empty means the empty password.
+	KeyPassFile string `flag:"key-pass-file" meta:"FILE" help:"file whose first line is the password of a PKCS#12 --cert" forms:"a readable file with the password on its first line, e.g. --key-pass-file ~/.portcullis/me.pass"`
 	// CA is the PEM bundle the gateway's certificate must chain to.
 	// Required.
 	CA string `flag:"ca" meta:"FILE" help:"CA bundle that the gateway's certificate must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign the gateway's certificate, e.g. --ca ~/.portcullis/gateway-ca.crt"`
@@ -123,7 +127,8 @@ func (t *Tunnel) problems() []error {
 		}
 	}
 	add(settings.RequiredFile(set["Cert"], t.Cert))
-	add(settings.RequiredFile(set["Key"], t.Key))
+	add(checkKey(set["Key"], t.Cert, t.Key))
+	add(settings.OptionalFile(set["KeyPassFile"], t.KeyPassFile))
 	add(settings.RequiredFile(set["CA"], t.CA))
 	if t.ServerName == "" {
 		// Without gateways the name cannot be derived; that is reported above.

@@ -142,7 +142,7 @@ func setup(t *config.Tunnel, stderr io.Writer) (*tunnel.Dialer, *conn.ClientCred
 	if err != nil {
 		return nil, nil, log, err
 	}
-	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: t.Cert, Key: t.Key, CA: t.CA})
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: t.Cert, Key: t.Key, KeyPass: t.KeyPassFile, CA: t.CA})
 	if err != nil {
 		return nil, nil, log, err
 	}
@@ -215,7 +215,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	})
 	wg.Go(func() {
-		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.CA}, func() { reload("file change") })
+		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA}, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
 }
