@@ -23,6 +23,7 @@ const (
 type grant struct {
 	route   *policy.Route
 	rule    string
+	m       *routeMetrics
 	backend net.Conn
 	release func()
 }
@@ -58,7 +59,8 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	if !ok {
 		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
 	}
-	backend, err := dial(v.route)
+	rm := st.routes[v.route.Name]
+	backend, err := rm.dialRoute(v.route)
 	if err == nil && v.route.Proxy != policy.ProxyNone {
 		if err = c.sendProxyHeader(backend, v.route, id); err != nil {
 			backend.Close()
@@ -70,7 +72,7 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 			Str("backend", v.route.Backend).Err(err).Send()
 		return nil, refused(v.name, mux.StatusUnreachable, "backend for route "+quote(v.name)+" is unreachable", v.rule)
 	}
-	return &grant{route: v.route, rule: v.rule, backend: backend, release: release}, v
+	return &grant{route: v.route, rule: v.rule, m: rm, backend: backend, release: release}, v
 }
 
 // stillAdmitted checks a long-lived session against the current state
@@ -132,6 +134,7 @@ func (c *serverConn) carry(mode string, stream uint32, client net.Conn, g *grant
 	default:
 		in, out, err = mux.Pipe(client, g.backend)
 	}
+	g.m.closed(in, out, time.Since(start))
 	ev := c.streamEvent("stream_close", mode, stream, g.route.Name).
 		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
 	if err != nil {
@@ -143,12 +146,13 @@ func (c *serverConn) carry(mode string, stream uint32, client net.Conn, g *grant
 // opened counts and logs an admitted stream.
 func (c *serverConn) opened(mode string, stream uint32, g *grant) {
 	c.srv.streamsOK.Add(1)
+	g.m.opening()
 	c.streamEvent("stream_open", mode, stream, g.route.Name).Str("rule", g.rule).Send()
 }
 
 // refused counts and logs a refused stream.
 func (c *serverConn) refused(mode string, stream uint32, v verdict) {
-	c.srv.streamsRefused.Add(1)
+	c.srv.countRefused(v)
 	c.streamEvent("stream_refused", mode, stream, v.name).Str("status", v.status.String()).
 		Str("rule", v.rule).Str("reason", v.reason).Send()
 }

@@ -89,7 +89,7 @@ func (c *serverConn) serve() {
 		return
 	default:
 		if !c.isClosed() {
-			s.handshakeFail.Add(1)
+			s.handshakeFailed(err)
 			c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
 				Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
 		}
@@ -102,7 +102,7 @@ func (c *serverConn) serve() {
 	select {
 	case s.handshakes <- struct{}{}:
 	case <-ctx.Done():
-		s.handshakeFail.Add(1)
+		s.handshakeFailed(errNoHandshakeSlot)
 		c.log.Warn().Str("event", "handshake_failed").Str("reason", "overloaded: too many handshakes in flight").
 			Int("max_handshakes", cap(s.handshakes)).Msg("handshake not started")
 		return
@@ -113,11 +113,12 @@ func (c *serverConn) serve() {
 		return
 	}
 	_ = c.raw.SetDeadline(deadline)
+	hsStart := time.Now()
 	err = tc.HandshakeContext(ctx)
 	<-s.handshakes
 	ticket.Done()
 	if err != nil {
-		s.handshakeFail.Add(1)
+		s.handshakeFailed(err)
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
 			c.refused(modeDirect, 0, rf.v)
@@ -128,8 +129,8 @@ func (c *serverConn) serve() {
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})
-	s.handshakeOK.Add(1)
 	cs := tc.ConnectionState()
+	s.handshook(&cs, time.Since(hsStart))
 	c.cs = cs
 	c.mu.Lock()
 	if c.phase == phaseHandshake {
@@ -277,6 +278,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return
 	}
+	defer s.metrics.session()()
 	keptAlive := make(chan struct{})
 	go func() {
 		defer close(keptAlive)
