@@ -51,6 +51,7 @@ var commands = []struct {
 			{"--allow-id PATTERN", "(repeatable) [$GATEWAY_ALLOW_ID, comma separated]"},
 			{"--policy FILE", "[$GATEWAY_POLICY]"},
 			{"--admin ADDR", "[$GATEWAY_ADMIN]"},
+			{"--ready-despite-reload-failure", "[$GATEWAY_READY_DESPITE_RELOAD_FAILURE]"},
 			{"--log-level LEVEL", "(default info) [$GATEWAY_LOG_LEVEL]"},
 			{"--log-format FORMAT", "(default json) [$GATEWAY_LOG_FORMAT]"},
 			{"--handshake-timeout DURATION", "(default 10s) [$GATEWAY_HANDSHAKE_TIMEOUT]"},

@@ -10,8 +10,8 @@ import (
 )
 
 // TestAdminEndpoints checks the --admin listener of the command-line
-// contract: /healthz, /readyz and /metrics (Prometheus text) over plain
-// HTTP on the address given.
+// contract: /healthz, /readyz, /status (JSON) and /metrics (Prometheus
+// text) over plain HTTP on the address given.
 func TestAdminEndpoints(t *testing.T) {
 	t.Parallel()
 	ca := getCA(t)
@@ -53,18 +53,31 @@ func TestAdminEndpoints(t *testing.T) {
 	}
 	// One stream carried and one refused, on two connections.
 	for name, want := range map[string]float64{
-		"portcullis_streams_total":         1,
-		"portcullis_streams_refused_total": 1,
-		"portcullis_handshakes_total":      2,
+		`portcullis_streams_total{route="echo"}`:                            1,
+		`portcullis_streams_refused_total{route="",status="unknown_route"}`: 1,
+		"portcullis_handshakes_total":                                       2,
 	} {
 		got, ok := metricValue(body, name)
 		if !ok || got != want {
 			t.Errorf("/metrics %s = %v (found: %v), want %v", name, got, ok, want)
 		}
 	}
+	if !strings.Contains(body, "\nportcullis_build_info{") {
+		t.Errorf("/metrics has no portcullis_build_info:\n%s", body)
+	}
+	// The builtin route's check is in the background check's first round.
+	var status string
+	if !waitUntil(5*time.Second, func() bool {
+		code, b, err := get("/status")
+		status = b
+		return err == nil && code == http.StatusOK && strings.Contains(b, `"state": "serving"`) && strings.Contains(b, `"route": "echo"`)
+	}) {
+		t.Errorf("GET /status: want state serving and the echo route's check:\n%s", status)
+	}
 }
 
-// metricValue returns the value of an unlabelled metric in Prometheus text.
+// metricValue returns the value of a series in Prometheus text, named as
+// the gateway writes it (labels in name order).
 func metricValue(body, name string) (float64, bool) {
 	for _, line := range strings.Split(body, "\n") {
 		v, ok := strings.CutPrefix(line, name+" ")
