@@ -11,16 +11,20 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // metricsPolicy has a builtin route, a TCP backend, a dead backend and a
@@ -312,5 +316,34 @@ func TestStatusBackends(t *testing.T) {
 		!st.Certificates.ServerNotAfter.Equal(p.Server.Issued.Cert.NotAfter.Truncate(time.Second)) ||
 		!st.Certificates.ClientCANotAfter.Equal(p.CA.Cert.NotAfter.Truncate(time.Second)) {
 		t.Errorf("/status: %+v", st)
+	}
+}
+
+// Every metric the Grafana dashboard queries is one the server describes.
+func TestDashboardNamesMetrics(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"}))
+	names := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 16)
+	go func() { e.srv.Registry().Describe(ch); close(ch) }()
+	fq := regexp.MustCompile(`fqName: "([^"]+)"`)
+	for d := range ch {
+		if m := fq.FindStringSubmatch(d.String()); m != nil {
+			names[m[1]] = true
+		}
+	}
+	b, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := regexp.MustCompile(`portcullis_[a-z_]+`).FindAllString(string(b), -1)
+	if len(used) < 10 {
+		t.Fatalf("the dashboard queries %d portcullis metrics; want a dozen or more", len(used))
+	}
+	for _, n := range used {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(n, "_bucket"), "_count"), "_sum")
+		if !names[n] && !names[base] {
+			t.Errorf("docs/grafana-dashboard.json queries %s, which the gateway does not export", n)
+		}
 	}
 }
