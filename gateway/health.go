@@ -129,7 +129,9 @@ func (s *Server) checkOnce(ctx context.Context) {
 	sem := make(chan struct{}, backendCheckParallel)
 	for _, r := range routes {
 		if r.IsBuiltin() {
+			mu.Lock()
 			results[r.Name] = BackendStatus{Route: r.Name, Backend: r.Backend, Reachable: true}
+			mu.Unlock()
 			continue
 		}
 		select {
