@@ -22,7 +22,11 @@ lint: ## gofmt and go vet (both modules)
 	$(GO) vet $(PKGS)
 	cd bench/acl && $(GO) vet ./...
 
-test: lint ## lint, then every test with the race detector and goroutine-leak checks
+cross: ## build every package for darwin and windows too
+	GOOS=darwin $(GO) build $(PKGS)
+	GOOS=windows $(GO) build $(PKGS)
+
+test: lint cross ## lint, cross-builds, then every test with the race detector and goroutine-leak checks
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	cd bench/acl && $(GO) test -count=1 -run . ./...
 
@@ -49,4 +53,4 @@ demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunn
 clean: ## remove build output and the demo directory
 	rm -rf $(BIN) .demo
 
-.PHONY: help build lint test test-short fuzz bench bench-micro demo clean
+.PHONY: help build lint cross test test-short fuzz bench bench-micro demo clean

@@ -1,6 +1,10 @@
 package bench
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/portcullis-gw/portcullis/tunnel"
+)
 
 // Sentinel errors of this package, for errors.Is. Errors returned by
 // [ParseSettings] and [Settings.Validate] wrap config.ErrInvalid instead.
@@ -11,7 +15,8 @@ var (
 
 	// ErrALPN: the server did not negotiate the portcullis ALPN protocol,
 	// so it is no gateway in mux mode (use Direct for other TLS servers).
-	ErrALPN = errors.New("the server did not negotiate ALPN portcullis/1: is it a portcullis gateway? For a plain TLS server use --direct")
+	// It is tunnel.ErrALPN, which the dial's *tunnel.DialError wraps.
+	ErrALPN = tunnel.ErrALPN
 
 	// ErrNotDenied: in deny mode, the server did not close a connection
 	// from the source address at once: it was let through the network

@@ -208,9 +208,10 @@ func (r *runner) noteTLS(cs tls.ConnectionState) {
 }
 
 // public turns a failure into the error a program maps to its exit status:
-// a refusal stays a *mux.RefusedError; a failure to connect, a handshake
-// failure or a TLS alert becomes a *tunnel.DialError that says which side
-// refused and why.
+// a refusal stays a *mux.RefusedError and a failure of the tunnel.Dialer (to
+// connect, or the handshake) a *tunnel.DialError that says which side
+// refused and why; a failure to connect without TLS (UnsafePlaintext, deny)
+// becomes a *tunnel.DialError too.
 func (r *runner) public(err error) error {
 	var re *mux.RefusedError
 	var de *tunnel.DialError
@@ -218,17 +219,36 @@ func (r *runner) public(err error) error {
 		return err
 	}
 	var oe *opError
-	if !errors.As(err, &oe) {
-		return err
-	}
-	_, alert := conn.RemoteAlert(err)
-	switch {
-	case oe.phase == phaseConnect:
+	if errors.As(err, &oe) && oe.phase == phaseConnect {
 		return &tunnel.DialError{Gateway: oe.addr, Explanation: "cannot connect: " + oe.err.Error(), Err: err}
-	case oe.phase == phaseHandshake || alert:
-		return &tunnel.DialError{Gateway: oe.addr, Explanation: conn.ExplainClientError(oe.err, r.s.ServerName), Err: err}
 	}
 	return err
+}
+
+// dialFailed is the failure of a tunnel.Dialer's Dial, with the phase it
+// failed in: connect (no TCP connection), handshake (TLS, including an
+// alert just after it), or open (the stream: refused, or no answer).
+func dialFailed(addr string, err error) error {
+	phase := phaseOpen
+	var de *tunnel.DialError
+	if errors.As(err, &de) {
+		phase = phaseHandshake
+		var op *net.OpError
+		if errors.As(de.Err, &op) && op.Op == "dial" && !isReset(err) {
+			phase = phaseConnect
+		}
+	}
+	return &opError{phase: phase, addr: addr, err: err}
+}
+
+// options are the tunnel.Dialer options of a connection to gateway addr;
+// mc is the template of its mux client (nil in direct mode).
+func (r *runner) options(addr string, direct bool, mc *mux.ClientConfig) tunnel.Options {
+	return tunnel.Options{
+		Gateways: []string{addr}, Creds: r.creds, ServerName: r.s.ServerName,
+		ConnectTimeout: r.s.ConnectTimeout, Direct: direct, Log: zerolog.Nop(),
+		Source: r.s.Source, SessionCache: r.cache, OnHandshake: r.noteTLS, Mux: mc,
+	}
 }
 
 // finish fills res from the counters.
@@ -287,14 +307,24 @@ func (r *runner) opContext() (context.Context, context.CancelFunc) {
 func (r *runner) handshakeWorker(i int) {
 	msg, buf := r.message(), make([]byte, r.size)
 	gw := r.gateway(i)
+	var direct *tunnel.Dialer
+	if r.s.Direct && !r.s.UnsafePlaintext {
+		d, err := tunnel.NewDialer(r.options(gw, true, nil))
+		if err != nil {
+			r.fail(err)
+			return
+		}
+		defer d.Close()
+		direct = d
+	}
 	for r.claim() {
 		start := time.Now()
 		var err error
 		switch {
 		case r.s.UnsafePlaintext:
 			err = r.plainOp(gw, msg, buf)
-		case r.s.Direct:
-			err = r.directOp(gw, msg, buf)
+		case direct != nil:
+			err = r.directOp(direct, gw, msg, buf)
 		default:
 			err = r.muxOp(gw, msg, buf)
 		}
@@ -319,87 +349,41 @@ func (r *runner) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	return c, nil
 }
 
-// dialTLS connects to addr and completes a TLS handshake with SNI sni and
-// the given ALPN protocols.
-func (r *runner) dialTLS(ctx context.Context, addr, sni string, alpn []string) (*tls.Conn, error) {
-	raw, err := r.dialTCP(ctx, addr)
-	if err != nil {
-		return nil, err
-	}
-	cfg := r.creds.TLSConfig(conn.ClientOptions{ServerName: r.s.ServerName, SNI: sni, ALPN: alpn})
-	cfg.ClientSessionCache = r.cache
-	tc := tls.Client(raw, cfg)
-	hctx, cancel := context.WithTimeout(ctx, r.s.ConnectTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		raw.Close()
-		return nil, &opError{phase: phaseHandshake, addr: addr, err: err}
-	}
-	r.noteTLS(tc.ConnectionState())
-	return tc, nil
-}
-
-// dialMux connects to a gateway in mux mode.
-func (r *runner) dialMux(ctx context.Context, addr string) (*tls.Conn, error) {
-	tc, err := r.dialTLS(ctx, addr, r.s.ServerName, []string{mux.ALPN})
-	if err != nil {
-		return nil, err
-	}
-	if tc.ConnectionState().NegotiatedProtocol != mux.ALPN {
-		tc.Close()
-		return nil, &opError{phase: phaseHandshake, addr: addr, err: ErrALPN}
-	}
-	return tc, nil
-}
-
 // muxOp: connect, handshake, yamux session, one stream with a round trip,
-// close.
+// close: a tunnel.Dialer of its own, whose mux client does not retry, so
+// that one operation is one handshake.
 func (r *runner) muxOp(addr string, msg, buf []byte) error {
 	ctx, cancel := r.opContext()
 	defer cancel()
-	tc, err := r.dialMux(ctx, addr)
+	d, err := tunnel.NewDialer(r.options(addr, false, &mux.ClientConfig{
+		Yamux: r.ycfg, DialTimeout: r.s.ConnectTimeout, OpenTimeout: r.s.OpTimeout,
+		Retry: func(error) bool { return false },
+	}))
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
-	sc := mux.NewSessionConn(tc)
-	sess, err := yamux.Client(sc, r.ycfg)
+	defer d.Close()
+	st, err := d.Dial(ctx, r.s.Route)
 	if err != nil {
-		_ = sc.Close()
-		return &opError{phase: phaseOpen, addr: addr, err: err}
+		return dialFailed(addr, err)
 	}
-	defer sess.Close()
-	ys, err := sess.OpenStream()
-	if err != nil {
-		return &opError{phase: phaseOpen, addr: addr, err: err}
-	}
-	st := mux.Wrap(ys)
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(r.s.OpTimeout))
-	if err := mux.WriteRequest(st, mux.Request{Route: r.s.Route}); err != nil {
-		return &opError{phase: phaseOpen, addr: addr, err: err}
-	}
-	resp, err := mux.ReadResponse(st)
-	if err != nil {
-		return &opError{phase: phaseOpen, addr: addr, err: err}
-	}
-	if resp.Status != mux.StatusOK {
-		return &opError{phase: phaseOpen, addr: addr, err: &mux.RefusedError{Route: r.s.Route, Status: resp.Status, Reason: resp.Reason}}
-	}
 	return roundTrip(st, addr, msg, buf)
 }
 
-// directOp: connect, handshake with SNI = route, one round trip, close.
-func (r *runner) directOp(addr string, msg, buf []byte) error {
+// directOp: connect, handshake with SNI = route (d is in direct mode), one
+// round trip, close.
+func (r *runner) directOp(d *tunnel.Dialer, addr string, msg, buf []byte) error {
 	ctx, cancel := r.opContext()
 	defer cancel()
-	tc, err := r.dialTLS(ctx, addr, r.s.Route, nil)
+	c, err := d.Dial(ctx, r.s.Route)
 	if err != nil {
-		return err
+		return dialFailed(addr, err)
 	}
-	defer tc.Close()
-	_ = tc.SetDeadline(time.Now().Add(r.s.OpTimeout))
-	return roundTrip(tc, addr, msg, buf)
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(r.s.OpTimeout))
+	return roundTrip(c, addr, msg, buf)
 }
 
 // plainOp: connect, one round trip, close; no TLS.
@@ -418,28 +402,46 @@ func (r *runner) plainOp(addr string, msg, buf []byte) error {
 // roundTrip writes msg and reads as many bytes back, which must equal
 // msg. Large messages are written while the echo is read, so that neither
 // side waits on a full buffer.
+//
+// The failure reported is the first one: the writer's (it then ends the
+// read) or the reader's (it then ends the write), each recorded under a
+// lock and read only after the writer is done.
 func roundTrip(c net.Conn, addr string, msg, buf []byte) error {
 	buf = buf[:len(msg)]
-	var werr error
 	if len(msg) <= 16<<10 {
 		if _, err := c.Write(msg); err != nil {
 			return &opError{phase: phaseWrite, addr: addr, err: err}
 		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return &opError{phase: phaseRead, addr: addr, err: err}
+		}
 	} else {
-		var wg sync.WaitGroup
-		defer wg.Wait()
+		var (
+			mu    sync.Mutex
+			first *opError
+			wg    sync.WaitGroup
+		)
+		failed := func(phase string, err error) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if first != nil {
+				return false
+			}
+			first = &opError{phase: phase, addr: addr, err: err}
+			return true
+		}
 		wg.Go(func() {
-			if _, err := c.Write(msg); err != nil {
-				werr = err
+			if _, err := c.Write(msg); err != nil && failed(phaseWrite, err) {
 				_ = c.SetReadDeadline(time.Unix(1, 0)) // unblock the read
 			}
 		})
-	}
-	if _, err := io.ReadFull(c, buf); err != nil {
-		if werr != nil {
-			return &opError{phase: phaseWrite, addr: addr, err: werr}
+		if _, err := io.ReadFull(c, buf); err != nil && failed(phaseRead, err) {
+			_ = c.SetWriteDeadline(time.Unix(1, 0)) // unblock the write
 		}
-		return &opError{phase: phaseRead, addr: addr, err: err}
+		wg.Wait()
+		if first != nil {
+			return first
+		}
 	}
 	if !bytes.Equal(msg, buf) {
 		return &opError{phase: phaseEcho, addr: addr, err: ErrEcho}
@@ -481,11 +483,11 @@ func (r *runner) denyWorker(i int) {
 	}
 }
 
-// newClients starts the mux clients of the streams and throughput modes
-// and opens one stream on each, so that sessions are up before the clock
-// starts. On error the clients are closed.
-func (r *runner) newClients() ([]*mux.Client, error) {
-	clients := make([]*mux.Client, r.s.Sessions)
+// newClients starts the tunnel.Dialers (one mux session each) of the
+// streams and throughput modes and opens one stream on each, so that
+// sessions are up before the clock starts. On error they are closed.
+func (r *runner) newClients() ([]*tunnel.Dialer, error) {
+	clients := make([]*tunnel.Dialer, r.s.Sessions)
 	closeAll := func() {
 		for _, c := range clients {
 			if c != nil {
@@ -494,26 +496,19 @@ func (r *runner) newClients() ([]*mux.Client, error) {
 		}
 	}
 	for j := range clients {
-		addr := r.gateway(j)
-		clients[j] = mux.NewClient(mux.ClientConfig{
-			Dial: func(ctx context.Context) (net.Conn, error) {
-				tc, err := r.dialMux(ctx, addr)
-				if err != nil {
-					return nil, r.public(err)
-				}
-				return tc, nil
-			},
-			Logger:      zerolog.Nop(),
-			Yamux:       r.ycfg,
-			DialTimeout: r.s.ConnectTimeout,
-			OpenTimeout: r.s.OpTimeout,
-			MinBackoff:  10 * time.Millisecond,
-			MaxBackoff:  time.Second,
-		})
+		d, err := tunnel.NewDialer(r.options(r.gateway(j), false, &mux.ClientConfig{
+			Yamux: r.ycfg, DialTimeout: r.s.ConnectTimeout, OpenTimeout: r.s.OpTimeout,
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: time.Second,
+		}))
+		if err != nil {
+			closeAll()
+			return nil, err
+		}
+		clients[j] = d
 	}
 	for j, c := range clients {
 		ctx, cancel := r.opContext()
-		st, err := c.Open(ctx, r.s.Route)
+		st, err := c.Dial(ctx, r.s.Route)
 		cancel()
 		if err != nil {
 			closeAll()
@@ -551,12 +546,12 @@ func (r *runner) runStreams(res *Result, progress io.Writer) error {
 	})
 }
 
-func (r *runner) streamOp(c *mux.Client, addr string, msg, buf []byte) error {
+func (r *runner) streamOp(c *tunnel.Dialer, addr string, msg, buf []byte) error {
 	ctx, cancel := context.WithTimeout(r.ctx, r.s.OpTimeout)
 	defer cancel()
-	st, err := c.Open(ctx, r.s.Route)
+	st, err := c.Dial(ctx, r.s.Route)
 	if err != nil {
-		return &opError{phase: phaseOpen, addr: addr, err: err}
+		return dialFailed(addr, err)
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(r.s.OpTimeout))

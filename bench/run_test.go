@@ -350,3 +350,20 @@ func TestOutput(t *testing.T) {
 		}
 	}
 }
+
+// TestNoALPN: mux mode against a TLS server that is no gateway (it
+// negotiates no ALPN) fails every operation as handshake/no_alpn, with a
+// *tunnel.DialError that wraps bench.ErrALPN.
+func TestNoALPN(t *testing.T) {
+	g := startGateway(t)
+	s := g.settings(bench.ModeHandshake, 5)
+	s.Gateways = []string{tlsEchoServer(t, g.pki)}
+	res, err := bench.Run(ctxT(t), s, g.creds(t), nil)
+	var de *tunnel.DialError
+	if !errors.As(err, &de) || !errors.Is(err, bench.ErrALPN) {
+		t.Fatalf("Run: %v, want a *tunnel.DialError wrapping ErrALPN", err)
+	}
+	if res.ErrorsByKind["handshake/no_alpn"] != 5 {
+		t.Errorf("errors %v, want 5 handshake/no_alpn", res.ErrorsByKind)
+	}
+}

@@ -26,15 +26,15 @@ const (
 	ModeDeny       Mode = "deny"
 )
 
-// Modes lists every Mode, for help and errors.
-var Modes = []Mode{ModeHandshake, ModeStreams, ModeThroughput, ModeDeny}
+// Modes returns every Mode, in a new slice the caller may keep.
+func Modes() []Mode { return []Mode{ModeHandshake, ModeStreams, ModeThroughput, ModeDeny} }
 
 const modeForms = "handshake, streams, throughput or deny"
 
 // UnmarshalText accepts the name of a mode, ignoring case.
 func (m *Mode) UnmarshalText(b []byte) error {
 	s := Mode(strings.ToLower(strings.TrimSpace(string(b))))
-	if !slices.Contains(Modes, s) {
+	if !slices.Contains(Modes(), s) {
 		return fmt.Errorf("unknown mode %q", string(b))
 	}
 	*m = s
@@ -56,15 +56,15 @@ const (
 	DirBoth Direction = "both"
 )
 
-// Directions lists every Direction.
-var Directions = []Direction{DirUp, DirDown, DirBoth}
+// Directions returns every Direction, in a new slice the caller may keep.
+func Directions() []Direction { return []Direction{DirUp, DirDown, DirBoth} }
 
 const directionForms = "up (to a discard route), down (from a route whose backend sends) or both (through an echo route)"
 
 // UnmarshalText accepts the name of a direction, ignoring case.
 func (d *Direction) UnmarshalText(b []byte) error {
 	s := Direction(strings.ToLower(strings.TrimSpace(string(b))))
-	if !slices.Contains(Directions, s) {
+	if !slices.Contains(Directions(), s) {
 		return fmt.Errorf("unknown direction %q", string(b))
 	}
 	*d = s
@@ -286,10 +286,10 @@ func (s *Settings) validate(zeroDefaults bool) error {
 			Problem: problem, Value: value, Want: want, Err: cause,
 		})
 	}
-	if !slices.Contains(Modes, c.Mode) {
+	if !slices.Contains(Modes(), c.Mode) {
 		bad("mode", "unknown mode", string(c.Mode), modeForms, nil)
 	}
-	if !slices.Contains(Directions, c.Direction) {
+	if !slices.Contains(Directions(), c.Direction) {
 		bad("direction", "unknown direction", string(c.Direction), directionForms, nil)
 	}
 	if err := mux.ValidRoute(c.Route); err != nil {

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // runThroughput opens Streams streams (or connections), then moves data
@@ -16,7 +16,7 @@ import (
 // the elapsed time, from the first write to the last byte read back (up,
 // both) or to the end of the run (down).
 func (r *runner) runThroughput(res *Result, progress io.Writer) error {
-	var clients []*mux.Client
+	var clients []*tunnel.Dialer
 	if r.s.mux() {
 		var err error
 		if clients, err = r.newClients(); err != nil {
@@ -63,7 +63,7 @@ func (r *runner) runThroughput(res *Result, progress io.Writer) error {
 
 // openData opens the i-th data stream: a mux stream over session i mod
 // Sessions, or a connection of its own with Direct or UnsafePlaintext.
-func (r *runner) openData(clients []*mux.Client, i int) (net.Conn, error) {
+func (r *runner) openData(clients []*tunnel.Dialer, i int) (net.Conn, error) {
 	ctx, cancel := r.opContext()
 	defer cancel()
 	addr := r.gateway(i)
@@ -71,12 +71,21 @@ func (r *runner) openData(clients []*mux.Client, i int) (net.Conn, error) {
 	case r.s.UnsafePlaintext:
 		return r.dialTCP(ctx, addr)
 	case r.s.Direct:
-		return r.dialTLS(ctx, addr, r.s.Route, nil)
+		d, err := tunnel.NewDialer(r.options(addr, true, nil))
+		if err != nil {
+			return nil, err
+		}
+		defer d.Close() // in direct mode it holds nothing the connection needs
+		c, err := d.Dial(ctx, r.s.Route)
+		if err != nil {
+			return nil, dialFailed(addr, err)
+		}
+		return c, nil
 	}
 	c := clients[i%len(clients)]
-	st, err := c.Open(ctx, r.s.Route)
+	st, err := c.Dial(ctx, r.s.Route)
 	if err != nil {
-		return nil, &opError{phase: phaseOpen, addr: r.gateway(i % len(clients)), err: err}
+		return nil, dialFailed(r.gateway(i%len(clients)), err)
 	}
 	return st, nil
 }

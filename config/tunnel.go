@@ -289,6 +289,10 @@ type Forward struct {
 	Tunnel
 	// Locals are the local listeners. At least one is required.
 	Locals []Local `flag:"local" short:"L" meta:"[BIND:]PORT=ROUTE" help:"listen on BIND:PORT (BIND 127.0.0.1 when left out, PORT 0 picks one) and carry each connection to ROUTE (required)" forms:"[BIND:]PORT=ROUTE, e.g. 5432=pg, 127.0.0.1:6379=redis or [::1]:8080=api"`
+	// Lazy skips the check at start: without it, forward dials the
+	// gateway before listening (and exits when it cannot be reached or
+	// the handshake fails) and warns about routes the gateway refuses.
+	Lazy bool `flag:"lazy" help:"do not check the gateway and the routes at start: dial at the first connection (for a gateway that is not up yet)"`
 }
 
 var forwardSettings = sync.OnceValue(func() map[string]*settings.Setting {
@@ -302,7 +306,12 @@ func (*Forward) Doc() settings.Doc {
 		Intro: `Listen on local ports and carry each connection to a route behind the gateway.
 All connections share one mutual-TLS connection (one stream each) that reconnects,
 failing over between the --gateway addresses. Point psql, redis-cli or any TCP
-client at the local port.`,
+client at the local port.
+
+At start it dials the gateway and exits (status 2, with the reason) when no
+gateway can be reached or the handshake fails; it then opens and closes one
+stream per route and warns about each route the gateway refuses. --lazy skips
+this check, for a gateway that is not up yet.`,
 		Examples: []string{
 			"# PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379:",
 			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",

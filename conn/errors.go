@@ -16,6 +16,7 @@ var (
 	ErrRevoked = errors.New("certificate revoked")
 
 	// ErrPin is wrapped when the gateway's certificate matches none of the
-	// pins of ClientOptions.Pins.
-	ErrPin = errors.New("gateway certificate matches no --pin")
+	// pins of ClientOptions.Pins. (A program that takes the pins from its
+	// command line adds the flag's name.)
+	ErrPin = errors.New("gateway certificate matches none of the pinned fingerprints")
 )

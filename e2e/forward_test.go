@@ -22,7 +22,8 @@ func TestForwardConcurrent(t *testing.T) {
 	be := startEchoBackend(t, nil)
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice,
 		"--route", "echo=builtin:echo", "--route", "tcp="+be.addr)...)
-	locals := startForward(t, ca.clientArgs(gw.addr, ca.alice), "127.0.0.1:0=echo", "127.0.0.1:0=tcp")
+	// --lazy: the check at start would open one more backend connection.
+	locals := startForward(t, append(ca.clientArgs(gw.addr, ca.alice), "--lazy"), "127.0.0.1:0=echo", "127.0.0.1:0=tcp")
 	addrs := []string{locals["echo"], locals["tcp"]}
 
 	conns, size := 100, int64(1<<20)
@@ -182,7 +183,8 @@ func TestForwardHalfClose(t *testing.T) {
 	trailer := []byte("-- sent after the client's half-close --\n")
 	be := startEchoBackend(t, trailer)
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "late="+be.addr)...)
-	locals := startForward(t, ca.clientArgs(gw.addr, ca.alice), "127.0.0.1:0=late")
+	// --lazy: the check at start would open one more backend connection.
+	locals := startForward(t, append(ca.clientArgs(gw.addr, ca.alice), "--lazy"), "127.0.0.1:0=late")
 
 	c, err := net.DialTimeout("tcp", locals["late"], eventTimeout)
 	if err != nil {

@@ -38,6 +38,27 @@ type ClientConfig struct {
 	// OpenTimeout bounds opening a stream and reading the gateway's answer
 	// when the Open context has no earlier deadline; default 30s.
 	OpenTimeout time.Duration
+	// Retry, when set, is asked whether an Open whose session died under
+	// it, before the gateway answered, may try again on a new session
+	// (it does so at most twice), and whether an Open that finds the
+	// current session dead may dial a new one; err is the error the Open
+	// got (it wraps yamux.ErrSessionShutdown in the second case).
+	// Returning false makes that Open return err at once (a later Open
+	// dials again): for a cause that a new session would meet again, such
+	// as the gateway refusing our certificate just after the handshake.
+	// nil means always retry.
+	Retry func(err error) bool
+	// Probe, when set, tells whether a dial is worth making before its
+	// backoff is over: while a dial waits out the backoff of earlier
+	// failures, Probe is called at once and then every ProbeInterval,
+	// each call bounded by a context of ProbeInterval, and the first that
+	// returns nil ends the wait. Meant for a cheap check, such as a TCP
+	// connect to a gateway that could not be reached (no TLS), so that
+	// the tunnel is back moments after the gateway, however long the
+	// backoff has grown. nil: the backoff is waited out.
+	Probe func(ctx context.Context) error
+	// ProbeInterval is the time between two Probe calls; default 250ms.
+	ProbeInterval time.Duration
 }
 
 // Defaults of ClientConfig.
@@ -46,6 +67,8 @@ const (
 	DefaultMaxBackoff  = 30 * time.Second
 	DefaultDialTimeout = 30 * time.Second
 	DefaultOpenTimeout = 30 * time.Second
+
+	DefaultProbeInterval = 250 * time.Millisecond
 )
 
 // Client is the tunnel side of mux mode: one yamux session over one
@@ -105,6 +128,9 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.OpenTimeout <= 0 {
 		cfg.OpenTimeout = DefaultOpenTimeout
 	}
+	if cfg.ProbeInterval <= 0 {
+		cfg.ProbeInterval = DefaultProbeInterval
+	}
 	ycfg := cfg.Yamux
 	if ycfg == nil {
 		ycfg = Config(cfg.Logger)
@@ -150,10 +176,17 @@ func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
 			return nil, err
 		}
 		switch {
-		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, yamux.ErrRemoteGoAway),
-			errors.Is(err, ErrSessionClosed):
-			// The session died or the gateway is draining it: no byte
-			// of the caller's went out; retry on a fresh session.
+		case errors.Is(err, yamux.ErrRemoteGoAway):
+			// The gateway is draining the session: no byte of the
+			// caller's went out; retry on a fresh session.
+			c.retire(sess, err)
+		case errors.Is(err, yamux.ErrSessionShutdown), errors.Is(err, ErrSessionClosed):
+			// The session died: no byte of the caller's went out; retry
+			// on a fresh session unless the cause is final.
+			if c.cfg.Retry != nil && !c.cfg.Retry(err) {
+				c.drop(sess)
+				return nil, err
+			}
 			c.retire(sess, err)
 		case errors.Is(err, yamux.ErrConnectionReset):
 			// The gateway reset the stream before answering, as yamux
@@ -226,7 +259,7 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 		abandoned bool
 		ch        = make(chan result, 1)
 	)
-	c.wg.Go(func() {
+	started := c.goUnlessClosed(func() {
 		st, err := sess.OpenStream()
 		mu.Lock()
 		defer mu.Unlock()
@@ -238,6 +271,9 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 		}
 		ch <- result{st, err}
 	})
+	if !started {
+		return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
+	}
 	select {
 	case r := <-ch:
 		return r.st, r.err
@@ -254,6 +290,22 @@ func (c *Client) openStream(ctx context.Context, sess *yamux.Session) (*yamux.St
 	}
 }
 
+// goUnlessClosed runs f in a goroutine that Close waits for, unless Close
+// has begun: then it returns false and f does not run. Checking closed and
+// adding to c.wg under c.mu, which Close takes to set closed before its
+// wg.Wait, keeps every Add before that Wait (a WaitGroup must not go from
+// zero to one while Wait runs). Goroutines that c.wg already counts (a
+// dial) may use c.wg.Go directly.
+func (c *Client) goUnlessClosed(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Go(f)
+	return true
+}
+
 // session returns a live session, dialing or waiting for the shared dial.
 func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 	for {
@@ -268,8 +320,19 @@ func (c *Client) session(ctx context.Context) (*yamux.Session, error) {
 				c.mu.Unlock()
 				return s, nil
 			}
-			c.log.Info().Msg("gateway session closed; dialing again")
+			// The session died before this Open could use it: as for
+			// one that dies under an Open, Retry may call that final
+			// (for this Open; the next one dials).
 			c.sess = nil
+			if c.cfg.Retry != nil {
+				c.mu.Unlock()
+				if err := fmt.Errorf("gateway session closed: %w", yamux.ErrSessionShutdown); !c.cfg.Retry(err) {
+					return nil, err
+				}
+				c.log.Info().Msg("gateway session closed; dialing again")
+				continue
+			}
+			c.log.Info().Msg("gateway session closed; dialing again")
 		}
 		call := c.dial
 		if call == nil {
@@ -318,7 +381,7 @@ func (c *Client) runDial(call *dialCall) {
 		c.lastErr = err
 		c.nextDial = start.Add(c.backoff(c.failures))
 		c.log.Warn().Err(err).Int("failures", c.failures).
-			Dur("retry_in", time.Until(c.nextDial)).Msg("dialing gateway failed")
+			Float64("retry_in_ms", millis(time.Until(c.nextDial))).Msg("dialing gateway failed")
 	case c.closed:
 		_ = sess.Close()
 		sess, err = nil, fmt.Errorf("mux client: %w", net.ErrClosed)
@@ -336,16 +399,11 @@ func (c *Client) runDial(call *dialCall) {
 	close(call.done)
 }
 
-// dialSession waits until at, dials and starts a yamux client session.
+// dialSession waits until at (or a probe says to go on), dials and starts
+// a yamux client session.
 func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
-		}
+	if !c.waitBackoff(at) {
+		return nil, fmt.Errorf("mux client: %w", net.ErrClosed)
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.DialTimeout)
 	defer cancel()
@@ -374,6 +432,49 @@ func (c *Client) dialSession(at time.Time) (*yamux.Session, error) {
 		c.conns.Delete(sess)
 	})
 	return sess, nil
+}
+
+// waitBackoff waits until at, or until a Probe succeeds; false when the
+// client was closed meanwhile.
+func (c *Client) waitBackoff(at time.Time) bool {
+	d := time.Until(at)
+	if d <= 0 {
+		return c.ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	var tick <-chan time.Time
+	if c.cfg.Probe != nil {
+		if c.probe() {
+			return true
+		}
+		tk := time.NewTicker(c.cfg.ProbeInterval)
+		defer tk.Stop()
+		tick = tk.C
+	}
+	for {
+		select {
+		case <-t.C:
+			return true
+		case <-c.ctx.Done():
+			return false
+		case <-tick:
+			if c.probe() {
+				return true
+			}
+		}
+	}
+}
+
+// probe runs one bounded Probe; true means dial now.
+func (c *Client) probe() bool {
+	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.ProbeInterval)
+	defer cancel()
+	if err := c.cfg.Probe(ctx); err != nil || c.ctx.Err() != nil {
+		return false
+	}
+	c.log.Info().Msg("the gateway accepts connections again: dialing now")
+	return true
 }
 
 // backoff returns the wait after n consecutive failures.
@@ -411,6 +512,16 @@ func (c *Client) retire(sess *yamux.Session, why error) {
 	}
 }
 
+// drop stops using the dead session sess for new streams, quietly: the
+// caller reports why it died.
+func (c *Client) drop(sess *yamux.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess == sess {
+		c.sess = nil
+	}
+}
+
 // Session returns the current session, or nil when none is up. It is meant
 // for tests and metrics; streams should come from Open.
 func (c *Client) Session() *yamux.Session {
@@ -441,4 +552,10 @@ func (c *Client) Close() error {
 		c.wg.Wait()
 	})
 	return c.closeErr
+}
+
+// millis is d in milliseconds, to the microsecond, for log fields named
+// *_ms (a number, whatever zerolog's package-level duration unit).
+func millis(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }

@@ -2,6 +2,7 @@ package mux
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,10 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // roundTrip sends msg on st, half-closes and expects the echo back.
@@ -369,5 +374,123 @@ func TestClientDefaultsAndBackoffRange(t *testing.T) {
 				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, DefaultMinBackoff, ceil)
 			}
 		}
+	}
+}
+
+// TestClientOpenDuringClose: Opens racing with Close either work or fail
+// with net.ErrClosed (or the closed session), and never start a goroutine
+// that Close's wait does not cover (the race detector and goleak check the
+// WaitGroup's use).
+func TestClientOpenDuringClose(t *testing.T) {
+	be := startBackend(t, echo)
+	g := startGateway(t, false, routeTo(map[string]string{"echo": be.addr()}))
+	for range 30 {
+		c := NewClient(ClientConfig{Dial: g.dialer(new(atomic.Int32)), Yamux: testConfig(), MinBackoff: time.Millisecond})
+		st, err := c.Open(context.Background(), "echo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 8 {
+			wg.Go(func() {
+				<-start
+				for range 100 {
+					st, err := c.Open(context.Background(), "echo")
+					if err != nil {
+						if !errors.Is(err, net.ErrClosed) && !errors.Is(err, ErrSessionClosed) &&
+							!strings.Contains(err.Error(), "session shutdown") {
+							t.Errorf("Open during Close: %v", err)
+						}
+						return
+					}
+					st.Close()
+				}
+			})
+		}
+		close(start)
+		c.Close()
+		wg.Wait()
+	}
+}
+
+// TestClientDialFailureLog: a failed dial is logged with the wait before
+// the next one as retry_in_ms, a number of milliseconds.
+func TestClientDialFailureLog(t *testing.T) {
+	var buf testnet.SyncBuffer
+	c := NewClient(ClientConfig{
+		Dial:       func(context.Context) (net.Conn, error) { return nil, errTestDial },
+		Logger:     zerolog.New(&buf),
+		MinBackoff: 200 * time.Millisecond, MaxBackoff: 400 * time.Millisecond,
+	})
+	defer c.Close()
+	if _, err := c.Open(context.Background(), "pg"); !errors.Is(err, errTestDial) {
+		t.Fatalf("Open: %v, want the dial error", err)
+	}
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	ms, ok := line["retry_in_ms"].(float64)
+	if !ok || ms < 150 || ms > 400 {
+		t.Fatalf("retry_in_ms = %v in %v; want a number of milliseconds, about 200 to 400", line["retry_in_ms"], line)
+	}
+	if _, ok := line["retry_in"]; ok {
+		t.Errorf("a field without its unit: %v", line)
+	}
+}
+
+// TestClientProbeCutsBackoffShort: while a dial waits out a long backoff,
+// a Probe that answers nil lets it go ahead at once; one that fails does
+// not.
+func TestClientProbeCutsBackoffShort(t *testing.T) {
+	be := startBackend(t, echo)
+	g := startGateway(t, false, routeTo(map[string]string{"echo": be.addr()}))
+	var (
+		gatewayUp atomic.Bool
+		probes    atomic.Int32
+	)
+	dial := g.dialer(new(atomic.Int32))
+	c := NewClient(ClientConfig{
+		Dial: func(ctx context.Context) (net.Conn, error) {
+			if !gatewayUp.Load() {
+				return nil, errTestDial
+			}
+			return dial(ctx)
+		},
+		Probe: func(context.Context) error {
+			probes.Add(1)
+			if !gatewayUp.Load() {
+				return errTestDial
+			}
+			return nil
+		},
+		ProbeInterval: 20 * time.Millisecond,
+		MinBackoff:    time.Minute, MaxBackoff: time.Minute,
+	})
+	defer c.Close()
+	if _, err := c.Open(context.Background(), "echo"); !errors.Is(err, errTestDial) {
+		t.Fatalf("first Open: %v, want the dial error", err)
+	}
+	// The next dial waits a minute, probing.
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := c.Open(ctx, "echo")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) || probes.Load() < 2 {
+		t.Fatalf("Open during the backoff: %v after %d probes; want a deadline error after several", err, probes.Load())
+	}
+	gatewayUp.Store(true)
+	start := time.Now()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := c.Open(ctx, "echo")
+	if err != nil {
+		t.Fatalf("Open once the probe succeeds: %v", err)
+	}
+	roundTrip(t, st, "ping")
+	st.Close()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Open took %v with a probe that succeeds, want well under the minute of backoff", took)
 	}
 }

@@ -22,10 +22,26 @@ import (
 //     StreamCloseTimeout 60s for half-closed streams whose peer never closes.
 //   - MaxStreamWindowSize 4 MiB: a receive window; it bounds one stream's
 //     speed to about window/RTT and is the head-of-line cost other streams
-//     pay behind a bulk stream.
-//   - Logger: yamux's messages go to log, "[ERR]" at error level, "[WARN]" at
-//     warn level, the rest at debug level, with component=yamux. LogOutput
-//     is nil.
+//     pay behind a bulk stream. Windows start at yamux's 256 KiB and grow
+//     to it only while their reader keeps up (see the next item).
+//   - SessionReceiveBudget 8 MiB ([SessionReceiveBudget]): windows start
+//     at 256 KiB and are granted more only within the budget, counting
+//     every byte received and not read in the session; streams waiting
+//     in the accept backlog hold at most the budget between them (a frame
+//     past it resets its stream, not the session). The protocol gives
+//     every stream 256 KiB up front, so a session holds at most 256 KiB
+//     per accepted stream plus the budget: cap accepted streams with
+//     yamux.Session.NumAcceptedStreams.
+//   - MaxQueuedReplies 256 ([MaxQueuedReplies]): ping answers and stream
+//     resets waiting to be written; a peer that makes more wait (pings
+//     without reading the answers) is flooding, and its session is closed
+//     with yamux.ErrFlood.
+//   - Logger: yamux's messages go to log at debug level, with
+//     component=yamux and, when yamux tagged one, its own level in
+//     yamux_level ("[ERR]" is error, "[WARN]" warn). yamux's errors are
+//     symptoms of what the tunnel and gateway log in their own terms (a
+//     refused handshake, a peer gone), so they are not repeated at info
+//     level. LogOutput is nil.
 func Config(log zerolog.Logger) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.AcceptBacklog = 1024
@@ -35,10 +51,19 @@ func Config(log zerolog.Logger) *yamux.Config {
 	c.MaxStreamWindowSize = 4 << 20
 	c.StreamOpenTimeout = 30 * time.Second
 	c.StreamCloseTimeout = 60 * time.Second
+	c.SessionReceiveBudget = SessionReceiveBudget
+	c.MaxQueuedReplies = MaxQueuedReplies
 	c.LogOutput = nil
 	c.Logger = yamuxLogger{log: log.With().Str("component", "yamux").Logger()}
 	return c
 }
+
+// The receive budget of a session and the bound on its queued answers; see
+// [Config].
+const (
+	SessionReceiveBudget = 8 << 20
+	MaxQueuedReplies     = 256
+)
 
 // yamuxLogger adapts zerolog to yamux.Logger (Print, Printf, Println).
 type yamuxLogger struct{ log zerolog.Logger }
@@ -50,7 +75,7 @@ func (l yamuxLogger) Printf(format string, v ...any) { l.emit(fmt.Sprintf(format
 // emit maps yamux's "[ERR] yamux: ..." style prefixes to levels.
 func (l yamuxLogger) emit(msg string) {
 	msg = strings.TrimSpace(msg)
-	level := zerolog.DebugLevel
+	level, tagged := zerolog.DebugLevel, false
 	for _, p := range []struct {
 		prefix string
 		level  zerolog.Level
@@ -62,10 +87,14 @@ func (l yamuxLogger) emit(msg string) {
 		{"[DEBUG]", zerolog.DebugLevel},
 	} {
 		if rest, ok := strings.CutPrefix(msg, p.prefix); ok {
-			level, msg = p.level, strings.TrimSpace(rest)
+			level, tagged, msg = p.level, true, strings.TrimSpace(rest)
 			break
 		}
 	}
 	msg = strings.TrimPrefix(msg, "yamux: ")
-	l.log.WithLevel(level).Msg(msg)
+	ev := l.log.Debug()
+	if tagged && level != zerolog.DebugLevel {
+		ev = ev.Str("yamux_level", level.String())
+	}
+	ev.Msg(msg)
 }

@@ -17,7 +17,8 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("Config does not verify: %v", err)
 	}
 	if c.AcceptBacklog != 1024 || c.KeepAliveInterval != 15*time.Second || !c.EnableKeepAlive ||
-		c.MaxStreamWindowSize != 4<<20 || c.LogOutput != nil || c.Logger == nil {
+		c.MaxStreamWindowSize != 4<<20 || c.LogOutput != nil || c.Logger == nil ||
+		c.SessionReceiveBudget != 8<<20 || c.MaxQueuedReplies != 256 {
 		t.Fatalf("Config = %+v", c)
 	}
 	if Config(zerolog.Nop()) == c {
@@ -32,7 +33,10 @@ func TestYamuxLoggerLevels(t *testing.T) {
 	l.Println("[WARN] yamux: frame for missing stream")
 	l.Print("[DEBUG] yamux: chatter")
 	l.Print("no prefix")
-	type line struct{ Level, Message, Component string }
+	type line struct {
+		Level, Message, Component string
+		YamuxLevel                string `json:"yamux_level"`
+	}
 	var got []line
 	for _, s := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 		var l line
@@ -42,10 +46,10 @@ func TestYamuxLoggerLevels(t *testing.T) {
 		got = append(got, l)
 	}
 	want := []line{
-		{"error", "Failed to read header: boom", "yamux"},
-		{"warn", "frame for missing stream", "yamux"},
-		{"debug", "chatter", "yamux"},
-		{"debug", "no prefix", "yamux"},
+		{"debug", "Failed to read header: boom", "yamux", "error"},
+		{"debug", "frame for missing stream", "yamux", "warn"},
+		{"debug", "chatter", "yamux", ""},
+		{"debug", "no prefix", "yamux", ""},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d lines %+v, want %+v", len(got), got, want)

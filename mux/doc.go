@@ -7,8 +7,9 @@
 //   - the stream-open exchange: a [Request] naming a route, answered by a
 //     [Response] with a [Status] and, unless OK, a short reason; then the
 //     stream carries raw bytes;
-//   - [Stream], a yamux stream with half-close ([Stream.CloseWrite]) and a
-//     full [Stream.Close];
+//   - [Stream], a yamux stream with half-close ([Stream.CloseWrite]), a
+//     full [Stream.Close] and an abort ([Stream.Reset]); [Refuse] answers
+//     a stream with a refusal and resets it;
 //   - [Pipe], bidirectional copying with half-close and pooled buffers;
 //   - [Client], the lazily dialed, shared and self-healing client session
 //     used by the tunnel;

@@ -78,7 +78,10 @@ func ExampleClient() {
 }
 
 // The gateway side: a yamux server session per mux-mode connection and
-// ServeStream per stream; policy lives in the decide function.
+// ServeStream per stream; policy lives in the decide function. The cap on
+// streams per session counts the accepted streams only, and a stream over
+// it is refused with Refuse (the answer, then a reset), so that it holds
+// nothing whatever the client goes on sending.
 func ExampleServeStream() {
 	var conn net.Conn // a verified mTLS connection that negotiated mux.ALPN
 	sess, err := yamux.Server(conn, mux.Config(zerolog.Nop()))
@@ -86,10 +89,19 @@ func ExampleServeStream() {
 		return
 	}
 	defer sess.Close()
+	const maxStreams = 1024
 	for {
 		ys, err := sess.AcceptStream()
 		if err != nil {
 			return
+		}
+		if sess.NumAcceptedStreams() > maxStreams {
+			go func() {
+				st := mux.Wrap(ys)
+				_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				_ = mux.Refuse(st, mux.Response{Status: mux.StatusOverloaded, Reason: "too many streams on this connection"})
+			}()
+			continue
 		}
 		go func() {
 			res, err := mux.ServeStream(mux.Wrap(ys), 5*time.Second, func(req mux.Request) (mux.Response, net.Conn) {

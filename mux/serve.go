@@ -20,12 +20,13 @@ type StreamResult struct {
 //
 //  1. it reads the [Request] within reqTimeout (0 means no limit);
 //     a malformed or late request is answered with StatusBadRequest and a
-//     reason, and the stream is closed;
+//     reason, and the stream is reset;
 //  2. it calls decide, which applies policy and returns the Response and,
 //     when the status is OK, the backend connection it dialed (for other
 //     statuses a non-nil conn is closed and ignored);
-//  3. it writes the Response (within reqTimeout); on refusal it closes the
-//     stream;
+//  3. it writes the Response (within reqTimeout); on refusal it resets the
+//     stream ([Stream.Reset]: the client reads the answer, then the reset,
+//     and this side keeps nothing of the stream);
 //  4. on OK it runs [Pipe](s, backend) and returns the byte counts.
 //
 // Whatever happens, s and the backend are closed when ServeStream returns,
@@ -41,7 +42,7 @@ func ServeStream(s *Stream, reqTimeout time.Duration, decide func(req Request) (
 	if err != nil {
 		res.Response = Response{Status: StatusBadRequest, Reason: BadRequestReason(err, reqTimeout)}
 		_ = respond(s, res.Response, reqTimeout)
-		_ = s.Close()
+		_ = s.Reset()
 		return res, err
 	}
 	res.Request = req
@@ -61,7 +62,7 @@ func ServeStream(s *Stream, reqTimeout time.Duration, decide func(req Request) (
 		if werr := respond(s, resp, reqTimeout); werr != nil && err == nil {
 			err = fmt.Errorf("serving route %q: %w", req.Route, werr)
 		}
-		_ = s.Close()
+		_ = s.Reset()
 		return res, err
 	}
 	res.Response = Response{Status: StatusOK}

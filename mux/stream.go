@@ -24,15 +24,18 @@ import (
 //     session at once can, rarely, make a complete stream end in
 //     ErrSessionClosed.
 //
-// hashicorp/yamux offers no way to reset a stream: Close sends FIN, and a
-// peer still writing to a closed stream stalls once the window is full
-// until this side's StreamCloseTimeout fires and resets it.
+// Reset aborts a stream instead: it sends RST, frees what the stream
+// buffered at once and drops what arrives later. A server refuses a stream
+// with [Refuse] (the answer, then Reset), so that a peer that keeps writing
+// costs nothing; Close would keep the stream and its buffer until the peer
+// closes too or StreamCloseTimeout fires.
 //
 // Create one with [Wrap]. Like net.Conn, a Stream is safe for one reader and
 // one writer at a time plus concurrent Close and deadline calls.
 type Stream struct {
 	*yamux.Stream
 	closed atomic.Bool
+	reset  atomic.Bool
 	// Deadlines as Unix nanoseconds, 0 for none: yamux checks its own
 	// only when a call has to wait, but a net.Conn call must fail at once
 	// when its deadline has passed.
@@ -120,6 +123,41 @@ func (s *Stream) Close() error {
 	_ = s.Stream.SetReadDeadline(time.Unix(1, 0))
 	if s.sc != nil {
 		s.sc.untrack(s.Stream)
+	}
+	return err
+}
+
+// Reset aborts the stream: it sends RST, so the peer's Read and Write fail
+// with yamux.ErrConnectionReset once it has read the data sent before;
+// what this side buffered is freed at once and what arrives later is
+// dropped. Pending and later Read and Write calls fail with an error
+// wrapping net.ErrClosed. Unlike Close it waits for nothing from the peer:
+// the stream leaves the session (and [yamux.Session.NumAcceptedStreams])
+// at once. Reset after Close is allowed (it turns the half-closed stream
+// into a reset one); calls after the first Reset return nil.
+func (s *Stream) Reset() error {
+	s.closed.Store(true)
+	if s.reset.Swap(true) {
+		return nil
+	}
+	err := s.Stream.Reset()
+	_ = s.Stream.SetReadDeadline(time.Unix(1, 0))
+	if s.sc != nil {
+		s.sc.untrack(s.Stream)
+	}
+	return err
+}
+
+// Refuse answers a stream with resp (a refusal) and resets it: the peer
+// reads the answer, then the reset; this side keeps nothing of the stream,
+// and data the peer sends on it is dropped. Set a write deadline first, as
+// the answer waits for room in the peer's window and the connection like
+// any write. The answer's error, if any, is returned; the stream is reset
+// either way.
+func Refuse(st *Stream, resp Response) error {
+	err := WriteResponse(st, resp)
+	if rerr := st.Reset(); err == nil {
+		err = rerr
 	}
 	return err
 }

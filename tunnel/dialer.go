@@ -29,7 +29,29 @@ type Options struct {
 	ConnectTimeout time.Duration     // TCP connect + TLS handshake, per gateway; default 10s
 	Direct         bool              // one TLS connection per stream, SNI = route, no mux
 	Log            zerolog.Logger
+
+	// Source is the local address connections are made from; the zero
+	// Addr lets the system choose.
+	Source netip.Addr
+	// SessionCache, when set, keeps TLS sessions so that later handshakes
+	// resume them; nil makes every handshake a full one.
+	SessionCache tls.ClientSessionCache
+	// OnHandshake, when set, is called with the state of every completed
+	// TLS handshake (for metrics: version, group, resumption), from the
+	// dialing goroutine.
+	OnHandshake func(tls.ConnectionState)
+	// Mux, when set, is the template of the shared session's mux.Client:
+	// its backoff, timeouts and yamux configuration are used, its Retry
+	// is asked as well as the Dialer's own; Dial and Probe are the
+	// Dialer's, and Logger is Log. nil means the mux.Client defaults.
+	// Unused in direct mode.
+	Mux *mux.ClientConfig
 }
+
+// ErrALPN is wrapped by the *DialError of a server that did not negotiate
+// mux.ALPN: it is no portcullis gateway, or an old one (direct mode talks
+// to plain TLS servers).
+var ErrALPN = errors.New("the server did not negotiate ALPN " + mux.ALPN)
 
 // DialError is returned when no gateway could be reached or a handshake
 // failed. Explanation says which side refused and why, as far as TLS tells.
@@ -50,8 +72,9 @@ type Dialer struct {
 	opts   Options
 	client *mux.Client // nil in direct mode
 
-	mu      sync.Mutex
-	lastErr error // the last read error of a session connection (a TLS alert after the handshake)
+	mu          sync.Mutex
+	lastErr     error // the last read error of a session connection (a TLS alert after the handshake)
+	unreachable bool  // the last session dial could connect to no gateway at all (TCP)
 }
 
 // NewDialer checks the options; it dials nothing until the first stream.
@@ -67,7 +90,18 @@ func NewDialer(o Options) (*Dialer, error) {
 	}
 	d := &Dialer{opts: o}
 	if !o.Direct {
-		d.client = mux.NewClient(mux.ClientConfig{Dial: d.dialSession, Logger: o.Log})
+		var cfg mux.ClientConfig
+		if o.Mux != nil {
+			cfg = *o.Mux
+		}
+		also := cfg.Retry
+		cfg.Dial, cfg.Probe, cfg.Logger = d.dialSession, d.probe, o.Log
+		// A TLS alert that ended the session (the gateway refused our
+		// certificate after the handshake) would end the next one too.
+		cfg.Retry = func(err error) bool {
+			return (also == nil || also(err)) && d.sessionAlert() == nil
+		}
+		d.client = mux.NewClient(cfg)
 	}
 	return d, nil
 }
@@ -143,16 +177,49 @@ func (d *Dialer) Close() error {
 	return nil
 }
 
+// errNotDown is what probe answers while the last dial reached a gateway:
+// it failed for another reason (the handshake), which a TCP connect
+// cannot tell is gone, so the backoff is waited out.
+var errNotDown = errors.New("the last dial reached a gateway")
+
+// probe is the mux client's Probe: after a dial that could connect to no
+// gateway, a plain TCP connect (no TLS, within ctx) to each gateway in turn
+// tells whether one accepts connections again.
+func (d *Dialer) probe(ctx context.Context) error {
+	d.mu.Lock()
+	down := d.unreachable
+	d.mu.Unlock()
+	if !down {
+		return errNotDown
+	}
+	nd := d.netDialer()
+	var err error
+	for _, gw := range d.opts.Gateways {
+		var c net.Conn
+		if c, err = nd.DialContext(ctx, "tcp", gw); err == nil {
+			c.Close()
+			return nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return err
+}
+
 // dialSession connects to the first gateway that answers, with our ALPN.
 func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
-	c, err := d.dialTLS(ctx, d.opts.ServerName, []string{mux.ALPN})
+	c, unreachable, err := d.dialTLS(ctx, d.opts.ServerName, []string{mux.ALPN})
+	d.mu.Lock()
+	d.unreachable = unreachable
+	d.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	if p := c.ConnectionState().NegotiatedProtocol; p != mux.ALPN {
 		c.Close()
-		return nil, &DialError{Gateway: c.RemoteAddr().String(),
-			Explanation: fmt.Sprintf("the server does not speak %s (it negotiated %q): is it a portcullis gateway? For a plain TLS server use --direct", mux.ALPN, p)}
+		return nil, &DialError{Gateway: c.RemoteAddr().String(), Err: ErrALPN,
+			Explanation: fmt.Sprintf("the server does not speak %s (it negotiated %q): is it a portcullis gateway? For a plain TLS server use direct mode", mux.ALPN, p)}
 	}
 	d.mu.Lock()
 	d.lastErr = nil
@@ -161,7 +228,7 @@ func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
 }
 
 func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error) {
-	c, err := d.dialTLS(ctx, route, nil)
+	c, _, err := d.dialTLS(ctx, route, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -169,17 +236,25 @@ func (d *Dialer) dialDirect(ctx context.Context, route string) (net.Conn, error)
 }
 
 // dialTLS tries each gateway in order and returns the first completed
-// handshake; the error of the last one otherwise.
-func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.Conn, error) {
+// handshake; the error of the last one otherwise, and whether no TCP
+// connection could be made at all (every gateway refused or was
+// unreachable).
+func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (_ *tls.Conn, unreachable bool, _ error) {
 	var lastErr error
+	unreachable = true
 	for _, gw := range d.opts.Gateways {
 		cfg := d.opts.Creds.TLSConfig(conn.ClientOptions{ServerName: d.opts.ServerName, SNI: sni, ALPN: alpn, Pins: d.opts.Pins})
+		cfg.ClientSessionCache = d.opts.SessionCache
 		dctx, cancel := context.WithTimeout(ctx, d.opts.ConnectTimeout)
-		td := tls.Dialer{NetDialer: &net.Dialer{Control: d.checkAddr}, Config: cfg}
+		td := tls.Dialer{NetDialer: d.netDialer(), Config: cfg}
 		c, err := td.DialContext(dctx, "tcp", gw)
 		cancel()
 		if err == nil {
-			return c.(*tls.Conn), nil
+			tc := c.(*tls.Conn)
+			if d.opts.OnHandshake != nil {
+				d.opts.OnHandshake(tc.ConnectionState())
+			}
+			return tc, false, nil
 		}
 		expl := conn.ExplainClientError(err, d.opts.ServerName)
 		var op *net.OpError
@@ -189,6 +264,8 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 			// Refused or unreachable. A reset is different: the gateway
 			// accepted and closed at once, as its network gate does.
 			expl = "cannot connect: " + strings.TrimPrefix(err.Error(), "dial tcp "+gw+": ")
+		} else {
+			unreachable = false
 		}
 		lastErr = &DialError{Gateway: gw, Explanation: expl, Err: err}
 		d.opts.Log.Debug().Str("gateway", gw).Err(err).Msg("gateway dial failed")
@@ -196,12 +273,23 @@ func (d *Dialer) dialTLS(ctx context.Context, sni string, alpn []string) (*tls.C
 			break
 		}
 	}
-	return nil, lastErr
+	return nil, unreachable && ctx.Err() == nil, lastErr
 }
 
 // ErrGatewayNotAllowed is wrapped when a gateway address (after DNS
-// resolution) is outside Options.GatewayAllow.
-var ErrGatewayNotAllowed = errors.New("gateway address not allowed by --gateway-allow")
+// resolution) is outside Options.GatewayAllow. (A program that takes those
+// rules from its command line adds the flag's name.)
+var ErrGatewayNotAllowed = errors.New("gateway address outside the allowed gateway addresses")
+
+// netDialer returns the TCP dialer of every connection: from Source, and
+// only to addresses checkAddr admits.
+func (d *Dialer) netDialer() *net.Dialer {
+	nd := &net.Dialer{Control: d.checkAddr}
+	if d.opts.Source.IsValid() {
+		nd.LocalAddr = &net.TCPAddr{IP: d.opts.Source.AsSlice()}
+	}
+	return nd
+}
 
 // checkAddr runs before each connect, with the resolved address: a gateway
 // outside the client-side allow-list is never connected to.

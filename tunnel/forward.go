@@ -45,6 +45,58 @@ func Listen(d *Dialer, locals []Local, log zerolog.Logger) (*Forwarder, error) {
 	return f, nil
 }
 
+// Check dials the gateway now, as the first connection would, then opens
+// one stream to each route of the locals (each distinct route once, in
+// order) and closes it as soon as the gateway has answered; for a route it
+// accepts, the gateway has just dialed the backend. In direct mode each
+// route is one TLS connection, closed once the handshake is done.
+//
+// err is a *DialError when no gateway could be reached or the handshake
+// failed; the routes are then not checked. Otherwise refused holds one
+// error per route that does not work: a *mux.RefusedError when the gateway
+// refused it (its reason inside), or another error naming the route.
+// ctx bounds the whole check; each stream also gets the Dialer's
+// ConnectTimeout.
+func (f *Forwarder) Check(ctx context.Context) (refused []error, err error) {
+	seen := map[string]bool{}
+	for _, l := range f.loc {
+		if seen[l.Route] {
+			continue
+		}
+		seen[l.Route] = true
+		dctx, cancel := context.WithTimeout(ctx, f.d.opts.ConnectTimeout)
+		s, err := f.d.Dial(dctx, l.Route)
+		cancel()
+		var de *DialError
+		var re *mux.RefusedError
+		switch {
+		case err == nil:
+			s.Close()
+		case errors.As(err, &de):
+			return nil, err
+		case ctx.Err() != nil:
+			return refused, ctx.Err()
+		case errors.As(err, &re):
+			refused = append(refused, err)
+		default:
+			refused = append(refused, fmt.Errorf("route %q: %w", l.Route, err))
+		}
+	}
+	return refused, nil
+}
+
+// Close closes the listeners, for a Forwarder that is not going to Serve
+// (Serve closes them itself when it ends).
+func (f *Forwarder) Close() error {
+	var errs []error
+	for _, ln := range f.lns {
+		if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // Addrs returns the listening addresses, in the order of the locals.
 func (f *Forwarder) Addrs() []net.Addr {
 	out := make([]net.Addr, len(f.lns))
@@ -128,9 +180,16 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 		return
 	}
 	in, out, err := mux.Pipe(c, s)
-	ev := log.Debug().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Dur("duration_ms", time.Since(start))
+	ev := log.Debug()
 	if err != nil {
-		ev = log.Warn().Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).Err(err)
+		ev = log.Warn().Err(err)
 	}
-	ev.Msg("stream closed")
+	ev.Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).
+		Float64("duration_ms", millis(time.Since(start))).Msg("stream closed")
+}
+
+// millis is d in milliseconds, to the microsecond, for log fields named
+// *_ms (a number, whatever zerolog's package-level duration unit).
+func millis(d time.Duration) float64 {
+	return float64(d.Round(time.Microsecond)) / float64(time.Millisecond)
 }

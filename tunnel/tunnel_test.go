@@ -193,3 +193,103 @@ func TestFailoverToSecondGateway(t *testing.T) {
 }
 
 func echoCheck(c net.Conn, n int) error { return testnet.RoundTrip(c, n) }
+
+// TestDialerBackSoonAfterGatewayRestart: while the gateway is down the
+// tunnel's backoff grows (to seconds); when a gateway listens on the same
+// address again, a TCP probe sees it and the next Open succeeds within
+// moments instead of waiting out the rest of the backoff.
+func TestDialerBackSoonAfterGatewayRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an outage of several seconds")
+	}
+	p := testpki.New(t)
+	cfg := testgw.Config(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho})
+	srv, addr := testgw.Serve(t, cfg, zerolog.Nop())
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: p.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testnet.SyncBuffer
+	d, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost",
+		ConnectTimeout: 3 * time.Second, Log: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	open := func(timeout time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		c, err := d.Dial(ctx, "echo")
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := open(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	// The outage: every Open fails and the dials back off, up to a
+	// backoff of several seconds (100ms doubling, full jitter).
+	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); {
+		if err := open(300 * time.Millisecond); err == nil {
+			t.Fatal("Open succeeded while the gateway was down")
+		}
+	}
+	restart := *cfg
+	restart.Listen = addr
+	testgw.Serve(t, &restart, zerolog.Nop())
+	up := time.Now()
+	err = open(30 * time.Second)
+	took := time.Since(up)
+	if err != nil || took > 3*time.Second {
+		t.Fatalf("Open after the restart: %v after %v; want success within about a second\nlog:\n%s", err, took, logs.String())
+	}
+	t.Logf("back %v after the restart; %d dial failures logged during the outage", took.Round(time.Millisecond),
+		strings.Count(logs.String(), "dialing gateway failed"))
+}
+
+// TestForwarderCheck: Check reports each route the gateway refuses (once,
+// with the gateway's reason) and nothing for a working one; with a CA the
+// gateway's certificate does not chain to, it fails as a *DialError and
+// checks no route.
+func TestForwarderCheck(t *testing.T) {
+	p := testpki.New(t)
+	_, addr := startGateway(t, p)
+	d := newDialer(t, p, addr)
+	locals := []tunnel.Local{{Bind: "127.0.0.1:0", Route: "echo"}, {Bind: "127.0.0.1:0", Route: "nosuch"},
+		{Bind: "127.0.0.1:0", Route: "nosuch"}}
+	f, err := tunnel.Listen(d, locals, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	refused, err := f.Check(ctx)
+	var re *mux.RefusedError
+	if err != nil || len(refused) != 1 || !errors.As(refused[0], &re) || re.Route != "nosuch" || re.Status != mux.StatusUnknownRoute {
+		t.Fatalf("Check = %v, %v; want one unknown-route refusal for nosuch", refused, err)
+	}
+
+	other := testpki.New(t) // a CA the gateway's certificate does not chain to
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: p.Client.Cert, Key: p.Client.Key, CA: other.CAFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad, err := tunnel.NewDialer(tunnel.Options{Gateways: []string{addr}, Creds: creds, ServerName: "localhost", ConnectTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	fb, err := tunnel.Listen(bad, locals[:1], zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fb.Close()
+	refused, err = fb.Check(ctx)
+	var de *tunnel.DialError
+	if !errors.As(err, &de) || len(refused) != 0 || !strings.Contains(err.Error(), "not signed by a CA") {
+		t.Fatalf("Check with the wrong CA = %v, %v; want a *DialError about the CA", refused, err)
+	}
+}

@@ -217,17 +217,6 @@ func (s *suite) logf(format string, a ...any) {
 	fmt.Fprintf(s.stderr, "[%5.1fs] %s\n", time.Since(s.started).Seconds(), fmt.Sprintf(format, a...))
 }
 
-// raiseFileLimit lifts the soft limit on open files to the hard one: the
-// idle-memory run holds 10,000 streams, each a backend connection. The
-// servers started later inherit it.
-func raiseFileLimit() {
-	var rl syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
-		rl.Cur = rl.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
-	}
-}
-
 // measure is one `tunnel bench` run against one target.
 type measure struct {
 	group  string // what is compared

@@ -39,7 +39,7 @@ func start(dir, name, bin string, args []string, stdout io.Writer) (*child, erro
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the suite
+	cmd.SysProcAttr = childAttr() // never outlive the suite, where the OS allows
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

@@ -86,7 +86,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "tunnel: %v\n", err)
+		fmt.Fprintf(stderr, "tunnel: %v%s\n", err, flagHint(err))
 		return exitCode(err)
 	}
 	return 0
@@ -103,6 +103,20 @@ func warnUnknownEnv(stderr io.Writer, environ []string) {
 	for _, w := range settings.Unknown(config.TunnelPrefix, environ, names) {
 		fmt.Fprintf(stderr, "tunnel: warning: %s\n", w)
 	}
+}
+
+// flagHint names the setting behind a failure the library reports in its
+// own terms (it knows options, not flags), or returns "".
+func flagHint(err error) string {
+	switch {
+	case errors.Is(err, conn.ErrPin):
+		return " (check --pin, TUNNEL_PIN: the gateway's certificate may have changed)"
+	case errors.Is(err, tunnel.ErrGatewayNotAllowed):
+		return " (check --gateway-allow, TUNNEL_GATEWAY_ALLOW)"
+	case errors.Is(err, tunnel.ErrALPN):
+		return " (for a plain TLS server use --direct)"
+	}
+	return ""
 }
 
 // exitCode maps an error to the exit statuses of the command-line contract.
@@ -172,6 +186,12 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if !cfg.Lazy {
+		if err := checkForward(ctx, f, log); err != nil {
+			f.Close()
+			return err
+		}
+	}
 	reload := func(why string) {
 		if err := creds.Reload(); err != nil {
 			log.Error().Str("event", "reload_failed").Str("trigger", why).Err(err).Msg("keeping the previous client certificate")
@@ -198,6 +218,30 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.CA}, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
+}
+
+// checkForward dials the gateway and tries each route once, before the
+// listeners serve: an unreachable gateway or a refused handshake is an
+// error (exit 2); a refused route is a warning, as the route may be
+// fixed on the gateway while the tunnel runs.
+func checkForward(ctx context.Context, f *tunnel.Forwarder, log zerolog.Logger) error {
+	refused, err := f.Check(ctx)
+	if ctx.Err() != nil {
+		return nil // interrupted: Serve returns at once
+	}
+	if err != nil {
+		return fmt.Errorf("checking the gateway at start (--lazy skips this): %w", err)
+	}
+	for _, r := range refused {
+		ev := log.Warn().Str("event", "route_check_failed").Err(r)
+		var re *mux.RefusedError
+		if errors.As(r, &re) {
+			ev = ev.Str("route", re.Route).Str("status", re.Status.String())
+		}
+		ev.Msg("a route does not work: its connections will be closed at once until the gateway accepts it")
+	}
+	log.Info().Str("event", "gateway_checked").Int("routes_refused", len(refused)).Msg("gateway reachable")
+	return nil
 }
 
 func runNC(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -52,10 +52,22 @@ func build(w, term io.Writer, level, format string) (zerolog.Logger, error) {
 	default:
 		return zerolog.Nop(), fmt.Errorf("--log-format %q: want json or console", format)
 	}
-	zerolog.DurationFieldUnit = time.Millisecond
-	zerolog.TimeFieldFormat = "2006-01-02T15:04:05.000Z07:00"
-	zerolog.TimestampFunc = func() time.Time { return time.Now().UTC() }
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+	// zerolog's own Timestamp reads package-level settings (format, clock)
+	// that other code in the process may change; this hook owns both.
+	return zerolog.New(w).Level(lvl).Hook(timestamp{}), nil
+}
+
+// timeFormat is the time field's format: UTC with milliseconds, e.g.
+// 2026-11-22T19:20:05.123Z.
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// timestamp adds the time of each event, in timeFormat, under zerolog's
+// time key (which the console writer reads).
+type timestamp struct{}
+
+func (timestamp) Run(e *zerolog.Event, _ zerolog.Level, _ string) {
+	var b [len(timeFormat)]byte
+	e.Str(zerolog.TimestampFieldName, string(time.Now().UTC().AppendFormat(b[:0], timeFormat)))
 }
 
 // colorful reports whether w is a terminal and NO_COLOR is not set: colour

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
 )
 
 func TestNew(t *testing.T) {
@@ -76,5 +79,32 @@ func TestNewBatched(t *testing.T) {
 	}
 	if _, _, err := NewBatched(&b, "loud", "json"); err == nil || !strings.Contains(err.Error(), "--log-level") {
 		t.Fatalf("NewBatched with a bad level: %v", err)
+	}
+}
+
+// TestNewLeavesGlobals: building a logger changes none of zerolog's
+// package-level settings, which other code in the process may rely on, and
+// sub-loggers keep the UTC millisecond timestamp.
+func TestNewLeavesGlobals(t *testing.T) {
+	format, unit, key := zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.TimestampFieldName
+	before := time.Now()
+	var b bytes.Buffer
+	log, err := New(&b, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if zerolog.TimeFieldFormat != format || zerolog.DurationFieldUnit != unit || zerolog.TimestampFieldName != key {
+		t.Fatalf("zerolog globals changed: format %q unit %v key %q", zerolog.TimeFieldFormat, zerolog.DurationFieldUnit, zerolog.TimestampFieldName)
+	}
+	sub := log.With().Str("conn", "1").Logger()
+	sub.Info().Msg("sub")
+	var m map[string]any
+	if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+		t.Fatalf("one JSON line expected, got %q: %v", b.String(), err)
+	}
+	s, _ := m["time"].(string)
+	got, err := time.Parse("2006-01-02T15:04:05.000Z07:00", s)
+	if err != nil || !strings.HasSuffix(s, "Z") || got.Before(before.Truncate(time.Millisecond)) || time.Since(got) > time.Minute {
+		t.Fatalf("time %q (%v): want now, UTC with milliseconds", s, err)
 	}
 }
