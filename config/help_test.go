@@ -84,6 +84,7 @@ var commands = []struct {
 		entries: append(tunnelEntries(), [][2]string{
 			{"-L, --local [BIND:]PORT=ROUTE", "(repeatable) [$TUNNEL_LOCAL, comma separated]"},
 			{"--lazy", "[$TUNNEL_LAZY]"},
+			{"--admin ADDR", "[$TUNNEL_ADMIN]"},
 			{"-h, --help", "show this help"},
 		}...),
 		extra: []string{"Usage: tunnel forward [flags] -L [BIND:]PORT=ROUTE", "Examples:", "-L 5432=pg", "TUNNEL_LOCAL=", "TUNNEL_ and the flag name"},

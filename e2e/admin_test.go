@@ -89,3 +89,34 @@ func metricValue(body, name string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestForwardAdmin checks "tunnel forward --admin": /healthz and /metrics
+// with the session up and a carried stream counted by route.
+func TestForwardAdmin(t *testing.T) {
+	t.Parallel()
+	ca := getCA(t)
+	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1", "--allow-id", allowAlice, "--route", "echo=builtin:echo")...)
+	admin := closedAddr(t)
+	locals := startForward(t, append(ca.clientArgs(gw.addr, ca.alice), "--admin", admin), "127.0.0.1:0=echo")
+	if err := roundTrip(locals["echo"], 7, 4096, time.Now().Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	var body string
+	ok := waitUntil(10*time.Second, func() bool {
+		resp, err := client.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		body = string(b)
+		streams, _ := metricValue(body, `portcullis_tunnel_streams_total{route="echo"}`)
+		sent, _ := metricValue(body, `portcullis_tunnel_sent_bytes_total{route="echo"}`)
+		up, _ := metricValue(body, "portcullis_tunnel_session_up")
+		return resp.StatusCode == http.StatusOK && streams == 1 && sent == 4096 && up == 1
+	})
+	if !ok {
+		t.Errorf("tunnel forward --admin %s: /metrics lacks one echo stream of 4096 bytes on a session that is up:\n%s", admin, body)
+	}
+}

@@ -25,12 +25,13 @@ type Forwarder struct {
 	log zerolog.Logger
 	lns []net.Listener
 	loc []Local
+	m   *forwardMetrics
 }
 
 // Listen opens every local listener, or none: on error those already opened
 // are closed and the error names the address.
 func Listen(d *Dialer, locals []Local, log zerolog.Logger) (*Forwarder, error) {
-	f := &Forwarder{d: d, log: log}
+	f := &Forwarder{d: d, log: log, m: newForwardMetrics(locals)}
 	for _, l := range locals {
 		ln, err := net.Listen("tcp", l.Bind)
 		if err != nil {
@@ -172,6 +173,7 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 	s, err := f.d.Dial(dctx, route)
 	cancel()
 	if err != nil {
+		f.m.failedBy[route].Inc()
 		log.Warn().Str("event", "stream_failed").Err(err).Msg("cannot open stream; closing local connection")
 		if tc, ok := c.(*net.TCPConn); ok {
 			_ = tc.SetLinger(0) // reset, so the application sees an error, not an empty answer
@@ -179,7 +181,9 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 		c.Close()
 		return
 	}
+	rm := f.m.opened(route)
 	in, out, err := mux.Pipe(c, s)
+	rm.closed(in, out)
 	ev := log.Debug()
 	if err != nil {
 		ev = log.Warn().Err(err)
