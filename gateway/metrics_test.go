@@ -25,6 +25,8 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
 )
 
 // metricsPolicy has a builtin route, a TCP backend, a dead backend and a
@@ -345,5 +347,48 @@ func TestDashboardNamesMetrics(t *testing.T) {
 		if !names[n] && !names[base] {
 			t.Errorf("docs/grafana-dashboard.json queries %s, which the gateway does not export", n)
 		}
+	}
+}
+
+// A program's own registry gets the server's metrics; one that has the Go
+// collector already keeps it; a second server on the same registry is an
+// error from New, not a panic.
+func TestConfigRegistry(t *testing.T) {
+	p := testpki.New(t)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector())
+	log := zerolog.Nop()
+	cfg := baseConfig(p, config.Route{Name: "echo", Backend: "builtin:echo"})
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	gc := cfg.ServerConfig(&log)
+	gc.Registry = reg
+	srv, err := gateway.New(gc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	if srv.Registry() != reg {
+		t.Error("Registry() is not Config.Registry")
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]bool{}
+	for _, mf := range mfs {
+		found[mf.GetName()] = true
+	}
+	for _, n := range []string{"portcullis_handshakes_total", "portcullis_build_info", "go_goroutines", "portcullis_max_conns"} {
+		if !found[n] {
+			t.Errorf("the registry has no %s", n)
+		}
+	}
+	if srv2, err := gateway.New(gc); err == nil {
+		srv2.Close()
+		t.Error("a second server on the same registry: New succeeded")
+	} else if !strings.Contains(err.Error(), "metrics") {
+		t.Errorf("a second server on the same registry: %v; want an error about the metrics", err)
 	}
 }
