@@ -1,10 +1,14 @@
 package e2e_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -118,5 +122,70 @@ func TestForwardAdmin(t *testing.T) {
 	})
 	if !ok {
 		t.Errorf("tunnel forward --admin %s: /metrics lacks one echo stream of 4096 bytes on a session that is up:\n%s", admin, body)
+	}
+}
+
+// TestReadyzAfterFailedReload breaks the --allow-file under a running
+// gateway and sends SIGHUP: /readyz answers 503 until a good file is
+// reloaded; with --ready-despite-reload-failure it stays 200.
+func TestReadyzAfterFailedReload(t *testing.T) {
+	t.Parallel()
+	for _, despite := range []bool{false, true} {
+		t.Run(fmt.Sprintf("despite=%v", despite), func(t *testing.T) {
+			t.Parallel()
+			ca := getCA(t)
+			file := filepath.Join(t.TempDir(), "allow.txt")
+			write := func(content string) {
+				t.Helper()
+				if err := os.WriteFile(file+".new", []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(file+".new", file); err != nil {
+					t.Fatal(err)
+				}
+			}
+			write("127.0.0.1\n")
+			admin := closedAddr(t)
+			args := ca.gatewayArgs("--allow-file", file, "--allow-id", allowAlice, "--route", "echo=builtin:echo",
+				"--admin", admin, "--watch-interval", "0")
+			if despite {
+				args = append(args, "--ready-despite-reload-failure")
+			}
+			gw := startGateway(t, args...)
+			client := &http.Client{Timeout: 5 * time.Second}
+			readyz := func() (int, string) {
+				resp, err := client.Get("http://" + admin + "/readyz")
+				if err != nil {
+					return 0, err.Error()
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+				return resp.StatusCode, string(b)
+			}
+			if !waitUntil(5*time.Second, func() bool { code, _ := readyz(); return code == http.StatusOK }) {
+				code, body := readyz()
+				t.Fatalf("/readyz %d %q at start; want 200", code, body)
+			}
+			hup := func(event string) {
+				t.Helper()
+				mark := gw.stderr.mark()
+				gw.signal(t, syscall.SIGHUP)
+				gw.waitEvent(t, mark, eventTimeout, isEvent(event))
+			}
+			write("127.0.0.1\nnot-an-address\n")
+			hup("reload_failed")
+			code, body := readyz()
+			switch {
+			case despite && code != http.StatusOK:
+				t.Errorf("/readyz %d %q after a failed reload with --ready-despite-reload-failure; want 200", code, body)
+			case !despite && (code != http.StatusServiceUnavailable || !strings.Contains(body, "not-an-address")):
+				t.Errorf("/readyz %d %q after a failed reload; want 503 naming the bad rule", code, body)
+			}
+			write("127.0.0.1\n")
+			hup("reloaded")
+			if code, body := readyz(); code != http.StatusOK {
+				t.Errorf("/readyz %d %q after a good reload; want 200", code, body)
+			}
+		})
 	}
 }
