@@ -1,6 +1,7 @@
 # portcullis: an mTLS gateway and tunnel for raw TCP.
 # `make help` lists the targets.
 
+SHELL   := bash
 GO      ?= go
 BIN     := bin
 PKGS    := ./...
@@ -26,9 +27,10 @@ cross: ## build every package for darwin and windows too
 	GOOS=darwin $(GO) build $(PKGS)
 	GOOS=windows $(GO) build $(PKGS)
 
-test: lint cross ## lint, cross-builds, then every test with the race detector and goroutine-leak checks
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+test: lint cross ## lint, cross-builds, every test (race detector, goroutine-leak checks), then failures, skips and counts
 	cd bench/acl && $(GO) test -count=1 -run . ./...
+	$(GO) test -count=1 -timeout 10m github.com/hashicorp/yamux
+	set -o pipefail; $(GO) test -race -count=1 -timeout 20m -json $(PKGS) | $(GO) run ./internal/testreport
 
 test-short: ## the quick tests only
 	$(GO) test -short -count=1 $(PKGS)

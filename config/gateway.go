@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -108,6 +109,9 @@ type Gateway struct {
 	// 128.
 	PrefixV4 int `flag:"prefix-v4" default:"24" help:"IPv4 prefix length that groups source addresses into one network for the per-network caps"`
 	PrefixV6 int `flag:"prefix-v6" default:"64" help:"IPv6 prefix length that groups source addresses into one network for the per-network caps"`
+	// MaxSessionMemory bounds what one client session can make the gateway
+	// buffer, beyond 256 KiB per accepted stream. Must be >= 1 MiB.
+	MaxSessionMemory int `flag:"max-session-memory" meta:"BYTES" default:"8388608" help:"bytes one client session can make the gateway buffer beyond the 256 KiB each open stream is owed: receive windows grow, with use, only within it (the most a session holds is this plus 256 KiB per stream, see --max-streams)"`
 	// RouteProxy names the --route backends that get a PROXY protocol v2
 	// header first: NAME, or NAME=v2-full to add the client certificate.
 	// With Policy, its routes say it ("proxy_protocol:").
@@ -263,6 +267,11 @@ func (g *Gateway) Validate() error {
 	add(settings.InRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(settings.InRange(set["PrefixV6"], g.PrefixV6, 1, 128))
 	add(g.checkRouteProxy(set))
+	if g.MaxSessionMemory < 1<<20 {
+		e := set["MaxSessionMemory"].Fail(strconv.Itoa(g.MaxSessionMemory), "must be at least 1 MiB (1048576)", nil)
+		e.Want = "a number of bytes of 1048576 or more, e.g. 8388608"
+		add(e)
+	}
 	if len(g.TrustedProxy) > 0 {
 		if _, err := acl.New(g.TrustedProxy); err != nil {
 			add(set["TrustedProxy"].Fail(joinStrings(g.TrustedProxy), "the rules do not form a valid list", err))

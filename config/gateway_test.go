@@ -78,7 +78,7 @@ func TestParseGatewayDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "json",
 		HandshakeTimeout: 10 * time.Second, IdleTimeout: 0, DialTimeout: 5 * time.Second, DrainTimeout: 30 * time.Second,
 		WatchInterval: 5 * time.Second, MaxConns: 10000, MaxHandshakes: 256, MaxStreams: 1024,
-		HelloTimeout: 5 * time.Second, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 	checkGateway(t, g, &want, []string{"10.0.0.0/8"}, []string{"any"})
 }
@@ -106,7 +106,7 @@ func TestParseGatewayEnvOnly(t *testing.T) {
 		DefaultRoute: "echo", Admin: "127.0.0.1:9090", LogLevel: "debug", LogFormat: "console",
 		HandshakeTimeout: 3 * time.Second, IdleTimeout: time.Minute, DialTimeout: 2 * time.Second,
 		MaxConns: 50, MaxHandshakes: 5, MaxStreams: 7,
-		HelloTimeout: 5 * time.Second, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 	checkGateway(t, g, &want, []string{"10.0.0.0/8", "!10.9.0.0/16", "::1/128"},
 		[]string{"uri:spiffe://corp/app/*", "cn:alice"})
@@ -129,7 +129,7 @@ func TestParseGatewayFlagsWinOverEnv(t *testing.T) {
 		Listen: "[::1]:0", Cert: f.cert, Key: f.key, CA: f.ca, Routes: []Route{{"c", "c.internal:3"}},
 		LogLevel: "warn", LogFormat: "json", HandshakeTimeout: 10 * time.Second, DialTimeout: 5 * time.Second,
 		DrainTimeout: 30 * time.Second, WatchInterval: 5 * time.Second, MaxConns: 2, MaxHandshakes: 256, MaxStreams: 1024,
-		HelloTimeout: 5 * time.Second, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 	checkGateway(t, g, &want, []string{"192.168.0.0/16"}, []string{"cn:flag", "ou:ops"})
 }
@@ -386,13 +386,13 @@ func TestGatewayValidateReportsEverything(t *testing.T) {
 		"--ca (GATEWAY_CA)", "--allow (GATEWAY_ALLOW)", "--allow-id (GATEWAY_ALLOW_ID)", "--route (GATEWAY_ROUTE)",
 		"--log-level (GATEWAY_LOG_LEVEL)", "--log-format (GATEWAY_LOG_FORMAT)", "--handshake-timeout",
 		"--dial-timeout", "--max-conns", "--max-handshakes", "--max-streams", "--hello-timeout", "--max-pending ",
-		"--max-pending-per-addr", "--max-pending-per-prefix", "--prefix-v4", "--prefix-v6"} {
+		"--max-pending-per-addr", "--max-pending-per-prefix", "--prefix-v4", "--prefix-v6", "--max-session-memory"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("missing %q in:\n%v", want, err)
 		}
 	}
-	if n := strings.Count(err.Error(), "\n") + 1; n != 20 {
-		t.Errorf("%d problems reported, want 20:\n%v", n, err)
+	if n := strings.Count(err.Error(), "\n") + 1; n != 21 {
+		t.Errorf("%d problems reported, want 21:\n%v", n, err)
 	}
 }
 

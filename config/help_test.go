@@ -68,6 +68,7 @@ var commands = []struct {
 			{"--max-pending-per-prefix N", "(default 256) [$GATEWAY_MAX_PENDING_PER_PREFIX]"},
 			{"--prefix-v4 N", "(default 24) [$GATEWAY_PREFIX_V4]"},
 			{"--prefix-v6 N", "(default 64) [$GATEWAY_PREFIX_V6]"},
+			{"--max-session-memory BYTES", "(default 8388608) [$GATEWAY_MAX_SESSION_MEMORY]"},
 			{"--route-proxy NAME[=v2-full]", "[$GATEWAY_ROUTE_PROXY, comma separated]"},
 			{"--trusted-proxy RULES", "(repeatable) [$GATEWAY_TRUSTED_PROXY, comma separated]"},
 			{"--strict-perms", "[$GATEWAY_STRICT_PERMS]"},

@@ -685,7 +685,7 @@ func TestGatewayLoadPolicy(t *testing.T) {
 	base := func(policy string) *Gateway {
 		return &Gateway{Listen: ":0", Cert: f.cert, Key: f.key, CA: f.ca, Policy: policy, LogLevel: "info", LogFormat: "json",
 			HandshakeTimeout: 1, DialTimeout: 1, MaxConns: 1, MaxHandshakes: 1, MaxStreams: 1,
-			HelloTimeout: 1, MaxPending: 1, MaxPendingPerAddr: 1, MaxPendingPerPrefix: 1, PrefixV4: 24, PrefixV6: 64}
+			HelloTimeout: 1, MaxSessionMemory: 1 << 20, MaxPending: 1, MaxPendingPerAddr: 1, MaxPendingPerPrefix: 1, PrefixV4: 24, PrefixV6: 64}
 	}
 
 	t.Run("no policy", func(t *testing.T) {

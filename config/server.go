@@ -32,6 +32,7 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		MaxConns:         g.MaxConns,
 		MaxHandshakes:    g.MaxHandshakes,
 		MaxStreams:       g.MaxStreams,
+		MaxSessionMemory: g.MaxSessionMemory,
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
 		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,

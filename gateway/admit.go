@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/rs/zerolog"
@@ -68,8 +69,14 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	}
 	if err != nil {
 		release()
-		c.log.Warn().Str("event", "backend_unreachable").Str("mode", mode).Str("route", v.name).
-			Str("backend", v.route.Backend).Err(err).Send()
+		if ok, suppressed := c.refusalLog(); ok {
+			ev := c.log.Warn().Str("event", "backend_unreachable").Str("mode", mode).Str("route", v.name).
+				Str("backend", v.route.Backend).Err(err)
+			if suppressed > 0 {
+				ev = ev.Uint64("suppressed", suppressed)
+			}
+			ev.Send()
+		}
 		return nil, refused(v.name, mux.StatusUnreachable, "backend for route "+quote(v.name)+" is unreachable", v.rule)
 	}
 	return &grant{route: v.route, rule: v.rule, m: rm, backend: backend, release: release}, v
@@ -150,11 +157,40 @@ func (c *serverConn) opened(mode string, stream uint32, g *grant) {
 	c.streamEvent("stream_open", mode, stream, g.route.Name).Str("rule", g.rule).Send()
 }
 
-// refused counts and logs a refused stream.
+// refused counts and logs a refused stream, the log under the
+// connection's rate limit for refusals.
 func (c *serverConn) refused(mode string, stream uint32, v verdict) {
 	c.srv.countRefused(v)
-	c.streamEvent("stream_refused", mode, stream, v.name).Str("status", v.status.String()).
-		Str("rule", v.rule).Str("reason", v.reason).Send()
+	ok, suppressed := c.refusalLog()
+	if !ok {
+		return
+	}
+	ev := c.streamEvent("stream_refused", mode, stream, v.name).Str("status", v.status.String()).
+		Str("rule", v.rule).Str("reason", v.reason)
+	if suppressed > 0 {
+		ev = ev.Uint64("suppressed", suppressed)
+	}
+	ev.Send()
+}
+
+// The rate limit of a connection's refusal events: a burst, then a few a
+// second. Refusals past it are counted (Stats) but not logged; the next
+// event logged says how many were left out.
+const (
+	refusalLogPerSec = 5
+	refusalLogBurst  = 50
+)
+
+// refusalLog asks the connection's refusal limiter whether an event may
+// be logged now.
+func (c *serverConn) refusalLog() (ok bool, suppressed uint64) {
+	c.mu.Lock()
+	if c.refusals == nil {
+		c.refusals = logging.NewLimiter(refusalLogPerSec, refusalLogBurst)
+	}
+	l := c.refusals
+	c.mu.Unlock()
+	return l.Allow()
 }
 
 // streamEvent starts the audit event of a stream: the same fields, in the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -32,6 +33,11 @@ type Config struct {
 	MaxConns         int           // connections open at once; default 10,000
 	MaxHandshakes    int           // TLS handshakes in flight; default 256
 	MaxStreams       int           // streams open at once in one session; default 1,024
+	// MaxSessionMemory bounds what one client session can make the
+	// gateway buffer beyond the 256 KiB each accepted stream is owed by
+	// the protocol: receive windows start at 256 KiB and grow, with use,
+	// only within it. Default 8 MiB.
+	MaxSessionMemory int
 	// Pending caps the connections before the end of their handshake,
 	// per source address, per source network and in all; zero caps take
 	// 1,024 in all, 64 per address, 256 per network (/24 and /64).
@@ -100,6 +106,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		name string
 		def  int
 	}{{&cfg.MaxConns, "MaxConns", 10000}, {&cfg.MaxHandshakes, "MaxHandshakes", 256}, {&cfg.MaxStreams, "MaxStreams", 1024},
+		{&cfg.MaxSessionMemory, "MaxSessionMemory", mux.SessionReceiveBudget},
 		{&cfg.Pending.Max, "Pending.Max", 1024}, {&cfg.Pending.PerAddr, "Pending.PerAddr", 64},
 		{&cfg.Pending.PerPrefix, "Pending.PerPrefix", 256}} {
 		switch {

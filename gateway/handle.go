@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/yamux"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/rs/zerolog"
 )
@@ -48,7 +49,11 @@ type serverConn struct {
 	draining bool           // drain was called: no new stream; close the session once idle
 	sess     *yamux.Session // in phaseServing and after, in mux mode
 	active   int            // streams being served
-	idle     chan struct{}  // signalled when active drops to 0 while draining
+	// refusals logs this connection's stream_refused and
+	// backend_unreachable events under a rate limit (made on first use):
+	// a client opening streams it may not have cannot flood the log.
+	refusals *logging.Limiter
+	idle     chan struct{} // signalled when active drops to 0 while draining
 	streams  sync.WaitGroup
 }
 
@@ -89,9 +94,8 @@ func (c *serverConn) serve() {
 		return
 	default:
 		if !c.isClosed() {
-			s.handshakeFailed(err)
-			c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
-				Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
+			s.countHandshakeFailure(err)
+			c.handshakeFailed(handshakeReason(err))
 		}
 		return
 	}
@@ -102,9 +106,8 @@ func (c *serverConn) serve() {
 	select {
 	case s.handshakes <- struct{}{}:
 	case <-ctx.Done():
-		s.handshakeFailed(errNoHandshakeSlot)
-		c.log.Warn().Str("event", "handshake_failed").Str("reason", "overloaded: too many handshakes in flight").
-			Int("max_handshakes", cap(s.handshakes)).Msg("handshake not started")
+		s.countHandshakeFailure(errNoHandshakeSlot)
+		c.handshakeFailed("overloaded: too many handshakes in flight")
 		return
 	}
 	tc := tls.Server(hc, s.tls)
@@ -118,14 +121,13 @@ func (c *serverConn) serve() {
 	<-s.handshakes
 	ticket.Done()
 	if err != nil {
-		s.handshakeFailed(err)
+		s.countHandshakeFailure(err)
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
 			c.refused(modeDirect, 0, rf.v)
 			return
 		}
-		c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).
-			Dur("duration_ms", time.Since(c.start)).Msg("handshake failed")
+		c.handshakeFailed(handshakeReason(err))
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})
@@ -246,6 +248,26 @@ func (c *serverConn) shed(kind int, reason string) {
 	ev.Msg("connection shed before its handshake")
 }
 
+// The rate limit of handshake_failed events, server-wide.
+const (
+	handshakeLogPerSec = 20
+	handshakeLogBurst  = 100
+)
+
+// handshakeFailed logs a failed handshake under the server's rate limit
+// for the event: anyone who can connect can cause one.
+func (c *serverConn) handshakeFailed(reason string) {
+	ok, suppressed := c.srv.handshakeLog.Allow()
+	if !ok {
+		return
+	}
+	ev := c.log.Warn().Str("event", "handshake_failed").Str("reason", reason).Dur("duration_ms", time.Since(c.start))
+	if suppressed > 0 {
+		ev = ev.Uint64("suppressed", suppressed)
+	}
+	ev.Msg("handshake failed")
+}
+
 // handshakeReason says in words why a handshake failed, for the log.
 func handshakeReason(err error) string {
 	var rf *refusal
@@ -310,11 +332,17 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			return // session closed by the peer, by keepalive failure, or by drain
+			if errors.Is(err, yamux.ErrFlood) {
+				c.log.Warn().Str("event", "session_flood").
+					Msg("the client made more answers wait than it read (a ping flood): session closed")
+			}
+			return // session closed by the peer, by keepalive failure, by drain or for a flood
 		}
 		stream := mux.Wrap(st)
 		sc.Track(stream) // its waits end when the connection fails
-		overloaded := sess.NumStreams() > s.cfg.MaxStreams
+		// Only the streams this side took count: the accept backlog is the
+		// peer's to fill, and the receive budget bounds what it holds.
+		overloaded := sess.NumAcceptedStreams() > s.cfg.MaxStreams
 		c.streamStarted()
 		go func() {
 			if overloaded {
@@ -357,7 +385,7 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) (carry f
 	}
 	if err := mux.WriteResponse(stream, mux.Response{Status: mux.StatusOK}); err != nil {
 		g.release()
-		stream.Close()
+		_ = stream.Reset()
 		if g.backend != nil {
 			g.backend.Close()
 		}
@@ -367,15 +395,15 @@ func (c *serverConn) serveStream(stream *mux.Stream, id *conn.Identity) (carry f
 	return func() { c.carry(modeMux, stream.StreamID(), stream, g, start) }
 }
 
-// refuse answers a stream with a refusal, closes it and logs it; the
-// session goes on.
+// refuse answers a stream with a refusal, resets it (so whatever the
+// client still sends on it is dropped, and its buffer freed, at once) and
+// logs it; the session goes on.
 func (c *serverConn) refuse(stream *mux.Stream, route string, v verdict) {
 	if v.name == "" {
 		v.name = route
 	}
 	_ = stream.SetWriteDeadline(time.Now().Add(requestTimeout))
-	_ = mux.WriteResponse(stream, mux.Response{Status: v.status, Reason: v.reason})
-	stream.Close()
+	_ = mux.Refuse(stream, mux.Response{Status: v.status, Reason: v.reason})
 	c.refused(modeMux, stream.StreamID(), v)
 }
 

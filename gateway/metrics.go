@@ -251,8 +251,8 @@ func (s *Server) countRefused(v verdict) {
 	}
 }
 
-// handshakeFailed counts a failed handshake.
-func (s *Server) handshakeFailed(err error) {
+// countHandshakeFailure counts a failed handshake by its class.
+func (s *Server) countHandshakeFailure(err error) {
 	s.handshakeFail.Add(1)
 	s.metrics.handshakeFail[handshakeClass(err)].Inc()
 }

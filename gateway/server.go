@@ -38,6 +38,7 @@ type Server struct {
 	// the deny log of connections from trusted proxies, whose client
 	// address is judged after the PROXY header, outside the gate
 	proxyDenyLog  *logging.Limiter
+	handshakeLog  *logging.Limiter // handshake_failed events
 	proxiedDenied atomic.Uint64
 
 	mu       sync.Mutex
@@ -88,10 +89,12 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 	}
 	s.proxyDenyLog = logging.NewLimiter(shedLogPerSec, shedLogBurst)
+	s.handshakeLog = logging.NewLimiter(handshakeLogPerSec, handshakeLogBurst)
 	for k := range s.shedLog {
 		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
 	s.yamux = mux.Config(s.log)
+	s.yamux.SessionReceiveBudget = uint32(min(cfg.MaxSessionMemory, 1<<31))
 	// Each session runs mux.KeepAlive instead, which closes the
 	// connection under a session whose ping fails (see serveMux).
 	s.keepAlive = s.yamux.KeepAliveInterval

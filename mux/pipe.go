@@ -261,13 +261,16 @@ func halfClose(c net.Conn) {
 	}
 }
 
-// reset closes the TCP connection that is or is under c with SetLinger(0),
-// so the peer gets an RST. The TCP connection under a *tls.Conn is closed
+// reset resets a stream (yamux RST), or closes the TCP connection that is
+// or is under c with SetLinger(0), so the peer gets an RST. The TCP connection under a *tls.Conn is closed
 // directly: closing the tls.Conn would first send close_notify, which the
 // peer would read as a clean end.
 func reset(c net.Conn) {
 	for range 4 { // unwrap a few layers at most
 		switch t := c.(type) {
+		case interface{ Reset() error }: // a stream: RST, not a FIN
+			_ = t.Reset()
+			return
 		case interface{ SetLinger(int) error }:
 			_ = t.SetLinger(0)
 			_ = c.Close()

@@ -39,6 +39,7 @@ func Config(p *testpki.PKI, routes ...config.Route) *config.Gateway {
 		MaxHandshakes:    64,
 		MaxStreams:       4096,
 		HelloTimeout:     5 * time.Second,
+		MaxSessionMemory: 8 << 20,
 		MaxPending:       1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 }

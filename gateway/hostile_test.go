@@ -1,0 +1,241 @@
+package gateway_test
+
+import (
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portcullis-gw/portcullis/config"
+	"github.com/portcullis-gw/portcullis/gateway"
+	"github.com/portcullis-gw/portcullis/internal/testpki"
+	"github.com/portcullis-gw/portcullis/mux"
+)
+
+// A client that opens stream after stream to a route it may not use gets
+// each refused, and counted, but its refusals do not flood the log: the
+// connection's stream_refused events stop at a burst, and the next one
+// logged says how many were left out.
+func TestRefusalFloodIsRateLimited(t *testing.T) {
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho}))
+	d := e.dialer(t, p.Client, false)
+	const n = 300
+	for i := range n {
+		if _, err := d.Dial(ctxT(t), "nosuch"); err == nil {
+			t.Fatalf("stream %d to an unknown route was accepted", i)
+		}
+	}
+	waitFor(t, func() bool { return e.srv.Stats().StreamsRefused == n })
+	time.Sleep(1100 * time.Millisecond) // a few tokens come back
+	if _, err := d.Dial(ctxT(t), "nosuch"); err == nil {
+		t.Fatal("accepted")
+	}
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), `"suppressed":`) })
+	lines := strings.Count(e.logs.String(), `"event":"stream_refused"`)
+	if lines >= n/2 {
+		t.Fatalf("%d stream_refused lines for %d refusals: not rate-limited", lines, n+1)
+	}
+	// The session is still good for what it may use.
+	c, err := d.Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := roundTrip(c, 1000); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backend that fails in the middle of a stream (a reset) reaches the
+// client as a reset of its stream, not as a clean end of data.
+func TestBackendFailureResetsStream(t *testing.T) {
+	p := testpki.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for range 2 {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 5)
+			_, _ = io.ReadFull(c, buf)
+			_, _ = c.Write(buf) // some data, then the backend dies
+			time.Sleep(50 * time.Millisecond)
+			_ = c.(*net.TCPConn).SetLinger(0)
+			c.Close()
+		}
+	}()
+	e := start(t, p, baseConfig(p, config.Route{Name: "db", Backend: ln.Addr().String()}))
+	for _, direct := range []bool{false, true} {
+		c, err := e.dialer(t, p.Client, direct).Dial(ctxT(t), "db")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if string(got) != "hello" {
+			t.Errorf("direct=%v: read %q before the failure, want hello", direct, got)
+		}
+		if err == nil || errors.Is(err, io.EOF) || isTimeout(err) {
+			t.Errorf("direct=%v: the stream ended with %v; want a reset, not a clean end", direct, err)
+		}
+	}
+}
+
+// rawSession is a client with a valid certificate that speaks yamux frames
+// of its own making to the gateway, over mTLS.
+func rawSession(t *testing.T, e *env, p *testpki.PKI) *tls.Conn {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(p.Client.Cert, p.Client.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", e.addr, &tls.Config{
+		RootCAs: p.CA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{cert}, NextProtos: []string{mux.ALPN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// yamux frames (the protocol's spec.md): a 12-byte header.
+func frame(typ byte, flags uint16, id, length uint32) []byte {
+	var h [12]byte
+	h[1] = typ
+	binary.BigEndian.PutUint16(h[2:], flags)
+	binary.BigEndian.PutUint32(h[4:], id)
+	binary.BigEndian.PutUint32(h[8:], length)
+	return h[:]
+}
+
+// TestPeerFloodsDoNotDelayOthers: one authenticated client floods its
+// session (pings whose answers it never reads; data frames for streams
+// that do not exist; streams refused, then pushed full of data), while
+// another client makes round trips on its own session. The other client
+// sees no failure (its latencies are logged for the notes; they are not
+// asserted); the ping flood closes the flooding session with one log
+// event; the gateway's goroutines come back to where they were.
+func TestPeerFloodsDoNotDelayOthers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods: not in -short")
+	}
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho}))
+	good, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	rounds := func(n int) []time.Duration {
+		var out []time.Duration
+		buf := make([]byte, 64)
+		for i := range n {
+			start := time.Now()
+			if _, err := good.Write(buf); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if _, err := io.ReadFull(good, buf); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			out = append(out, time.Since(start))
+			time.Sleep(2 * time.Millisecond)
+		}
+		return out
+	}
+	base := rounds(200)
+	baseG := runtime.NumGoroutine()
+	t.Logf("other client unloaded: p50 %v p99 %v", quantile(base, .5), quantile(base, .99))
+
+	floods := []struct {
+		name  string
+		flood func(c *tls.Conn, stop <-chan struct{})
+	}{
+		{"200,000 pings, answers unread", func(c *tls.Conn, stop <-chan struct{}) {
+			var batch []byte
+			for i := range 1000 {
+				batch = append(batch, frame(2, 1, 0, uint32(i))...)
+			}
+			for range 200 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(batch); err != nil {
+					return // the gateway closed the session
+				}
+			}
+		}},
+		{"data for 20,000 streams that do not exist", func(c *tls.Conn, stop <-chan struct{}) {
+			for i := range 20000 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := c.Write(append(frame(0, 0, uint32(2*i+1001), 16), make([]byte, 16)...)); err != nil {
+					return
+				}
+			}
+		}},
+		{"200 refused streams, each then sent its full window", func(c *tls.Conn, stop <-chan struct{}) {
+			req := []byte{1, 6, 'n', 'o', 's', 'u', 'c', 'h'} // version 1, route "nosuch"
+			chunk := make([]byte, 16<<10)
+			for i := range 200 {
+				id := uint32(2*i + 1)
+				if _, err := c.Write(append(frame(0, 1, id, uint32(len(req))), req...)); err != nil {
+					return
+				}
+				for range 15 { // 15 x 16 KiB, within the 256 KiB the protocol owes a stream
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					if _, err := c.Write(append(frame(0, 0, id, uint32(len(chunk))), chunk...)); err != nil {
+						return
+					}
+				}
+			}
+		}},
+	}
+	for _, f := range floods {
+		t.Run(f.name, func(t *testing.T) {
+			c := rawSession(t, e, p)
+			stop := make(chan struct{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.flood(c, stop) }()
+			var ms runtime.MemStats
+			took := rounds(200)
+			runtime.ReadMemStats(&ms)
+			close(stop)
+			<-done
+			c.Close()
+			t.Logf("other client during the flood: p50 %v p99 %v (unloaded p99 %v, ratio %.2f); heap in use %d MiB; %d goroutines",
+				quantile(took, .5), quantile(took, .99), quantile(base, .99),
+				float64(quantile(took, .99))/float64(quantile(base, .99)), ms.HeapInuse>>20, runtime.NumGoroutine())
+			waitFor(t, func() bool { return runtime.NumGoroutine() <= baseG+5 })
+		})
+	}
+	if n := strings.Count(e.logs.String(), `"event":"session_flood"`); n != 1 {
+		t.Errorf("%d session_flood events, want 1 (the ping flood's session, once)", n)
+	}
+	if lines := strings.Count(e.logs.String(), "\n"); lines > 400 {
+		t.Errorf("%d log lines for the floods: the peer-triggered events are not bounded", lines)
+	}
+}
