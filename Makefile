@@ -7,6 +7,17 @@ BIN     := bin
 PKGS    := ./...
 FUZZTIME ?= 30s
 
+# make install: PREFIX is where things go, DESTDIR a staging root for
+# packagers (the files then name PREFIX, not DESTDIR).
+PREFIX        ?= /usr/local
+DESTDIR       ?=
+BINDIR        ?= $(PREFIX)/bin
+BASHCOMPDIR   ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR    ?= $(PREFIX)/share/zsh/site-functions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR        ?= $(PREFIX)/share/doc/portcullis
+INSTALL       ?= install
+
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -42,6 +53,24 @@ fuzz: ## run every fuzzer for FUZZTIME each (default 30s)
 	  done; \
 	done
 
+install: build ## install the binaries, completions, systemd units and docs under $(DESTDIR)$(PREFIX) (default /usr/local)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(DOCDIR)
+	$(INSTALL) -m 0755 $(BIN)/gateway $(BIN)/tunnel $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 0644 contrib/completion/gateway.bash $(DESTDIR)$(BASHCOMPDIR)/gateway
+	$(INSTALL) -m 0644 contrib/completion/tunnel.bash $(DESTDIR)$(BASHCOMPDIR)/tunnel
+	$(INSTALL) -m 0644 contrib/completion/_gateway contrib/completion/_tunnel $(DESTDIR)$(ZSHCOMPDIR)/
+	sed 's|/usr/local/bin/gateway|$(BINDIR)/gateway|' contrib/systemd/portcullis-gateway.service > $(DESTDIR)$(SYSTEMDUNITDIR)/portcullis-gateway.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/portcullis-gateway.service
+	$(INSTALL) -m 0644 contrib/systemd/portcullis-gateway.socket $(DESTDIR)$(SYSTEMDUNITDIR)/
+	$(INSTALL) -m 0644 README.md CHANGELOG.md LICENSE contrib/systemd/gateway.env.example $(DESTDIR)$(DOCDIR)/
+
+uninstall: ## remove what make install put under $(DESTDIR)$(PREFIX)
+	rm -f $(DESTDIR)$(BINDIR)/gateway $(DESTDIR)$(BINDIR)/tunnel \
+	  $(DESTDIR)$(BASHCOMPDIR)/gateway $(DESTDIR)$(BASHCOMPDIR)/tunnel \
+	  $(DESTDIR)$(ZSHCOMPDIR)/_gateway $(DESTDIR)$(ZSHCOMPDIR)/_tunnel \
+	  $(DESTDIR)$(SYSTEMDUNITDIR)/portcullis-gateway.service $(DESTDIR)$(SYSTEMDUNITDIR)/portcullis-gateway.socket
+	rm -rf $(DESTDIR)$(DOCDIR)
+
 bench: ## the end-to-end suite against baselines (writes bench/RESULTS.md), then the ACL comparison
 	$(GO) run ./bench/suite
 	cd bench/acl && ./run.sh
@@ -55,4 +84,4 @@ demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunn
 clean: ## remove build output and the demo directory
 	rm -rf $(BIN) .demo
 
-.PHONY: help build lint cross test test-short fuzz bench bench-micro demo clean
+.PHONY: help build install uninstall lint cross test test-short fuzz bench bench-micro demo clean

@@ -25,7 +25,7 @@ func ExampleParseNC() {
 	_, err := config.ParseNC([]string{"--gateway", "gw.example.com:8443", "pg"}, func(string) (string, bool) { return "", false }, nil)
 	fmt.Println(err)
 	// Output:
-	// --cert (TUNNEL_CERT): required; got ""; want a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt
+	// --cert (TUNNEL_CERT): required; got ""; want a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt, or a PKCS#12 bundle, e.g. --cert ~/.portcullis/me.p12
 	// --key (TUNNEL_KEY): required; got ""; want a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key
 	// --ca (TUNNEL_CA): required; got ""; want a readable PEM file with the CA certificates that sign the gateway's certificate, e.g. --ca ~/.portcullis/gateway-ca.crt
 }
@@ -64,7 +64,7 @@ routes:
 	// Output:
 	// gate: [10.0.0.0/8 !10.9.0.0/16]
 	// route pg (line 6) -> db.internal:5432 for [uri:spiffe://corp/app/* cn:dba] from [10.1.0.0/16], at most 200 streams, dial timeout 3s
-	// policy.yaml:3: route "pg": no "backend:"; want backend: HOST:PORT with a port from 1 to 65535 (IPv6 in brackets), builtin:echo or builtin:discard, e.g. db.internal:5432
+	// policy.yaml:3: route "pg": no "backend:"; want backend: HOST:PORT with a port from 1 to 65535 (IPv6 in brackets), unix:PATH for a UNIX socket (PATH absolute), builtin:echo or builtin:discard, e.g. db.internal:5432
 	// policy.yaml:4: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout, proxy_protocol)
 	// policy.yaml:5: route "pg": identities: bad identity pattern "alice": unknown form; want one of uri:spiffe://corp/app/* ("*" one path segment, "**" the rest), dns:host.example.com or dns:*.example.com, cn:NAME, ou:UNIT, o:ORG, email:user@example.com, sha256:FINGERPRINT (hex, colons optional), any
 }

@@ -29,8 +29,12 @@ func FuzzParseLocal(f *testing.F) {
 		if err := mux.ValidRoute(l.Route); err != nil {
 			t.Fatalf("ParseLocal(%q): route %q: %v", s, l.Route, err)
 		}
-		left, _, _ := strings.Cut(strings.TrimSpace(s), "=")
-		if !strings.ContainsAny(left, ":[]") && !strings.HasPrefix(l.Bind, defaultBindHost+":") {
+		trimmed := strings.TrimSpace(s)
+		left := trimmed[:strings.LastIndexByte(trimmed, '=')]
+		if l.Unix() != (strings.HasPrefix(left, "/") || strings.HasPrefix(left, UnixPrefix)) {
+			t.Fatalf("ParseLocal(%q): Bind %q: a UNIX socket is a BIND that starts with / or unix:", s, l.Bind)
+		}
+		if !l.Unix() && !strings.ContainsAny(left, ":[]") && !strings.HasPrefix(l.Bind, defaultBindHost+":") {
 			t.Fatalf("ParseLocal(%q): Bind %q, want host %s when BIND is left out", s, l.Bind, defaultBindHost)
 		}
 		back, err := ParseLocal(l.String())

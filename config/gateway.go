@@ -28,9 +28,13 @@ type Gateway struct {
 	// Listen is the address to accept client connections on.
 	Listen string `flag:"listen" meta:"ADDR" default:":8443" help:"address to accept client connections on; no HOST means every interface" forms:"HOST:PORT with a port from 0 to 65535, e.g. :8443, 10.1.2.3:8443 or [::1]:8443"`
 	// Cert and Key are PEM files: the server certificate chain and its
-	// private key. Required.
-	Cert string `flag:"cert" meta:"FILE" help:"server certificate chain, PEM (required)" forms:"a readable PEM file with the server certificate chain, e.g. --cert /etc/portcullis/gateway.crt"`
-	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key /etc/portcullis/gateway.key"`
+	// private key. Required; or Cert is a PKCS#12 bundle (see
+	// conn.IsPKCS12) that holds the key, and Key is empty.
+	Cert string `flag:"cert" meta:"FILE" help:"server certificate chain, PEM, or a PKCS#12 bundle (.p12, .pfx) holding the key too (required)" forms:"a readable PEM file with the server certificate chain, e.g. --cert /etc/portcullis/gateway.crt, or a PKCS#12 bundle, e.g. --cert /etc/portcullis/gateway.p12"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required, unless --cert is PKCS#12)" forms:"a readable PEM file with the private key of --cert, e.g. --key /etc/portcullis/gateway.key"`
+	// KeyPassFile names a file whose first line is the password of a
+	// PKCS#12 Cert; empty means the empty password.
+	KeyPassFile string `flag:"key-pass-file" meta:"FILE" help:"file whose first line is the password of a PKCS#12 --cert" forms:"a readable file with the password on its first line, e.g. --key-pass-file /etc/portcullis/gateway.pass"`
 	// CA is the PEM bundle that client certificates must chain to. Required.
 	CA string `flag:"ca" meta:"FILE" help:"CA bundle that client certificates must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign client certificates, e.g. --ca /etc/portcullis/clients-ca.crt"`
 	// CRL is a revocation list (PEM or DER); empty means none.
@@ -46,7 +50,7 @@ type Gateway struct {
 	AllowFile string `flag:"allow-file" meta:"FILE" help:"the same rules, one per line, \"#\" comments; reloaded on SIGHUP" forms:"a readable file of rules, one per line, e.g. --allow-file /etc/portcullis/allow.txt"`
 	// Routes maps route names to backends. At least one is required
 	// unless Policy is set; with Policy, none is allowed.
-	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432"`
+	Routes []Route `flag:"route" meta:"NAME=HOST:PORT" help:"a backend that clients reach by NAME; HOST:PORT, unix:PATH for a UNIX socket, or builtin:echo or builtin:discard for tests" forms:"NAME=HOST:PORT, NAME=unix:PATH, NAME=builtin:echo or NAME=builtin:discard, e.g. pg=db.internal:5432 or pg=unix:/var/run/postgresql/.s.PGSQL.5432"`
 	// DefaultRoute is the route of direct-mode clients whose SNI names no
 	// route; empty means such clients are refused. It must name one of
 	// Routes; with Policy it must be empty (the file has default_route).
@@ -115,11 +119,15 @@ type Gateway struct {
 	// RouteProxy names the --route backends that get a PROXY protocol v2
 	// header first: NAME, or NAME=v2-full to add the client certificate.
 	// With Policy, its routes say it ("proxy_protocol:").
-	RouteProxy []string `flag:"route-proxy" meta:"NAME[=v2-full]" help:"send the backend of route NAME a PROXY protocol v2 header first: the client's address, TLS version, route and identity (v2-full: also the certificate)" forms:"the NAME of a --route, or NAME=v2-full, e.g. pg"`
+	RouteProxy []string `flag:"route-proxy" meta:"NAME[=MODE]" help:"send the backend of route NAME a PROXY protocol header first: v2 (the default) with the client's address, TLS version, route and identity; v2-full also the certificate; v1 the address only, for backends that read no TLVs" forms:"the NAME of a --route, or NAME=v2, NAME=v2-full or NAME=v1, e.g. pg"`
 	// TrustedProxy are the load balancers that send a PROXY protocol
 	// header (v1 or v2) before TLS; the client address it carries is what
 	// the network gate judges. Empty means none: no header is read.
 	TrustedProxy []acl.Rule `flag:"trusted-proxy" meta:"RULES" sep:"," problem:"invalid network rules" help:"load balancers that send a PROXY protocol header (v1 or v2) first, comma separated like --allow; the client address in the header is what the network gate, the limits and the log see, and a connection from them without a valid header is reset"`
+	// NoLandlock leaves the process unrestricted: without it, on Linux
+	// kernels with Landlock, the gateway limits itself after start-up to
+	// reading its configured files and connecting to its routes' ports.
+	NoLandlock bool `flag:"no-landlock" help:"do not restrict the process with Landlock (on Linux, after start-up the gateway can read only its configured files and their directories, and with kernel ABI 4 or later connect only to its routes' ports and bind only its own)"`
 	// StrictPerms refuses a --key file that its group or others may read
 	// (without it, such a file loads with a warning).
 	StrictPerms bool `flag:"strict-perms" help:"refuse a --key file that its group or others may read (without it: a warning)"`
@@ -157,7 +165,16 @@ route its own identities, source networks, stream cap and dial timeout:
 Quote rules that start with "!": unquoted, YAML reads "!" as a tag.
 SIGHUP reloads certificate, key, CA, CRL, rules and policy, and so does a change
 seen by --watch-interval; a file that does not load keeps the old state.
-SIGTERM drains and exits.`,
+SIGTERM drains and exits.
+
+--cert may be a PKCS#12 bundle (.p12, .pfx) holding the key: leave --key out
+and put its password on the first line of --key-pass-file.
+Under systemd the gateway reports READY=1, RELOADING=1, STOPPING=1 and the
+watchdog on NOTIFY_SOCKET, and serves on a socket passed by socket activation
+(LISTEN_FDS), ignoring --listen. On Linux, after start-up, it sandboxes itself
+with Landlock (--no-landlock turns it off): it can then read only the
+directories of its files and connect only to its backends' ports, so a reload
+that names new directories or backend ports needs a restart.`,
 		Examples: []string{
 			"# PostgreSQL for one workload, from the 10.0.0.0/8 network:",
 			"gateway run --cert gw.crt --key gw.key --ca clients-ca.crt --allow 10.0.0.0/8 \\",
@@ -219,7 +236,8 @@ func (g *Gateway) Validate() error {
 		add(s.Fail(g.Listen, "not a listen address", err))
 	}
 	add(settings.RequiredFile(set["Cert"], g.Cert))
-	add(settings.RequiredFile(set["Key"], g.Key))
+	add(checkKey(set["Key"], g.Cert, g.Key))
+	add(settings.OptionalFile(set["KeyPassFile"], g.KeyPassFile))
 	add(settings.RequiredFile(set["CA"], g.CA))
 	add(settings.OptionalFile(set["CRL"], g.CRL))
 	add(settings.OptionalFile(set["AllowFile"], g.AllowFile))
@@ -462,8 +480,8 @@ type Route struct {
 	Backend string
 }
 
-// ParseRoute parses NAME=HOST:PORT, NAME=builtin:echo or
-// NAME=builtin:discard. Blanks around the whole text are ignored. Errors
+// ParseRoute parses NAME=HOST:PORT, NAME=unix:PATH (a UNIX socket, PATH
+// absolute), NAME=builtin:echo or NAME=builtin:discard. Blanks around the whole text are ignored. Errors
 // wrap [ErrInvalid] (and mux.ErrRoute for a bad name).
 func ParseRoute(s string) (Route, error) {
 	s = strings.TrimSpace(s)
@@ -489,8 +507,12 @@ func (r Route) check() error {
 	return nil
 }
 
-// checkBackend checks a backend: HOST:PORT, BuiltinEcho or BuiltinDiscard.
+// checkBackend checks a backend: HOST:PORT, unix:PATH (an absolute path),
+// BuiltinEcho or BuiltinDiscard.
 func checkBackend(b string) error {
+	if path, ok := strings.CutPrefix(b, UnixPrefix); ok {
+		return checkUnixPath(path)
+	}
 	if strings.HasPrefix(b, "builtin:") {
 		if b != BuiltinEcho && b != BuiltinDiscard {
 			return fmt.Errorf("unknown builtin; want %s or %s", BuiltinEcho, BuiltinDiscard)

@@ -45,11 +45,11 @@ const (
 	routeWant    = `the settings of the route indented below its name: backend: HOST:PORT and identities: [PATTERN, ...]`
 	ruleWant     = `an IP address or CIDR prefix, "!" in front to deny, in quotes (YAML reads an unquoted "!" as a tag), e.g. 10.0.0.0/8 or "!10.9.0.0/16"`
 	rulesWant    = `a list of rules, one per item, e.g. ["10.0.0.0/8", "!10.9.0.0/16"]; each item ` + ruleWant
-	backendWant  = `HOST:PORT with a port from 1 to 65535 (IPv6 in brackets), builtin:echo or builtin:discard, e.g. db.internal:5432`
+	backendWant  = `HOST:PORT with a port from 1 to 65535 (IPv6 in brackets), unix:PATH for a UNIX socket (PATH absolute), builtin:echo or builtin:discard, e.g. db.internal:5432`
 	patternsWant = `a list of identity patterns, one per item, e.g. ["uri:spiffe://corp/app/*", "cn:dba"]; forms: ` + conn.PatternForms
 	timeoutWant  = `a duration greater than 0 such as 3s, 1m30s or 500ms (units ns, us, ms, s, m, h); leave the key out to use --dial-timeout`
 	streamsWant  = `a whole number from 0 to 2147483647, e.g. 200 (0, or no key, sets no cap)`
-	proxyWant    = `none, v2 (the client's address, TLS version, route and identity) or v2-full (also the client certificate)`
+	proxyWant    = `none, v2 (the client's address, TLS version, route and identity), v2-full (also the client certificate) or v1 (the address only, as text)`
 )
 
 // Policy is a parsed policy file: the network gate (optionally), the routes

@@ -135,6 +135,12 @@ func TestParsePolicyForms(t *testing.T) {
 					t.Errorf("got %+v", p)
 				}
 			}},
+		{"a UNIX socket backend", "routes:\n  pg:\n    backend: unix:/var/run/postgresql/.s.PGSQL.5432\n    identities: [any]\n",
+			func(t *testing.T, p *Policy) {
+				if p.Routes[0].Backend != "unix:/var/run/postgresql/.s.PGSQL.5432" {
+					t.Errorf("got %+v", p)
+				}
+			}},
 		{"flow style on one line", `{allow: ["::1", "!2001:db8::/32"], routes: {a: {backend: "[::1]:80", identities: ["dns:*.example.com"]}}}`,
 			func(t *testing.T, p *Policy) {
 				if len(p.Allow) != 2 || !p.Allow[1].Deny || p.Allow[0].Line != 1 || p.Routes[0].Backend != "[::1]:80" {

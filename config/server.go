@@ -24,7 +24,7 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 	}
 	return gateway.Config{
 		TrustedProxies:   trusted,
-		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, CA: g.CA, CRL: g.CRL, StrictPerms: g.StrictPerms},
+		Credentials:      conn.ServerFiles{Cert: g.Cert, Key: g.Key, KeyPass: g.KeyPassFile, CA: g.CA, CRL: g.CRL, StrictPerms: g.StrictPerms},
 		Policy:           gatewayPolicy{g},
 		HandshakeTimeout: g.HandshakeTimeout,
 		HelloTimeout:     g.HelloTimeout,
@@ -42,7 +42,7 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 
 // WatchedFiles are the files the gateway reloads when they change.
 func (g *Gateway) WatchedFiles() []string {
-	return []string{g.Cert, g.Key, g.CA, g.CRL, g.AllowFile, g.Policy}
+	return []string{g.Cert, g.Key, g.KeyPassFile, g.CA, g.CRL, g.AllowFile, g.Policy}
 }
 
 // gatewayPolicy builds the policy of the settings at each Load.

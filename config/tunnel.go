@@ -7,6 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +18,7 @@ import (
 	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // TunnelPrefix starts the environment variable of every tunnel flag.
@@ -33,8 +37,12 @@ type Tunnel struct {
 	Gateways []string `flag:"gateway" meta:"HOST:PORT" help:"gateway to connect to (required); repeat for failover, tried in order" forms:"HOST:PORT with a port from 1 to 65535, e.g. gw.example.com:8443 or [2001:db8::1]:8443"`
 	// Cert and Key are PEM files: the client certificate chain and its
 	// private key. Required.
-	Cert string `flag:"cert" meta:"FILE" help:"client certificate chain, PEM (required)" forms:"a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt"`
-	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required)" forms:"a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key"`
+	// Cert may instead be a PKCS#12 bundle holding the key (Key empty).
+	Cert string `flag:"cert" meta:"FILE" help:"client certificate chain, PEM, or a PKCS#12 bundle (.p12, .pfx) holding the key too (required)" forms:"a readable PEM file with the client certificate chain, e.g. --cert ~/.portcullis/me.crt, or a PKCS#12 bundle, e.g. --cert ~/.portcullis/me.p12"`
+	Key  string `flag:"key" meta:"FILE" help:"private key of --cert, PEM (required, unless --cert is PKCS#12)" forms:"a readable PEM file with the private key of --cert, e.g. --key ~/.portcullis/me.key"`
+	// KeyPassFile names a file whose first line is the password of a
+	// PKCS#12 Cert; empty means the empty password.
+	KeyPassFile string `flag:"key-pass-file" meta:"FILE" help:"file whose first line is the password of a PKCS#12 --cert" forms:"a readable file with the password on its first line, e.g. --key-pass-file ~/.portcullis/me.pass"`
 	// CA is the PEM bundle the gateway's certificate must chain to.
 	// Required.
 	CA string `flag:"ca" meta:"FILE" help:"CA bundle that the gateway's certificate must chain to, PEM (required)" forms:"a readable PEM file with the CA certificates that sign the gateway's certificate, e.g. --ca ~/.portcullis/gateway-ca.crt"`
@@ -119,7 +127,8 @@ func (t *Tunnel) problems() []error {
 		}
 	}
 	add(settings.RequiredFile(set["Cert"], t.Cert))
-	add(settings.RequiredFile(set["Key"], t.Key))
+	add(checkKey(set["Key"], t.Cert, t.Key))
+	add(settings.OptionalFile(set["KeyPassFile"], t.KeyPassFile))
 	add(settings.RequiredFile(set["CA"], t.CA))
 	if t.ServerName == "" {
 		// Without gateways the name cannot be derived; that is reported above.
@@ -215,51 +224,120 @@ func isHex(s string) bool {
 // Local is one -L listener: a local address and the route its connections
 // go to.
 type Local struct {
-	// Bind is HOST:PORT to listen on (IPv6 in brackets); ParseLocal uses
-	// host 127.0.0.1 when BIND is left out. Port 0 picks a free port.
+	// Bind is HOST:PORT to listen on (IPv6 in brackets), or the absolute
+	// path of a UNIX socket (see [Local.Unix]); ParseLocal uses host
+	// 127.0.0.1 when BIND is left out. Port 0 picks a free port.
 	Bind string
 	// Route is the route name; it satisfies mux.ValidRoute.
 	Route string
 }
 
-// ParseLocal parses [BIND:]PORT=ROUTE: PORT from 0 to 65535; BIND an IPv4
-// address, an IPv6 address in brackets or a host name, 127.0.0.1 when left
-// out; ROUTE a route name. Blanks around the whole text are ignored. The
-// result's Bind is always HOST:PORT. Errors wrap [ErrInvalid] (and
-// mux.ErrRoute for a bad route).
+// UnixPrefix marks a UNIX socket path: in a -L BIND ("unix:/run/pg.sock",
+// or just "/run/pg.sock") and in a route's backend ("unix:/run/pg.sock").
+const UnixPrefix = "unix:"
+
+// MaxUnixPath is the longest UNIX socket path in bytes (sun_path holds 108
+// bytes, the last one a NUL).
+const MaxUnixPath = 107
+
+// Unix reports whether l listens on a UNIX socket: Bind is then its path.
+func (l Local) Unix() bool { return strings.HasPrefix(l.Bind, "/") }
+
+// Loopback reports whether l listens on a loopback address only: a UNIX
+// socket, "localhost" or an address in 127.0.0.0/8 or ::1.
+func (l Local) Loopback() bool {
+	if l.Unix() {
+		return true
+	}
+	host, _, err := net.SplitHostPort(l.Bind)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// ParseLocal parses [BIND:]PORT=ROUTE or PATH=ROUTE: PORT from 0 to 65535;
+// BIND an IPv4 address, an IPv6 address in brackets or a host name,
+// 127.0.0.1 when left out; PATH a UNIX socket, an absolute path written as
+// is or after "unix:" (at most [MaxUnixPath] bytes, no NUL); ROUTE a route
+// name. Blanks around the whole text are ignored. The result's Bind is
+// HOST:PORT or the path. Errors wrap [ErrInvalid] (and mux.ErrRoute for a
+// bad route).
 func ParseLocal(s string) (Local, error) {
 	s = strings.TrimSpace(s)
-	left, route, ok := strings.Cut(s, "=")
-	if !ok {
+	i := strings.LastIndexByte(s, '=') // a route holds no "=", a path may
+	if i < 0 {
 		return Local{}, settings.Invalidf("listener %s: no \"=\" between [BIND:]PORT and ROUTE", settings.Quote(s))
 	}
-	host, port := defaultBindHost, 0
-	if strings.ContainsAny(left, ":[]") {
-		h, p, err := splitHostPort(left, true, anyPort)
-		if err != nil {
+	left, route := s[:i], s[i+1:]
+	var bind string
+	if path, ok := unixPath(left); ok {
+		if err := checkUnixPath(path); err != nil {
 			return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
 		}
-		if h == "" {
-			return Local{}, settings.Invalidf("listener %s: empty BIND before the colon: write PORT=ROUTE or %s:PORT=ROUTE "+
-				"for this machine only, or 0.0.0.0:PORT=ROUTE for every interface", settings.Quote(s), defaultBindHost)
-		}
-		host, port = h, p
+		bind = path
 	} else {
-		p, err := parsePort(left, anyPort)
-		if err != nil {
-			return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
+		host, port := defaultBindHost, 0
+		if strings.ContainsAny(left, ":[]") {
+			h, p, err := splitHostPort(left, true, anyPort)
+			if err != nil {
+				return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
+			}
+			if h == "" {
+				return Local{}, settings.Invalidf("listener %s: empty BIND before the colon: write PORT=ROUTE or %s:PORT=ROUTE "+
+					"for this machine only, or 0.0.0.0:PORT=ROUTE for every interface", settings.Quote(s), defaultBindHost)
+			}
+			host, port = h, p
+		} else {
+			p, err := parsePort(left, anyPort)
+			if err != nil {
+				return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
+			}
+			port = p
 		}
-		port = p
+		bind = net.JoinHostPort(host, strconv.Itoa(port))
 	}
 	if err := mux.ValidRoute(route); err != nil {
 		return Local{}, settings.Invalidf("listener %s: %w", settings.Quote(s), err)
 	}
-	return Local{Bind: net.JoinHostPort(host, strconv.Itoa(port)), Route: route}, nil
+	return Local{Bind: bind, Route: route}, nil
+}
+
+// unixPath returns the path of a UNIX socket spec: "unix:PATH" or a text
+// starting with "/".
+func unixPath(s string) (string, bool) {
+	if p, ok := strings.CutPrefix(s, UnixPrefix); ok {
+		return p, true
+	}
+	return s, strings.HasPrefix(s, "/")
+}
+
+// checkUnixPath checks the path of a UNIX socket.
+func checkUnixPath(p string) error {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return fmt.Errorf("UNIX socket path %s is not absolute; want a path starting with /, e.g. /run/user/1000/pg.sock", settings.Quote(p))
+	case len(p) > MaxUnixPath:
+		return fmt.Errorf("UNIX socket path %s is %d bytes long; the system takes at most %d", settings.Quote(p), len(p), MaxUnixPath)
+	case strings.ContainsRune(p, 0):
+		return fmt.Errorf("UNIX socket path %s holds a NUL byte", settings.Quote(p))
+	case strings.HasSuffix(p, "/"):
+		return fmt.Errorf("UNIX socket path %s names a directory; want the socket's own name after the last /", settings.Quote(p))
+	}
+	return nil
 }
 
 // check validates a Local built in code.
 func (l Local) check() error {
-	if _, _, err := splitHostPort(l.Bind, false, anyPort); err != nil {
+	if l.Unix() {
+		if err := checkUnixPath(l.Bind); err != nil {
+			return err
+		}
+	} else if _, _, err := splitHostPort(l.Bind, false, anyPort); err != nil {
 		return fmt.Errorf("bind address %s: %w", settings.Quote(l.Bind), err)
 	}
 	if err := mux.ValidRoute(l.Route); err != nil {
@@ -268,7 +346,8 @@ func (l Local) check() error {
 	return nil
 }
 
-// String returns HOST:PORT=ROUTE, a form ParseLocal reads back to l.
+// String returns HOST:PORT=ROUTE or PATH=ROUTE, a form ParseLocal reads
+// back to l.
 func (l Local) String() string { return l.Bind + "=" + l.Route }
 
 // MarshalText returns l.String().
@@ -288,14 +367,91 @@ func (l *Local) UnmarshalText(text []byte) error {
 type Forward struct {
 	Tunnel
 	// Locals are the local listeners. At least one is required.
-	Locals []Local `flag:"local" short:"L" meta:"[BIND:]PORT=ROUTE" help:"listen on BIND:PORT (BIND 127.0.0.1 when left out, PORT 0 picks one) and carry each connection to ROUTE (required)" forms:"[BIND:]PORT=ROUTE, e.g. 5432=pg, 127.0.0.1:6379=redis or [::1]:8080=api"`
+	Locals []Local `flag:"local" short:"L" meta:"[BIND:]PORT=ROUTE" help:"listen on BIND:PORT (BIND 127.0.0.1 when left out, PORT 0 picks one), or on a UNIX socket PATH=ROUTE (mode 0600), and carry each connection to ROUTE (required)" forms:"[BIND:]PORT=ROUTE or PATH=ROUTE, e.g. 5432=pg, 127.0.0.1:6379=redis, [::1]:8080=api or /run/user/1000/pg.sock=pg (PATH absolute, or after unix:)"`
+	// SameUser refuses local connections from processes of other users,
+	// on UNIX sockets and loopback listeners (Linux only; on other
+	// systems it is off unless asked for, which is an error).
+	SameUser bool `flag:"same-user" default:"true" help:"on UNIX sockets and loopback listeners, refuse connections from other local users (the peer's uid must be ours; Linux; off elsewhere)"`
+	// Refusals say, per route, in which protocol a local client is told
+	// that its stream was refused; a route without one is reset.
+	Refusals []Refusal `flag:"refusal" meta:"ROUTE=STYLE" sep:"," problem:"invalid refusal style" forms:"ROUTE=STYLE with STYLE postgres, redis, http or reset, e.g. pg=postgres,cache=redis" help:"tell a refused client of ROUTE why, in its protocol: postgres (a FATAL error psql prints), redis (an -ERR reply), http (a 502 with the reason); default: a reset"`
 	// Lazy skips the check at start: without it, forward dials the
 	// gateway before listening (and exits when it cannot be reached or
 	// the handshake fails) and warns about routes the gateway refuses.
 	Lazy bool `flag:"lazy" help:"do not check the gateway and the routes at start: dial at the first connection (for a gateway that is not up yet)"`
 	// Admin is the address of /healthz and /metrics; empty disables them.
 	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz and /metrics (Prometheus: session, gateway in use, streams and bytes by route, reconnects, certificate expiry) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9091, or empty to disable"`
+
+	sameUserGiven bool // --same-user or its variable was set, not defaulted
 }
+
+// Refusal is one --refusal: the style in which the local clients of a
+// route are told that the gateway refused their stream.
+type Refusal struct {
+	Route string         // satisfies mux.ValidRoute
+	Style tunnel.Refusal // tunnel.RefusalReset for "reset"
+}
+
+// ParseRefusal parses ROUTE=STYLE, STYLE being postgres, redis, http or
+// reset. Errors wrap [ErrInvalid].
+func ParseRefusal(s string) (Refusal, error) {
+	s = strings.TrimSpace(s)
+	route, style, ok := strings.Cut(s, "=")
+	if !ok {
+		return Refusal{}, settings.Invalidf("refusal %s: no \"=\" between ROUTE and STYLE", settings.Quote(s))
+	}
+	if err := mux.ValidRoute(route); err != nil {
+		return Refusal{}, settings.Invalidf("refusal %s: %w", settings.Quote(s), err)
+	}
+	st, err := tunnel.ParseRefusal(style)
+	if err != nil || style == "" {
+		return Refusal{}, settings.Invalidf("refusal %s: unknown style %s; want postgres, redis, http or reset", settings.Quote(s), settings.Quote(style))
+	}
+	return Refusal{Route: route, Style: st}, nil
+}
+
+// String returns ROUTE=STYLE, the form ParseRefusal reads.
+func (r Refusal) String() string {
+	st := string(r.Style)
+	if r.Style == tunnel.RefusalReset {
+		st = "reset"
+	}
+	return r.Route + "=" + st
+}
+
+// MarshalText returns r.String().
+func (r Refusal) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText parses text with ParseRefusal.
+func (r *Refusal) UnmarshalText(text []byte) error {
+	v, err := ParseRefusal(string(text))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
+}
+
+// RefusalOf returns the refusal style of route: the last --refusal that
+// names it, tunnel.RefusalReset if none does.
+func (f *Forward) RefusalOf(route string) tunnel.Refusal {
+	st := tunnel.RefusalReset
+	for _, r := range f.Refusals {
+		if r.Route == route {
+			st = r.Style
+		}
+	}
+	return st
+}
+
+// SameUserOn reports whether the same-user check applies to l: SameUser
+// is set and l is a UNIX socket or listens on loopback only (a peer on
+// another machine has no local user to check).
+func (f *Forward) SameUserOn(l Local) bool { return f.SameUser && l.Loopback() }
+
+// sameUserSystem reports whether this system can check the user of a
+// local peer.
+const sameUserSystem = runtime.GOOS == "linux"
 
 var forwardSettings = sync.OnceValue(func() map[string]*settings.Setting {
 	return settings.Index[Forward](TunnelPrefix)
@@ -313,7 +469,25 @@ client at the local port.
 At start it dials the gateway and exits (status 2, with the reason) when no
 gateway can be reached or the handshake fails; it then opens and closes one
 stream per route and warns about each route the gateway refuses. --lazy skips
-this check, for a gateway that is not up yet.`,
+this check, for a gateway that is not up yet.
+
+A -L whose BIND starts with "/" (or "unix:") is a UNIX socket: created with
+mode 0600, removed at exit; a socket file left by a crashed run is replaced
+when nothing listens on it. PostgreSQL clients look for a socket named
+.s.PGSQL.PORT in a directory: -L /tmp/pgdir/.s.PGSQL.5432=pg, then
+psql -h /tmp/pgdir -p 5432.
+
+On UNIX sockets and loopback listeners, a connection from a process of
+another local user is closed at once and logged (local_refused, with the
+peer's uid): the peer's uid comes from SO_PEERCRED, or for TCP from the
+kernel's socket table. Linux only; --same-user=false turns it off.
+
+When the gateway refuses a stream (or cannot be reached), the local client
+is reset, unless --refusal names its route's protocol: then the tunnel reads
+the client's first message (within 2s; silence gets the reset) and answers
+in that protocol with the gateway's status and reason, so that psql prints
+"FATAL:  portcullis: forbidden: ...", redis-cli "(error) ERR portcullis: ..."
+and curl a 502 whose body is the reason.`,
 		Examples: []string{
 			"# PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379:",
 			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",
@@ -326,6 +500,11 @@ this check, for a gateway that is not up yet.`,
 			"# Offer the route to the network of a jump host (every interface):",
 			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",
 			"    --ca gateway-ca.crt -L 0.0.0.0:5432=pg",
+			"# PostgreSQL on a UNIX socket, refusals told in PostgreSQL's protocol:",
+			"mkdir -m 700 -p /tmp/pgdir",
+			"tunnel forward --gateway gw.example.com:8443 --cert me.crt --key me.key \\",
+			"    --ca gateway-ca.crt -L /tmp/pgdir/.s.PGSQL.5432=pg --refusal pg=postgres",
+			"psql -h /tmp/pgdir -p 5432 dbname=app",
 		},
 	}
 }
@@ -345,11 +524,45 @@ func ParseForward(args []string, lookup func(string) (string, bool), usage io.Wr
 		return nil, settings.Invalidf("tunnel forward: unexpected argument %s: give listeners with -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg",
 			settings.Quote(rest[0]))
 	}
+	f.sameUserGiven = givenFlag(args, "same-user") || envGiven(lookup, forwardSettings()["SameUser"].Env())
 	f.Normalize()
 	if err := f.Validate(); err != nil {
 		return nil, err
 	}
 	return f, nil
+}
+
+// Normalize is [Tunnel.Normalize], and turns the same-user check off on a
+// system that cannot do it when it was not asked for.
+func (f *Forward) Normalize() {
+	f.Tunnel.Normalize()
+	if !sameUserSystem && !f.sameUserGiven {
+		f.SameUser = false
+	}
+}
+
+// givenFlag reports whether args set the flag name (-name, --name,
+// -name=..., --name=...), before a "--".
+func givenFlag(args []string, name string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		a = strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		if a == name || strings.HasPrefix(a, name+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// envGiven reports whether the variable is set (lookup nil: os.LookupEnv).
+func envGiven(lookup func(string) (string, bool), name string) bool {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	_, ok := lookup(name)
+	return ok
 }
 
 // Validate checks the common tunnel settings, that there is at least one
@@ -361,7 +574,7 @@ func (f *Forward) Validate() error {
 	s := forwardSettings()["Locals"]
 	if len(f.Locals) == 0 {
 		e := s.Fail("", "required: no local listener", nil)
-		e.Want = "-L [BIND:]PORT=ROUTE, e.g. -L 5432=pg"
+		e.Want = "-L [BIND:]PORT=ROUTE or -L PATH=ROUTE, e.g. -L 5432=pg"
 		errs = append(errs, e)
 	}
 	seen := make(map[string]Local, len(f.Locals))
@@ -370,7 +583,7 @@ func (f *Forward) Validate() error {
 			errs = append(errs, s.Fail(l.String(), "invalid listener", err))
 			continue
 		}
-		if strings.HasSuffix(l.Bind, ":0") {
+		if !l.Unix() && strings.HasSuffix(l.Bind, ":0") {
 			continue
 		}
 		if prev, dup := seen[l.Bind]; dup {
@@ -384,6 +597,23 @@ func (f *Forward) Validate() error {
 	if f.Admin != "" {
 		if _, _, err := splitHostPort(f.Admin, true, anyPort); err != nil {
 			errs = append(errs, forwardSettings()["Admin"].Fail(f.Admin, "not a listen address", err))
+		}
+	}
+	if f.SameUser && !sameUserSystem {
+		e := forwardSettings()["SameUser"].Fail("true", "the user of a local peer can be checked on Linux only, not on "+runtime.GOOS, nil)
+		e.Want = "false on this system"
+		errs = append(errs, e)
+	}
+	rs := forwardSettings()["Refusals"]
+	for _, r := range f.Refusals {
+		if _, err := tunnel.ParseRefusal(string(r.Style)); err != nil {
+			errs = append(errs, rs.Fail(r.String(), "invalid refusal style", err))
+			continue
+		}
+		if !slices.ContainsFunc(f.Locals, func(l Local) bool { return l.Route == r.Route }) {
+			e := rs.Fail(r.String(), "no -L listener carries route "+settings.Quote(r.Route), nil)
+			e.Want = "ROUTE=STYLE for a route of a -L"
+			errs = append(errs, e)
 		}
 	}
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // tunnelArgs is a valid command line common to every tunnel subcommand.
@@ -162,10 +163,10 @@ func TestParseTunnelErrors(t *testing.T) {
 		{"direct not a boolean", false, append(base, "-L", "1=a"), map[string]string{"TUNNEL_DIRECT": "yes"},
 			[]string{"--direct (TUNNEL_DIRECT): not a boolean", `got "yes" from $TUNNEL_DIRECT`, "want true or false"}},
 		{"no listener", false, base, nil,
-			[]string{"-L/--local (TUNNEL_LOCAL): required: no local listener", `got ""`, "want -L [BIND:]PORT=ROUTE, e.g. -L 5432=pg"}},
+			[]string{"-L/--local (TUNNEL_LOCAL): required: no local listener", `got ""`, "want -L [BIND:]PORT=ROUTE or -L PATH=ROUTE, e.g. -L 5432=pg"}},
 		{"bad listener flag", false, append(base, "-L", "5432"), nil,
 			[]string{"-L/--local (TUNNEL_LOCAL): invalid value", `no "=" between [BIND:]PORT and ROUTE`, `got "5432" from -L/--local`,
-				"want [BIND:]PORT=ROUTE, e.g. 5432=pg"}},
+				"want [BIND:]PORT=ROUTE or PATH=ROUTE, e.g. 5432=pg"}},
 		{"bad listener env", false, base, map[string]string{"TUNNEL_LOCAL": "5432=pg,70000=x"},
 			[]string{"-L/--local (TUNNEL_LOCAL): invalid value", `port "70000" is not a number from 0 to 65535`,
 				`got "5432=pg,70000=x" from $TUNNEL_LOCAL`}},
@@ -264,6 +265,12 @@ func TestParseLocal(t *testing.T) {
 		{"db-1.local.:1=r", Local{"db-1.local.:1", "r"}, ""},
 		{"5432=pg.gw.example.com", Local{"127.0.0.1:5432", "pg.gw.example.com"}, ""},
 		{"5432=svc:5432", Local{"127.0.0.1:5432", "svc:5432"}, ""},
+		{"/run/user/1000/pg.sock=pg", Local{"/run/user/1000/pg.sock", "pg"}, ""},
+		{"unix:/tmp/pgdir/.s.PGSQL.5432=pg", Local{"/tmp/pgdir/.s.PGSQL.5432", "pg"}, ""},
+		{"/tmp/a=b:c=pg", Local{"/tmp/a=b:c", "pg"}, ""},
+		{"unix:pg.sock=pg", Local{}, "not absolute"},
+		{"/tmp/dir/=pg", Local{}, "names a directory"},
+		{"/" + strings.Repeat("a", MaxUnixPath) + "=pg", Local{}, "the system takes at most 107"},
 		{"5432", Local{}, `no "="`},
 		{"", Local{}, `no "="`},
 		{"=pg", Local{}, "no port"},
@@ -311,5 +318,53 @@ func TestParseLocal(t *testing.T) {
 	var u Local
 	if err := u.UnmarshalText([]byte("nope")); err == nil || u != (Local{}) {
 		t.Errorf("UnmarshalText(nope) = %v and changed the listener to %+v", err, u)
+	}
+}
+
+// TestForwardLocalSide: UNIX socket listeners, the same-user check (on by
+// default for UNIX and loopback listeners only, off from the command line
+// or the environment) and the refusal styles per route.
+func TestForwardLocalSide(t *testing.T) {
+	f := newTestFiles(t)
+	fw, err := ParseForward(append(tunnelArgs(f), "-L", "/run/user/1000/pg.sock=pg", "-L", "5432=pg", "-L", "0.0.0.0:6379=redis",
+		"-L", "[::1]:8080=web", "--refusal", "pg=postgres,redis=redis", "--refusal", "web=http", "--refusal", "web=reset"), envMap(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fw.Locals[0].Unix() || fw.Locals[1].Unix() {
+		t.Errorf("Unix() of %v", fw.Locals)
+	}
+	if sameUserSystem {
+		for i, want := range []bool{true, true, false, true} {
+			if got := fw.SameUserOn(fw.Locals[i]); got != want {
+				t.Errorf("SameUserOn(%v) = %v, want %v", fw.Locals[i], got, want)
+			}
+		}
+	}
+	for route, want := range map[string]tunnel.Refusal{"pg": tunnel.RefusalPostgres, "redis": tunnel.RefusalRedis, "web": tunnel.RefusalReset, "other": tunnel.RefusalReset} {
+		if got := fw.RefusalOf(route); got != want {
+			t.Errorf("RefusalOf(%s) = %q, want %q", route, got, want)
+		}
+	}
+	for _, args := range [][]string{{"--same-user=false"}, {"-same-user=0"}} {
+		fw, err := ParseForward(append(append(tunnelArgs(f), "-L", "5432=pg"), args...), envMap(nil), nil)
+		if err != nil || fw.SameUser {
+			t.Errorf("%v: SameUser %v, %v; want off", args, fw != nil && fw.SameUser, err)
+		}
+	}
+	fw, err = ParseForward(append(tunnelArgs(f), "-L", "5432=pg"), envMap(map[string]string{"TUNNEL_SAME_USER": "false", "TUNNEL_REFUSAL": "pg=postgres"}), nil)
+	if err != nil || fw.SameUser || fw.RefusalOf("pg") != tunnel.RefusalPostgres {
+		t.Errorf("from the environment: %+v, %v; want SameUser off and pg=postgres", fw, err)
+	}
+	for _, tt := range []struct{ arg, want string }{
+		{"pg=mysql", `unknown style "mysql"`},
+		{"pg", `no "="`},
+		{"p g=redis", "invalid route name"},
+		{"other=redis", `no -L listener carries route "other"`},
+	} {
+		_, err := ParseForward(append(tunnelArgs(f), "-L", "5432=pg", "--refusal", tt.arg), envMap(nil), nil)
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "--refusal") {
+			t.Errorf("--refusal %s: %v; want an error naming --refusal and containing %q", tt.arg, err, tt.want)
+		}
 	}
 }

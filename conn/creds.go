@@ -17,10 +17,13 @@ import (
 
 // ServerFiles names the files the gateway's TLS state is loaded from.
 type ServerFiles struct {
-	Cert string // certificate chain, PEM, leaf first
-	Key  string // private key, PEM
-	CA   string // bundle of CA certificates client certificates must chain to, PEM
-	CRL  string // optional: one or more CRLs, PEM or DER
+	Cert string // certificate chain, PEM, leaf first; or a PKCS#12 bundle with the key (see IsPKCS12)
+	Key  string // private key, PEM; empty with a PKCS#12 Cert
+	// KeyPass names a file whose first line is the password of a PKCS#12
+	// Cert; empty means the empty password.
+	KeyPass string
+	CA      string // bundle of CA certificates client certificates must chain to, PEM
+	CRL     string // optional: one or more CRLs, PEM or DER
 	// StrictPerms refuses a key file that its group or others may read;
 	// without it, such a file loads with a warning.
 	StrictPerms bool
@@ -69,15 +72,11 @@ func ExpiresSoon(cert *x509.Certificate, now time.Time) bool {
 // its nextUpdate.
 func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 	st := &ServerState{LoadedAt: now}
-	cert, err := loadKeyPair(f.Cert, f.Key)
+	cert, warns, err := loadCredential(f.Cert, f.Key, f.KeyPass, f.StrictPerms)
 	if err != nil {
 		return nil, err
 	}
-	if w, err := checkKeyPerms(f.Key, f.StrictPerms); err != nil {
-		return nil, err
-	} else if w != "" {
-		st.Warnings = append(st.Warnings, w)
-	}
+	st.Warnings = append(st.Warnings, warns...)
 	st.Cert = cert
 	leaf := cert.Leaf
 	if now.After(leaf.NotAfter) {
@@ -138,6 +137,46 @@ func usableFor(cert *x509.Certificate, use x509.ExtKeyUsage) bool {
 		}
 	}
 	return false
+}
+
+// loadCredential reads a certificate and its key: a PEM pair, or a PKCS#12
+// bundle (keyFile then empty; passFile, if any, holds its password). The
+// files that hold secrets (the key file, the bundle, the password file) are
+// checked like a key file: one its group or others may read is a warning,
+// or with strict an error.
+func loadCredential(certFile, keyFile, passFile string, strict bool) (tls.Certificate, []string, error) {
+	var (
+		cert    tls.Certificate
+		err     error
+		secrets []string
+	)
+	if IsPKCS12(certFile) {
+		if keyFile != "" {
+			return tls.Certificate{}, nil, fmt.Errorf("certificate %q is a PKCS#12 bundle, which holds its own key: no separate key file (%q) is read", certFile, keyFile)
+		}
+		cert, err = loadPKCS12(certFile, passFile)
+		secrets = []string{certFile, passFile}
+	} else {
+		cert, err = loadKeyPair(certFile, keyFile)
+		secrets = []string{keyFile}
+	}
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	var warns []string
+	for _, f := range secrets {
+		if f == "" {
+			continue
+		}
+		w, err := checkKeyPerms(f, strict)
+		if err != nil {
+			return tls.Certificate{}, nil, err
+		}
+		if w != "" {
+			warns = append(warns, w)
+		}
+	}
+	return cert, warns, nil
 }
 
 func loadKeyPair(certFile, keyFile string) (tls.Certificate, error) {

@@ -5,3 +5,9 @@ import "time"
 // SetGateClock replaces the clock of g's deny-log rate limit. Call it
 // before g is used.
 func SetGateClock(g *Gate, now func() time.Time) { g.now = now }
+
+// IsPKCS12Data is the content test of IsPKCS12.
+var IsPKCS12Data = isPKCS12Data
+
+// LoadPKCS12 reads a PKCS#12 bundle with the password in passFile.
+var LoadPKCS12 = loadPKCS12

@@ -78,9 +78,12 @@ func (st *ServerState) CheckRevoked(cs tls.ConnectionState) error {
 
 // ClientFiles names the files the tunnel's TLS state is loaded from.
 type ClientFiles struct {
-	Cert string // client certificate chain, PEM
-	Key  string // its private key, PEM
-	CA   string // CA bundle the gateway's certificate must chain to, PEM
+	Cert string // client certificate chain, PEM; or a PKCS#12 bundle with the key (see IsPKCS12)
+	Key  string // its private key, PEM; empty with a PKCS#12 Cert
+	// KeyPass names a file whose first line is the password of a PKCS#12
+	// Cert; empty means the empty password.
+	KeyPass string
+	CA      string // CA bundle the gateway's certificate must chain to, PEM
 	// StrictPerms refuses a key file that its group or others may read;
 	// without it, such a file loads with a warning.
 	StrictPerms bool
@@ -95,16 +98,11 @@ type ClientState struct {
 
 // LoadClient reads and checks the tunnel's files.
 func LoadClient(f ClientFiles, now time.Time) (*ClientState, error) {
-	cert, err := loadKeyPair(f.Cert, f.Key)
+	cert, warns, err := loadCredential(f.Cert, f.Key, f.KeyPass, f.StrictPerms)
 	if err != nil {
 		return nil, err
 	}
-	st := &ClientState{Cert: cert, Roots: x509.NewCertPool()}
-	if w, err := checkKeyPerms(f.Key, f.StrictPerms); err != nil {
-		return nil, err
-	} else if w != "" {
-		st.Warnings = append(st.Warnings, w)
-	}
+	st := &ClientState{Cert: cert, Roots: x509.NewCertPool(), Warnings: warns}
 	if now.After(cert.Leaf.NotAfter) {
 		st.Warnings = append(st.Warnings, fmt.Sprintf("client certificate %q expired at %s: the gateway will refuse it",
 			f.Cert, cert.Leaf.NotAfter.UTC().Format(time.RFC3339)))

@@ -146,6 +146,7 @@ func isExec(path string) bool {
 type postgres struct {
 	*proc
 	addr string // 127.0.0.1:PORT
+	dir  string // holds the socket .s.PGSQL.PORT
 }
 
 // startPostgres creates a cluster in a fresh directory under /tmp (trust
@@ -204,7 +205,7 @@ func startPostgres(t *testing.T, bin string) *postgres {
 	// (SIGINT) of the postmaster itself, not of runuser.
 	t.Cleanup(func() { stopPostgres(t, p, data) })
 	p.waitLine(t, 0, 30*time.Second, "ready to accept connections")
-	return &postgres{proc: p, addr: addr}
+	return &postgres{proc: p, addr: addr, dir: dir}
 }
 
 // stopPostgres asks the postmaster of the cluster in data for a fast

@@ -102,7 +102,9 @@ backend echo
 }
 
 // TestProxyOutNginx is TestProxyOutHAProxy with nginx's stream module
-// (listen ... proxy_protocol; $proxy_protocol_addr in its access log).
+// (listen ... proxy_protocol; $proxy_protocol_addr in its access log), and
+// the route's header in version 1: nginx 1.22 (Debian 12's) reads at most
+// 107 bytes of PROXY header, which the v2 header's TLVs exceed.
 func TestProxyOutNginx(t *testing.T) {
 	t.Parallel()
 	ca := getCA(t)
@@ -112,6 +114,7 @@ func TestProxyOutNginx(t *testing.T) {
   server {
     listen %s proxy_protocol;
     proxy_pass %s;
+    proxy_half_close on; # tunnel nc half-closes once its input ends
     access_log /dev/stdout pp;
   }
   server {
@@ -120,17 +123,12 @@ func TestProxyOutNginx(t *testing.T) {
   }`, listen, be.addr, ready), ready)
 
 	gw := startGateway(t, ca.gatewayArgs("--allow", "127.0.0.1,127.0.0.5", "--allow-id", allowAlice,
-		"--route", "ngx="+listen, "--route-proxy", "ngx")...)
+		"--route", "ngx="+listen, "--route-proxy", "ngx=v1")...)
 	for _, c := range proxyOutClients(ca, gw) {
 		t.Run(c.name, func(t *testing.T) {
 			mark := ngx.stdout.mark()
 			line := "through nginx from " + c.name + "\n"
 			got, client, err := c.echo(t, "ngx", line)
-			if got != line && strings.Contains(ngx.stderr.String(), "header is too large") {
-				// nginx 1.22 (Debian 12's) reads at most 107 bytes of PROXY
-				// header; the gateway's carries its TLVs.
-				t.Skipf("this nginx refuses the gateway's PROXY v2 header (\"header is too large\": it reads at most 107 bytes, and the header's TLVs take more); HAProxy reads it (TestProxyOutHAProxy)")
-			}
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -61,7 +61,7 @@ func TestBackendFailureMidStream(t *testing.T) {
 		fmt.Fprintf(&in, "line %d\n", i)
 	}
 	r := tunnel(t, slowReader(t, in.String(), 20*time.Millisecond), append([]string{"nc", "db"}, ca.clientArgs(gw.addr, ca.alice)...)...)
-	wantExit(t, "tunnel nc through a backend that fails", r, exitUnreachable, "reset")
+	wantExit(t, "tunnel nc through a backend that fails", r, exitUnreachable, "reset", "route \"db\"", "backend failed")
 	if n := strings.Count(string(r.stdout), "\n"); n < 1 || n > 5 {
 		t.Errorf("nc printed %d lines before the failure, want 1 to 5:\n%s", n, r.stdout)
 	}

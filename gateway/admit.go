@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -114,12 +115,16 @@ func (s *Server) routeSlot(r *policy.Route) (release func(), ok bool) {
 	return func() { n.Add(-1) }, true
 }
 
-// dial connects to a route's backend; builtins need no connection (nil).
+// dial connects to a route's backend, over TCP or, for "unix:PATH", a
+// UNIX socket; builtins need no connection (nil).
 func dial(r *policy.Route) (net.Conn, error) {
 	if r.IsBuiltin() {
 		return nil, nil
 	}
 	d := net.Dialer{Timeout: r.DialTimeout}
+	if path, ok := strings.CutPrefix(r.Backend, "unix:"); ok {
+		return d.Dial("unix", path)
+	}
 	return d.Dial("tcp", r.Backend)
 }
 

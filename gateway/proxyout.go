@@ -28,13 +28,16 @@ const (
 // presented on this connection and this session.
 const pp2ClientSSLWithCert = 0x01 | 0x02 | 0x04
 
-// proxyHeader is the PROXY v2 header that tells the backend of route r who
+// proxyHeader is the PROXY header that tells the backend of route r who
 // connected: the client's address and port (the one the gateway judged),
-// the gateway's own address, and the TLVs above.
+// the gateway's own address, and in version 2 the TLVs above.
 func (c *serverConn) proxyHeader(r *policy.Route, id *conn.Identity) ([]byte, error) {
 	dst, _ := c.raw.LocalAddr().(*net.TCPAddr)
 	if dst == nil {
 		dst = &net.TCPAddr{}
+	}
+	if r.Proxy == policy.ProxyV1 {
+		return proxyproto.HeaderProxyFromAddrs(1, net.TCPAddrFromAddrPort(c.peer), dst).Format()
 	}
 	h := proxyproto.HeaderProxyFromAddrs(2, net.TCPAddrFromAddrPort(c.peer), dst)
 	cs := c.cs

@@ -50,7 +50,7 @@ type Rules struct {
 // RouteSpec is one route as given.
 type RouteSpec struct {
 	Name       string
-	Backend    string         // HOST:PORT, BuiltinEcho or BuiltinDiscard
+	Backend    string         // HOST:PORT, unix:PATH, BuiltinEcho or BuiltinDiscard
 	Identities []conn.Pattern // at least one
 	Networks   []acl.Rule     // nil: any address that passed the gate
 	MaxStreams int            // 0: no cap
@@ -93,9 +93,11 @@ const (
 	ProxyNone   Proxy = iota // none
 	ProxyV2                  // version 2: the client's address, TLS version, route, identity and fingerprint
 	ProxyV2Full              // the same and the client certificate (DER)
+	ProxyV1                  // version 1 (text): the client's address only, for backends that read no TLVs
 )
 
-// ParseProxy reads the text form of a Proxy: "", "none", "v2" or "v2-full".
+// ParseProxy reads the text form of a Proxy: "", "none", "v1", "v2" or
+// "v2-full".
 func ParseProxy(s string) (Proxy, error) {
 	switch s {
 	case "", "none":
@@ -104,8 +106,10 @@ func ParseProxy(s string) (Proxy, error) {
 		return ProxyV2, nil
 	case "v2-full":
 		return ProxyV2Full, nil
+	case "v1":
+		return ProxyV1, nil
 	}
-	return ProxyNone, fmt.Errorf("unknown PROXY protocol %q: want none, v2 or v2-full", s)
+	return ProxyNone, fmt.Errorf("unknown PROXY protocol %q: want none, v1, v2 or v2-full", s)
 }
 
 func (p Proxy) String() string {
@@ -114,6 +118,8 @@ func (p Proxy) String() string {
 		return "v2"
 	case ProxyV2Full:
 		return "v2-full"
+	case ProxyV1:
+		return "v1"
 	}
 	return "none"
 }

@@ -95,3 +95,25 @@ func TestBuildRefuses(t *testing.T) {
 		t.Fatalf("the empty spec: %v; want both ErrNoGate and ErrNoRoute", err)
 	}
 }
+
+func TestParseProxy(t *testing.T) {
+	for s, want := range map[string]policy.Proxy{"": policy.ProxyNone, "none": policy.ProxyNone, "v1": policy.ProxyV1,
+		"v2": policy.ProxyV2, "v2-full": policy.ProxyV2Full} {
+		got, err := policy.ParseProxy(s)
+		if err != nil || got != want {
+			t.Errorf("ParseProxy(%q) = %v, %v; want %v", s, got, err, want)
+		}
+		if s != "" && got.String() != s {
+			t.Errorf("%v.String() = %q, want %q", got, got.String(), s)
+		}
+	}
+	if _, err := policy.ParseProxy("v3"); err == nil || !strings.Contains(err.Error(), "want none, v1, v2 or v2-full") {
+		t.Errorf("v3: %v", err)
+	}
+	// A builtin has no backend to send a header to.
+	r := route("echo", "--route")
+	r.Backend, r.Proxy = policy.BuiltinEcho, policy.ProxyV2
+	if _, err := policy.Build(policy.Spec{Gate: []policy.Rules{{Source: "x"}}, Routes: []policy.RouteSpec{r}, DialTimeout: time.Second}); err == nil {
+		t.Error("a PROXY header to a builtin was accepted")
+	}
+}

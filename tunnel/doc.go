@@ -4,6 +4,12 @@
 // mode), local port forwarding on top of it, and a netcat-style copy between
 // a reader/writer pair and one stream.
 //
+// A Forwarder listens on TCP addresses or UNIX sockets (mode 0600), can
+// refuse local peers of other users (Local.SameUser: SO_PEERCRED, or the
+// kernel's TCP socket table, on Linux), and can answer a client whose
+// stream was refused in its own protocol (Local.Refusal: PostgreSQL,
+// Redis, HTTP) so that it shows the gateway's reason.
+//
 // A Dialer's DialContext can serve as the DialContext of a database driver:
 // the address names the route.
 package tunnel

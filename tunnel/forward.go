@@ -5,18 +5,41 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/rs/zerolog"
 )
 
 // Local is one forwarded port: connections accepted on Bind go to Route.
 type Local struct {
-	Bind  string // HOST:PORT to listen on
+	// Bind is HOST:PORT to listen on, or the absolute path of a UNIX
+	// socket (it starts with "/"): created with mode 0600, removed when
+	// the Forwarder closes (see Listen).
+	Bind  string
 	Route string
+	// SameUser refuses a connection whose peer runs as another user than
+	// this process (its effective uid): closed at once, logged as
+	// "local_refused" with the peer's uid. The peer's uid comes from
+	// SO_PEERCRED on a UNIX socket and from the kernel's socket table for
+	// TCP, so a TCP peer on another machine is refused too: meant for
+	// loopback and UNIX listeners. Linux only: elsewhere Listen fails with
+	// an error wrapping ErrPeerCred.
+	SameUser bool
+	// Refusal is how a connection is told that its stream could not be
+	// opened (the gateway refused it, or cannot be reached): RefusalReset
+	// (a reset), or an answer in the client's protocol carrying the
+	// gateway's status and reason.
+	Refusal Refusal
 }
+
+// ErrPeerCred is wrapped when the user of a local peer cannot be known on
+// this system (Local.SameUser needs Linux).
+var ErrPeerCred = errors.New("the user of a local peer cannot be checked")
 
 // Forwarder listens on local ports and carries each accepted connection to
 // its route through a Dialer.
@@ -25,15 +48,22 @@ type Forwarder struct {
 	log zerolog.Logger
 	lns []net.Listener
 	loc []Local
-	m   *forwardMetrics
+	uid uint32 // our effective uid, for Local.SameUser
+
+	refusedLog *logging.Limiter // local_refused events
+	m          *forwardMetrics
 }
 
 // Listen opens every local listener, or none: on error those already opened
-// are closed and the error names the address.
+// are closed and the error names the address. A UNIX socket listener is
+// created with mode 0600 (see Local.Bind); a socket file that a crashed run
+// left behind is replaced if nothing listens on it, while a live socket or a
+// file that is no socket is an error, and so is a directory that every user
+// may write to without the sticky bit.
 func Listen(d *Dialer, locals []Local, log zerolog.Logger) (*Forwarder, error) {
-	f := &Forwarder{d: d, log: log, m: newForwardMetrics(locals)}
+	f := &Forwarder{d: d, log: log, uid: uint32(os.Geteuid()), refusedLog: logging.NewLimiter(10, 20), m: newForwardMetrics(locals)}
 	for _, l := range locals {
-		ln, err := net.Listen("tcp", l.Bind)
+		ln, err := listen(l)
 		if err != nil {
 			for _, o := range f.lns {
 				o.Close()
@@ -44,6 +74,20 @@ func Listen(d *Dialer, locals []Local, log zerolog.Logger) (*Forwarder, error) {
 		f.loc = append(f.loc, l)
 	}
 	return f, nil
+}
+
+// listen opens the listener of one Local.
+func listen(l Local) (net.Listener, error) {
+	if _, err := ParseRefusal(string(l.Refusal)); err != nil {
+		return nil, err
+	}
+	if l.SameUser && !peerCredAvailable {
+		return nil, fmt.Errorf("%w on this system: the same-user check needs Linux", ErrPeerCred)
+	}
+	if strings.HasPrefix(l.Bind, "/") {
+		return listenUnix(l.Bind)
+	}
+	return net.Listen("tcp", l.Bind)
 }
 
 // Check dials the gateway now, as the first connection would, then opens
@@ -117,7 +161,8 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 	open := map[net.Conn]struct{}{}
 	for i, ln := range f.lns {
 		l := f.loc[i]
-		f.log.Info().Str("event", "listening").Str("addr", ln.Addr().String()).Str("route", l.Route).Msg("forwarding")
+		f.log.Info().Str("event", "listening").Str("addr", ln.Addr().String()).Str("route", l.Route).
+			Bool("same_user", l.SameUser).Str("refusal", refusalName(l.Refusal)).Msg("forwarding")
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -144,7 +189,7 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					f.handle(ctx, c, l.Route)
+					f.handle(ctx, c, l)
 					mu.Lock()
 					delete(open, c)
 					mu.Unlock()
@@ -166,22 +211,26 @@ func (f *Forwarder) Serve(ctx context.Context) error {
 }
 
 // handle carries one local connection through a stream.
-func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
+func (f *Forwarder) handle(ctx context.Context, c net.Conn, l Local) {
 	start := time.Now()
-	log := f.log.With().Str("route", route).Str("client", c.RemoteAddr().String()).Logger()
-	dctx, cancel := context.WithTimeout(ctx, f.d.opts.ConnectTimeout)
-	s, err := f.d.Dial(dctx, route)
-	cancel()
-	if err != nil {
-		f.m.failedBy[route].Inc()
-		log.Warn().Str("event", "stream_failed").Err(err).Msg("cannot open stream; closing local connection")
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0) // reset, so the application sees an error, not an empty answer
-		}
+	log := f.log.With().Str("route", l.Route).Str("client", clientName(c)).Logger()
+	if l.SameUser && !f.sameUser(c, log) {
+		reset(c)
 		c.Close()
 		return
 	}
-	rm := f.m.opened(route)
+	dctx, cancel := context.WithTimeout(ctx, f.d.opts.ConnectTimeout)
+	s, err := f.d.Dial(dctx, l.Route)
+	cancel()
+	if err != nil {
+		f.m.failedBy[l.Route].Inc()
+		log.Warn().Str("event", "stream_failed").Err(err).Str("refusal", refusalName(l.Refusal)).Msg("cannot open stream; refusing the local connection")
+		if rerr := refuseLocal(c, l.Refusal, err); rerr != nil {
+			log.Debug().Str("event", "refusal_unanswered").Err(rerr).Msg("the local client was reset instead")
+		}
+		return
+	}
+	rm := f.m.opened(l.Route)
 	in, out, err := mux.Pipe(c, s)
 	rm.closed(in, out)
 	ev := log.Debug()
@@ -190,6 +239,44 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, route string) {
 	}
 	ev.Str("event", "stream_close").Int64("bytes_out", in).Int64("bytes_in", out).
 		Float64("duration_ms", millis(time.Since(start))).Msg("stream closed")
+}
+
+// sameUser reports whether the peer of c runs as our user; when it does
+// not, or cannot be known, it logs the refusal.
+func (f *Forwarder) sameUser(c net.Conn, log zerolog.Logger) bool {
+	uid, err := peerUID(c)
+	if err == nil && uid == f.uid {
+		return true
+	}
+	ok, suppressed := f.refusedLog.Allow()
+	if !ok {
+		return false
+	}
+	ev := log.Warn().Str("event", "local_refused").Uint32("uid", f.uid).Uint64("suppressed", suppressed)
+	if err != nil {
+		ev = ev.Err(err)
+	} else {
+		ev = ev.Uint32("peer_uid", uid)
+	}
+	ev.Msg("refused a local connection from another user")
+	return false
+}
+
+// clientName is the peer of a local connection for the log: its address,
+// or "unix" for a UNIX socket (whose peers have no name).
+func clientName(c net.Conn) string {
+	if a := c.RemoteAddr(); a != nil && a.String() != "" && a.String() != "@" {
+		return a.String()
+	}
+	return "unix"
+}
+
+// refusalName is the style for the log.
+func refusalName(r Refusal) string {
+	if r == RefusalReset {
+		return "reset"
+	}
+	return string(r)
 }
 
 // millis is d in milliseconds, to the microsecond, for log fields named

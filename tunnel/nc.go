@@ -3,8 +3,11 @@ package tunnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+
+	"github.com/hashicorp/yamux"
 )
 
 // NC copies in to a stream to route and the stream to out: stdin/stdout
@@ -37,6 +40,9 @@ func NC(ctx context.Context, d *Dialer, route string, in io.Reader, out io.Write
 	case err := <-done:
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
+		}
+		if errors.Is(err, yamux.ErrConnectionReset) {
+			err = fmt.Errorf("route %q: the gateway reset the stream (its backend failed or closed abruptly, or the gateway cut it): %w", route, err)
 		}
 		return err
 	case <-ctx.Done(): // interrupted (SIGINT/SIGTERM): not an error of the settings

@@ -25,7 +25,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if peerHelper() {
+		return
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // startGateway runs a real gateway on loopback with an echo and a discard route.
 func startGateway(t *testing.T, p *testpki.PKI) (*gateway.Server, string) {

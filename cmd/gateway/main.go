@@ -18,10 +18,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/systemd"
 	"github.com/portcullis-gw/portcullis/internal/version"
 )
 
@@ -162,17 +165,23 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.Listen)
+	ln, err := listen(cfg, &log)
 	if err != nil {
-		return fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+		return err
 	}
+	bound := []net.Addr{ln.Addr()}
 	if cfg.Admin != "" {
-		stop, err := serveAdmin(cfg.Admin, srv)
+		stop, addr, err := serveAdmin(cfg.Admin, srv)
 		if err != nil {
 			ln.Close()
 			return err
 		}
 		defer stop()
+		bound = append(bound, addr)
+	}
+	if err := restrictSelf(cfg, &log, bound); err != nil {
+		ln.Close()
+		return &exitError{code: 2, err: err}
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
@@ -183,6 +192,11 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	watched := make(chan struct{})
 	go func() { defer close(watched); srv.Watch(watchCtx, cfg.WatchInterval, cfg.WatchedFiles()) }()
 	defer func() { stopWatch(); <-watched }()
+	var sd systemd.Notifier
+	_ = sd.Ready() // listening and loaded; without a notify socket, nothing
+	dogDone := make(chan struct{})
+	go func() { defer close(dogDone); _ = sd.Watchdog(watchCtx, nil) }()
+	defer func() { stopWatch(); <-dogDone }()
 	for {
 		select {
 		case err := <-served:
@@ -192,28 +206,52 @@ func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			srv.Close() // its connections stop, and log, before the log is flushed
 			return &exitError{code: 2, err: err}
 		case <-ctx.Done():
+			_ = sd.Stopping()
 			return drain(srv, cfg, served)
 		case sig := <-sigs:
 			if sig == syscall.SIGHUP {
+				_ = sd.Reloading()
 				_ = srv.Reload() // logged; the old state stays on error
+				_ = sd.Ready()
 				continue
 			}
+			_ = sd.Stopping()
 			log.Info().Str("event", "signal").Str("signal", sig.String()).Dur("drain_timeout_ms", cfg.DrainTimeout).Msg("shutting down")
 			return drain(srv, cfg, served)
 		}
 	}
 }
 
+// listen returns the listener of the first socket passed by systemd's
+// socket activation, when there is one (--listen is then ignored, and the
+// log says so), or else a new one on --listen.
+func listen(cfg *config.Gateway, log *zerolog.Logger) (net.Listener, error) {
+	ln, n, err := systemd.Listener()
+	if err != nil {
+		return nil, err
+	}
+	if ln != nil {
+		log.Info().Str("event", "socket_activation").Str("addr", ln.Addr().String()).Int("sockets", n).
+			Str("ignored_listen", cfg.Listen).Msg("listening on the socket passed by systemd; --listen is ignored")
+		return ln, nil
+	}
+	ln, err = net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("--listen %s: %w", cfg.Listen, err)
+	}
+	return ln, nil
+}
+
 // serveAdmin serves the health and metrics endpoints until stop is called.
-func serveAdmin(addr string, srv *gateway.Server) (stop func(), err error) {
+func serveAdmin(addr string, srv *gateway.Server) (stop func(), bound net.Addr, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--admin %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("--admin %s: %w", addr, err)
 	}
 	hs := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 5 * time.Second}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = hs.Serve(ln) }()
-	return func() { hs.Close(); <-done }, nil
+	return func() { hs.Close(); <-done }, ln.Addr(), nil
 }
 
 func drain(srv *gateway.Server, cfg *config.Gateway, served <-chan error) error {

@@ -25,7 +25,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var creds *conn.ClientCreds
 	if s.NeedsTLS() {
-		creds, err = conn.NewClientCreds(conn.ClientFiles{Cert: s.Cert, Key: s.Key, CA: s.CA})
+		creds, err = conn.NewClientCreds(conn.ClientFiles{Cert: s.Cert, Key: s.Key, KeyPass: s.KeyPassFile, CA: s.CA})
 		if err != nil {
 			return err
 		}

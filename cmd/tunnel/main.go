@@ -144,7 +144,7 @@ func setup(t *config.Tunnel, stderr io.Writer) (*tunnel.Dialer, *conn.ClientCred
 	if err != nil {
 		return nil, nil, log, err
 	}
-	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: t.Cert, Key: t.Key, CA: t.CA})
+	creds, err := conn.NewClientCreds(conn.ClientFiles{Cert: t.Cert, Key: t.Key, KeyPass: t.KeyPassFile, CA: t.CA})
 	if err != nil {
 		return nil, nil, log, err
 	}
@@ -180,7 +180,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	defer d.Close()
 	locals := make([]tunnel.Local, len(cfg.Locals))
 	for i, l := range cfg.Locals {
-		locals[i] = tunnel.Local{Bind: l.Bind, Route: l.Route}
+		locals[i] = tunnel.Local{Bind: l.Bind, Route: l.Route, SameUser: cfg.SameUserOn(l), Refusal: cfg.RefusalOf(l.Route)}
 	}
 	f, err := tunnel.Listen(d, locals, log)
 	if err != nil {
@@ -225,7 +225,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	})
 	wg.Go(func() {
-		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.CA}, func() { reload("file change") })
+		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA}, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
 }
