@@ -63,9 +63,12 @@ type Gateway struct {
 	// (see the package documentation). Validate only checks that it can be
 	// read; LoadPolicy parses it. Empty means none.
 	Policy string `flag:"policy" meta:"FILE" help:"YAML file of routes (backend, identities, networks, max_streams, dial_timeout) and default_route, instead of --route, --allow-id and --default-route (refused with it); its optional allow: list is the network gate, instead of --allow and --allow-file (not both)" forms:"a readable YAML policy file, e.g. --policy /etc/portcullis/policy.yaml"`
-	// Admin is the address of /healthz, /readyz and /metrics; empty
-	// disables them.
-	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz, /readyz and /metrics (Prometheus) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9090, or empty to disable"`
+	// Admin is the address of /healthz, /readyz, /status and /metrics;
+	// empty disables them (and the background check of the backends).
+	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz, /readyz, /status (JSON, with a check of each backend every 10s) and /metrics (Prometheus) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9090, or empty to disable"`
+	// ReadyDespiteReloadFailure keeps /readyz ready after a failed reload;
+	// without it /readyz fails until a reload succeeds.
+	ReadyDespiteReloadFailure bool `flag:"ready-despite-reload-failure" help:"keep /readyz ready after a failed reload (the previous state goes on serving either way); without it /readyz answers 503 until a reload succeeds"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
 	// LogFormat is json or console.

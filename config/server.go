@@ -35,7 +35,8 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		MaxSessionMemory: g.MaxSessionMemory,
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
-		Log: log,
+		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,
+		Log:                       log,
 	}
 }
 

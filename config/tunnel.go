@@ -379,6 +379,8 @@ type Forward struct {
 	// gateway before listening (and exits when it cannot be reached or
 	// the handshake fails) and warns about routes the gateway refuses.
 	Lazy bool `flag:"lazy" help:"do not check the gateway and the routes at start: dial at the first connection (for a gateway that is not up yet)"`
+	// Admin is the address of /healthz and /metrics; empty disables them.
+	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz and /metrics (Prometheus: session, gateway in use, streams and bytes by route, reconnects, certificate expiry) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9091, or empty to disable"`
 
 	sameUserGiven bool // --same-user or its variable was set, not defaulted
 }
@@ -591,6 +593,11 @@ func (f *Forward) Validate() error {
 			continue
 		}
 		seen[l.Bind] = l
+	}
+	if f.Admin != "" {
+		if _, _, err := splitHostPort(f.Admin, true, anyPort); err != nil {
+			errs = append(errs, forwardSettings()["Admin"].Fail(f.Admin, "not a listen address", err))
+		}
 	}
 	if f.SameUser && !sameUserSystem {
 		e := forwardSettings()["SameUser"].Fail("true", "the user of a local peer can be checked on Linux only, not on "+runtime.GOOS, nil)

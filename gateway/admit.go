@@ -25,6 +25,7 @@ const (
 type grant struct {
 	route   *policy.Route
 	rule    string
+	m       *routeMetrics
 	backend net.Conn
 	release func()
 }
@@ -60,7 +61,8 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	if !ok {
 		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
 	}
-	backend, err := dial(v.route)
+	rm := st.routes[v.route.Name]
+	backend, err := rm.dialRoute(v.route)
 	if err == nil && v.route.Proxy != policy.ProxyNone {
 		if err = c.sendProxyHeader(backend, v.route, id); err != nil {
 			backend.Close()
@@ -78,7 +80,7 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 		}
 		return nil, refused(v.name, mux.StatusUnreachable, "backend for route "+quote(v.name)+" is unreachable", v.rule)
 	}
-	return &grant{route: v.route, rule: v.rule, backend: backend, release: release}, v
+	return &grant{route: v.route, rule: v.rule, m: rm, backend: backend, release: release}, v
 }
 
 // stillAdmitted checks a long-lived session against the current state
@@ -144,6 +146,7 @@ func (c *serverConn) carry(mode string, stream uint32, client net.Conn, g *grant
 	default:
 		in, out, err = mux.Pipe(client, g.backend)
 	}
+	g.m.closed(in, out, time.Since(start))
 	ev := c.streamEvent("stream_close", mode, stream, g.route.Name).
 		Int64("bytes_in", in).Int64("bytes_out", out).Dur("duration_ms", time.Since(start))
 	if err != nil {
@@ -155,13 +158,14 @@ func (c *serverConn) carry(mode string, stream uint32, client net.Conn, g *grant
 // opened counts and logs an admitted stream.
 func (c *serverConn) opened(mode string, stream uint32, g *grant) {
 	c.srv.streamsOK.Add(1)
+	g.m.opening()
 	c.streamEvent("stream_open", mode, stream, g.route.Name).Str("rule", g.rule).Send()
 }
 
 // refused counts and logs a refused stream, the log under the
 // connection's rate limit for refusals.
 func (c *serverConn) refused(mode string, stream uint32, v verdict) {
-	c.srv.streamsRefused.Add(1)
+	c.srv.countRefused(v)
 	ok, suppressed := c.refusalLog()
 	if !ok {
 		return

@@ -9,6 +9,7 @@ import (
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/policy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -47,6 +48,16 @@ type Config struct {
 	// with a header, whose client address the network gate, the pending
 	// caps, the routes' networks and the audit log then see. Nil: none.
 	TrustedProxies *acl.Set
+
+	// ReadyDespiteReloadFailure keeps /readyz answering ready after a
+	// failed reload; false (the default) makes it fail until a reload
+	// succeeds.
+	ReadyDespiteReloadFailure bool
+
+	// Registry receives the server's metrics (and the Go and process
+	// collectors, unless it has them); nil means a registry of the
+	// server's own. Two servers cannot share one.
+	Registry *prometheus.Registry
 
 	// Log receives the audit log; nil means none.
 	Log *zerolog.Logger

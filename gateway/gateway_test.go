@@ -336,7 +336,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Errorf("/readyz %d while serving", code)
 	}
 	code, body := get("/metrics")
-	if code != 200 || !strings.Contains(body, "portcullis_handshakes_total 1\n") || !strings.Contains(body, "portcullis_streams_total 1\n") ||
+	if code != 200 || !strings.Contains(body, "portcullis_handshakes_total 1\n") || !strings.Contains(body, `portcullis_streams_total{route="echo"} 1`+"\n") ||
 		!strings.Contains(body, "\ngo_goroutines ") {
 		t.Errorf("/metrics %d:\n%s", code, body)
 	}

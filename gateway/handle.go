@@ -94,7 +94,7 @@ func (c *serverConn) serve() {
 		return
 	default:
 		if !c.isClosed() {
-			s.handshakeFail.Add(1)
+			s.countHandshakeFailure(err)
 			c.handshakeFailed(handshakeReason(err))
 		}
 		return
@@ -106,7 +106,7 @@ func (c *serverConn) serve() {
 	select {
 	case s.handshakes <- struct{}{}:
 	case <-ctx.Done():
-		s.handshakeFail.Add(1)
+		s.countHandshakeFailure(errNoHandshakeSlot)
 		c.handshakeFailed("overloaded: too many handshakes in flight")
 		return
 	}
@@ -116,11 +116,12 @@ func (c *serverConn) serve() {
 		return
 	}
 	_ = c.raw.SetDeadline(deadline)
+	hsStart := time.Now()
 	err = tc.HandshakeContext(ctx)
 	<-s.handshakes
 	ticket.Done()
 	if err != nil {
-		s.handshakeFail.Add(1)
+		s.countHandshakeFailure(err)
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
 			c.refused(modeDirect, 0, rf.v)
@@ -130,8 +131,8 @@ func (c *serverConn) serve() {
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})
-	s.handshakeOK.Add(1)
 	cs := tc.ConnectionState()
+	s.handshook(&cs, time.Since(hsStart))
 	c.cs = cs
 	c.mu.Lock()
 	if c.phase == phaseHandshake {
@@ -299,6 +300,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		c.log.Error().Str("event", "session_failed").Err(err).Msg("yamux session failed")
 		return
 	}
+	defer s.metrics.session()()
 	keptAlive := make(chan struct{})
 	go func() {
 		defer close(keptAlive)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -54,6 +56,10 @@ type Server struct {
 	gateAllowed  uint64      // counts of gates no longer serving, under mu
 	gateDenied   uint64
 
+	metrics    *metrics
+	lastReload atomic.Pointer[reloadStatus]
+	checks     checker // of the backends, while the admin endpoint is served
+
 	// counters, read by Stats
 	handshakeOK, handshakeFail, streamsOK, streamsRefused atomic.Uint64
 	shed                                                  [shedKinds]atomic.Uint64
@@ -74,6 +80,13 @@ func New(cfg Config) (*Server, error) {
 		conns:      map[*serverConn]struct{}{},
 		pending:    conn.NewPending(cfg.Pending),
 		done:       make(chan struct{}),
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if s.metrics, err = newMetrics(s, reg); err != nil {
+		return nil, fmt.Errorf("gateway: registering metrics: %w", err)
 	}
 	s.proxyDenyLog = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	s.handshakeLog = logging.NewLimiter(handshakeLogPerSec, handshakeLogBurst)
@@ -103,13 +116,16 @@ func (s *Server) Reload() error {
 		s.stamps = conn.StampFiles(s.watched)
 	}
 	first := s.state.Load() == nil
-	st, err := loadState(&s.cfg, time.Now())
+	now := time.Now()
+	st, err := loadState(&s.cfg, now)
+	s.noteReload(first, now, err)
 	if err != nil {
 		if !first { // at start-up the caller reports it: there is no previous state
 			s.log.Error().Str("event", "reload_failed").Err(err).Msg("reload failed; keeping the previous state")
 		}
 		return err
 	}
+	st.routes = s.metrics.forPolicy(st.pol)
 	s.state.Store(st)
 	s.rules.Store(st.pol.Gate())
 	for _, w := range st.creds.Warnings {
@@ -213,6 +229,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		sc.drain()
 	}
 	s.mu.Unlock()
+	s.stopChecks()
 	s.log.Info().Str("event", "draining").Msg("draining: no new connections or streams")
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -234,6 +251,7 @@ func (s *Server) Close() error {
 		g.Close()
 	}
 	s.mu.Unlock()
+	s.stopChecks()
 	s.closeAll()
 	s.wg.Wait()
 	return nil

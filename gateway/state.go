@@ -23,6 +23,7 @@ type state struct {
 	directTLS *tls.Config // cloned per direct-mode handshake to add its authorization
 	pol       *policy.Policy
 	loadedAt  time.Time
+	routes    map[string]*routeMetrics // by route name; "" for streams that named none
 }
 
 // loadState builds a complete snapshot from the sources. Nothing is

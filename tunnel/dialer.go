@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,8 @@ type Dialer struct {
 	mu          sync.Mutex
 	lastErr     error // the last read error of a session connection (a TLS alert after the handshake)
 	unreachable bool  // the last session dial could connect to no gateway at all (TCP)
+
+	sessions atomic.Uint64 // mux sessions established, for the metrics
 }
 
 // NewDialer checks the options; it dials nothing until the first stream.
@@ -224,6 +227,7 @@ func (d *Dialer) dialSession(ctx context.Context) (net.Conn, error) {
 	d.mu.Lock()
 	d.lastErr = nil
 	d.mu.Unlock()
+	d.sessions.Add(1)
 	return &watchConn{Conn: c, d: d, readFailed: make(chan struct{})}, nil
 }
 

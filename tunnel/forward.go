@@ -51,6 +51,7 @@ type Forwarder struct {
 	uid uint32 // our effective uid, for Local.SameUser
 
 	refusedLog *logging.Limiter // local_refused events
+	m          *forwardMetrics
 }
 
 // Listen opens every local listener, or none: on error those already opened
@@ -60,7 +61,7 @@ type Forwarder struct {
 // file that is no socket is an error, and so is a directory that every user
 // may write to without the sticky bit.
 func Listen(d *Dialer, locals []Local, log zerolog.Logger) (*Forwarder, error) {
-	f := &Forwarder{d: d, log: log, uid: uint32(os.Geteuid()), refusedLog: logging.NewLimiter(10, 20)}
+	f := &Forwarder{d: d, log: log, uid: uint32(os.Geteuid()), refusedLog: logging.NewLimiter(10, 20), m: newForwardMetrics(locals)}
 	for _, l := range locals {
 		ln, err := listen(l)
 		if err != nil {
@@ -222,13 +223,16 @@ func (f *Forwarder) handle(ctx context.Context, c net.Conn, l Local) {
 	s, err := f.d.Dial(dctx, l.Route)
 	cancel()
 	if err != nil {
+		f.m.failedBy[l.Route].Inc()
 		log.Warn().Str("event", "stream_failed").Err(err).Str("refusal", refusalName(l.Refusal)).Msg("cannot open stream; refusing the local connection")
 		if rerr := refuseLocal(c, l.Refusal, err); rerr != nil {
 			log.Debug().Str("event", "refusal_unanswered").Err(rerr).Msg("the local client was reset instead")
 		}
 		return
 	}
+	rm := f.m.opened(l.Route)
 	in, out, err := mux.Pipe(c, s)
+	rm.closed(in, out)
 	ev := log.Debug()
 	if err != nil {
 		ev = log.Warn().Err(err)

@@ -76,9 +76,10 @@ func quantile(d []time.Duration, q float64) time.Duration {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-// parseMetrics reads the unlabelled samples of Prometheus text: "name
-// value" lines; comments, blank lines, labelled samples and values that are
-// not numbers are skipped.
+// parseMetrics reads the samples of Prometheus text: "name value" and
+// `name{label="v"} value` lines (keyed by the text before the value, as the
+// gateway writes it: labels sorted, no spaces); comments, blank lines and
+// values that are not numbers are skipped.
 func parseMetrics(body string) map[string]float64 {
 	out := map[string]float64{}
 	for line := range strings.SplitSeq(body, "\n") {
@@ -87,7 +88,7 @@ func parseMetrics(body string) map[string]float64 {
 			continue
 		}
 		f := strings.Fields(line)
-		if len(f) < 2 || strings.ContainsAny(f[0], "{}") {
+		if len(f) < 2 {
 			continue
 		}
 		v, err := strconv.ParseFloat(f[1], 64)
@@ -216,8 +217,8 @@ func floodTable(rs []floodResult) string {
 				}
 				return f0(b - a)
 			}
-			row[shed] = delta("portcullis_shed_silent_total") + " / " + delta("portcullis_shed_replaced_total") + " / " +
-				delta("portcullis_shed_refused_total")
+			row[shed] = delta(`portcullis_connections_shed_total{kind="silent"}`) + " / " +
+				delta(`portcullis_connections_shed_total{kind="replaced"}`) + " / " + delta(`portcullis_connections_shed_total{kind="refused"}`)
 		}
 		if len(r.unloaded) == 0 {
 			row[2], row[3], row[6] = "–", "–", "–"
@@ -244,7 +245,7 @@ func (s *suite) floodSection() string {
 		"Before: after one uncounted warm-up operation, before the unloaded run; flood: at the end of the client's run under the flood; "+
 		"after: 3 s after the flood closed its sockets. Flood dials counts the flood's connections, those reset before their connect returned too. "+
 		"RSS and threads from /proc/PID/status; goroutines (`go_goroutines`), pending (`portcullis_connections_pending`) and shed counts "+
-		"(`portcullis_shed_*_total`, during the row) from the gateway's /metrics. Latencies include the client's own work.\n\n",
+		"(`portcullis_connections_shed_total` by kind, during the row) from the gateway's /metrics. Latencies include the client's own work.\n\n",
 		s.o.floodOps, floodEvery, floodOpTimeout, s.o.floodConns, floodSource)
 	fmt.Fprintf(&b, "Measured by `%s` on %s (the flood runs: `-flood`, on by default, with `-flood-conns %d -flood-ops %d`; "+
 		"they start their own servers, so the other flags do not change them).\n\n",

@@ -39,7 +39,7 @@ func TestParseMetrics(t *testing.T) {
 	body := "# HELP portcullis_connections_pending Connections.\n# TYPE portcullis_connections_pending gauge\n" +
 		"portcullis_connections_pending 63\n\ngo_goroutines 1234\nlabelled{a=\"b\"} 5\nbroken x\nportcullis_x_total 1e3\n"
 	got := parseMetrics(body)
-	want := map[string]float64{"portcullis_connections_pending": 63, "go_goroutines": 1234, "portcullis_x_total": 1000}
+	want := map[string]float64{"portcullis_connections_pending": 63, "go_goroutines": 1234, `labelled{a="b"}`: 5, "portcullis_x_total": 1000}
 	if len(got) != len(want) {
 		t.Errorf("parseMetrics = %v, want %v", got, want)
 	}
@@ -108,8 +108,8 @@ func TestFloodTable(t *testing.T) {
 	}
 	gw := func(g, pending, silent float64) procSample {
 		return procSample{rss: 20 << 20, threads: 8, metrics: map[string]float64{"go_goroutines": g,
-			"portcullis_connections_pending": pending, "portcullis_shed_silent_total": silent,
-			"portcullis_shed_replaced_total": 0, "portcullis_shed_refused_total": 0}}
+			"portcullis_connections_pending": pending, `portcullis_connections_shed_total{kind="silent"}`: silent,
+			`portcullis_connections_shed_total{kind="replaced"}`: 0, `portcullis_connections_shed_total{kind="refused"}`: 0}}
 	}
 	rs := []floodResult{
 		{target: tGatewayMux, kind: floodSilent, conns: 500, unloaded: ms(2, 3, 4), flooded: ms(3, 4, 8), failFlood: 1,

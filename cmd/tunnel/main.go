@@ -8,6 +8,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync"
@@ -184,6 +186,14 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
+	if cfg.Admin != "" {
+		stopAdmin, err := serveAdmin(cfg.Admin, f)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		defer stopAdmin()
+	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if !cfg.Lazy {
@@ -218,6 +228,23 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA}, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
+}
+
+// serveAdmin serves the forwarder's /healthz and /metrics until stop is
+// called.
+func serveAdmin(addr string, f *tunnel.Forwarder) (stop func(), err error) {
+	h, err := f.AdminHandler()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--admin %s: %w", addr, err)
+	}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = hs.Serve(ln) }()
+	return func() { hs.Close(); <-done }, nil
 }
 
 // checkForward dials the gateway and tries each route once, before the

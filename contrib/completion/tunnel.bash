@@ -11,7 +11,7 @@ _tunnel() {
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 
 	local commands="forward nc bench help version"
-	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --same-user --refusal --help"
+	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --same-user --refusal --admin --help"
 	local nc_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --help"
 	local bench_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --mode --route -c --concurrency -d --duration -n --count --json --source --size --resume --sessions --streams --direction --op-timeout --unsafe-plaintext --help"
 
@@ -36,7 +36,7 @@ _tunnel() {
 		COMPREPLY=($(compgen -W "up down both" -- "$cur"))
 		return
 		;;
-	--gateway|--server-name|--connect-timeout|--pin|--gateway-allow|-L|--local|--route|-c|--concurrency|-d|--duration|-n|--count|--source|--size|--sessions|--streams|--op-timeout)
+	--gateway|--server-name|--connect-timeout|--pin|--gateway-allow|-L|--local|--admin|--route|-c|--concurrency|-d|--duration|-n|--count|--source|--size|--sessions|--streams|--op-timeout)
 		return # a value of the user's own
 		;;
 	esac

@@ -876,3 +876,32 @@ func TestBudgetManyBusyStreams(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A FIN that crosses this side's RST (the peer closed its end while this
+// side reset the stream, before the stream left the session) is no protocol
+// error: the stream stays reset and the session goes on.
+func TestFINCrossingLocalReset(t *testing.T) {
+	client, server := testClientServer(t)
+	defer client.Close()
+	defer server.Close()
+	cs, err := client.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := server.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.stateLock.Lock()
+	ss.state = streamReset // as abort leaves it, just before closeStream
+	ss.stateLock.Unlock()
+	if err := ss.processFlags(flagFIN); err != nil {
+		t.Fatalf("FIN on a stream reset here: %v; want it ignored", err)
+	}
+	if server.IsClosed() {
+		t.Fatal("the session closed")
+	}
+}
