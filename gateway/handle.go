@@ -94,8 +94,7 @@ func (c *serverConn) serve() {
 		return
 	default:
 		if !c.isClosed() {
-			s.countHandshakeFailure(err)
-			c.handshakeFailed(handshakeReason(err))
+			c.handshakeFailed(err)
 		}
 		return
 	}
@@ -106,8 +105,7 @@ func (c *serverConn) serve() {
 	select {
 	case s.handshakes <- struct{}{}:
 	case <-ctx.Done():
-		s.countHandshakeFailure(errNoHandshakeSlot)
-		c.handshakeFailed("overloaded: too many handshakes in flight")
+		c.handshakeFailed(errNoHandshakeSlot)
 		return
 	}
 	tc := tls.Server(hc, s.tls)
@@ -121,13 +119,13 @@ func (c *serverConn) serve() {
 	<-s.handshakes
 	ticket.Done()
 	if err != nil {
-		s.countHandshakeFailure(err)
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
+			s.countHandshakeFailure(err)
 			c.refused(modeDirect, 0, rf.v)
 			return
 		}
-		c.handshakeFailed(handshakeReason(err))
+		c.handshakeFailed(err)
 		return
 	}
 	_ = c.raw.SetDeadline(time.Time{})
@@ -141,17 +139,17 @@ func (c *serverConn) serve() {
 	c.mu.Unlock()
 	id := conn.IdentityOf(cs.PeerCertificates[0])
 	c.log = c.log.With().Object("identity", id).Logger()
-	ev := c.log.Info().Str("event", "accept").Str("tls", tls.VersionName(cs.Version)).Bool("resumed", cs.DidResume)
-	if cs.NegotiatedProtocol == mux.ALPN {
-		ev.Str("mode", "mux").Msg("connection accepted")
-	} else {
-		ev.Str("mode", "direct").Str("sni", cs.ServerName).Msg("connection accepted")
+	ev := c.log.Info().Str("event", "accept").Str("tls", tls.VersionName(cs.Version)).Bool("resumed", cs.DidResume).
+		Str("mode", c.mode())
+	if c.mode() == modeDirect {
+		ev = ev.Str("sni", cs.ServerName)
 	}
+	ev.Msg("connection accepted")
 	if conn.ExpiresSoon(cs.PeerCertificates[0], time.Now()) {
 		c.log.Warn().Str("event", "client_cert_expiring").Time("not_after", id.NotAfter).
 			Msg("client certificate expires soon")
 	}
-	if cs.NegotiatedProtocol == mux.ALPN {
+	if c.mode() == modeMux {
 		c.serveMux(tc, &id)
 		return
 	}
@@ -254,14 +252,16 @@ const (
 	handshakeLogBurst  = 100
 )
 
-// handshakeFailed logs a failed handshake under the server's rate limit
-// for the event: anyone who can connect can cause one.
-func (c *serverConn) handshakeFailed(reason string) {
+// handshakeFailed counts a failed handshake by its class and logs it
+// under the server's rate limit for the event: anyone who can connect can
+// cause one.
+func (c *serverConn) handshakeFailed(err error) {
+	c.srv.countHandshakeFailure(err)
 	ok, suppressed := c.srv.handshakeLog.Allow()
 	if !ok {
 		return
 	}
-	ev := c.log.Warn().Str("event", "handshake_failed").Str("reason", reason).Dur("duration_ms", time.Since(c.start))
+	ev := c.log.Warn().Str("event", "handshake_failed").Str("reason", handshakeReason(err)).Dur("duration_ms", time.Since(c.start))
 	if suppressed > 0 {
 		ev = ev.Uint64("suppressed", suppressed)
 	}
@@ -270,17 +270,14 @@ func (c *serverConn) handshakeFailed(reason string) {
 
 // handshakeReason says in words why a handshake failed, for the log.
 func handshakeReason(err error) string {
-	var rf *refusal
-	switch {
-	case errors.As(err, &rf):
-		return rf.Error()
-	case errors.Is(err, conn.ErrRevoked):
+	switch handshakeClass(err) {
+	case hsRefused, hsOverloaded:
+		return err.Error()
+	case hsRevoked:
 		return "client certificate revoked: " + err.Error()
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+	case hsTimeout:
 		return "handshake timed out"
-	}
-	var rh tls.RecordHeaderError
-	if errors.As(err, &rh) {
+	case hsNotTLS:
 		return "not TLS: " + err.Error()
 	}
 	if errors.Is(err, io.EOF) {
