@@ -120,28 +120,25 @@ func (pp *policyParser) parse() *Policy {
 }
 
 // crossCheck runs the rules that span the routes (there is one, no name
-// twice, the default route names one) through policy.Build, the one place
-// they are checked, and reports what it finds on the lines concerned. The
-// network gate is not judged here: it may come from the flags.
+// twice, the default route names one) through policy.CheckRoutes, the one
+// place they are checked, and reports what it finds on the lines
+// concerned. The network gate is not judged here: it may come from the
+// flags.
 func (pp *policyParser) crossCheck(p *Policy, routesLine int) {
-	spec := policy.Spec{Gate: []policy.Rules{{Source: pp.file}}, DialTimeout: 1}
+	named := make([]policy.Named, len(p.Routes))
 	lines := map[string]int{}
-	for _, r := range p.Routes {
+	for i, r := range p.Routes {
 		src := fmt.Sprintf("%s:%d", pp.file, r.Line)
 		lines[src] = r.Line
-		// Each route alone is checked by the parser, with its lines.
-		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: "x:1", Identities: []conn.Pattern{{}}, Source: src})
+		named[i] = policy.Named{Name: r.Name, Source: src}
 	}
-	if p.DefaultRoute != "" && mux.ValidRoute(p.DefaultRoute) == nil {
-		spec.DefaultRoute, spec.DefaultSource = p.DefaultRoute, pp.file
+	def := p.DefaultRoute
+	if mux.ValidRoute(def) != nil {
+		def = "" // reported by the parser already
 	}
-	_, err := policy.Build(spec)
-	if err == nil {
-		return
-	}
-	for _, err := range unjoin(err) {
+	for _, err := range policy.CheckRoutes(named, def, pp.file) {
 		var dup *policy.DuplicateRouteError
-		var def *policy.DefaultRouteError
+		var dr *policy.DefaultRouteError
 		switch {
 		case errors.Is(err, policy.ErrNoRoute):
 			if len(pp.errs) == 0 || routesLine == 0 { // not when the routes did not parse
@@ -149,10 +146,8 @@ func (pp *policyParser) crossCheck(p *Policy, routesLine int) {
 			}
 		case errors.As(err, &dup):
 			pp.add(lines[dup.Source], dup.Problem(), nil, "one entry per route name")
-		case errors.As(err, &def):
-			if len(def.Routes) > 0 {
-				pp.add(p.DefaultLine, def.Problem(), nil, "the name of one of the routes: "+settings.OrList(def.Routes))
-			}
+		case errors.As(err, &dr):
+			pp.add(p.DefaultLine, dr.Problem(), nil, "the name of one of the routes: "+settings.OrList(dr.Routes))
 		}
 	}
 }

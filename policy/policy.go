@@ -180,9 +180,11 @@ func Build(s Spec) (*Policy, error) {
 	if len(s.Gate) == 0 {
 		errs = append(errs, ErrNoGate)
 	}
-	if len(s.Routes) == 0 {
-		errs = append(errs, ErrNoRoute)
+	named := make([]Named, len(s.Routes))
+	for i, r := range s.Routes {
+		named[i] = Named{Name: r.Name, Source: r.Source}
 	}
+	errs = append(errs, CheckRoutes(named, s.DefaultRoute, s.DefaultSource)...)
 	if s.DialTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("dial timeout %v: must be greater than 0", s.DialTimeout))
 	}
@@ -209,24 +211,43 @@ func Build(s Spec) (*Policy, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if first := p.routes[r.Name]; first != nil {
-			errs = append(errs, &DuplicateRouteError{Name: r.Name, Source: r.Source, First: first.Source})
-			continue
+		if p.routes[r.Name] == nil { // a second one is CheckRoutes' to report
+			p.routes[r.Name] = r
+			p.order = append(p.order, r)
 		}
-		p.routes[r.Name] = r
-		p.order = append(p.order, r)
-	}
-	if s.DefaultRoute != "" && p.routes[s.DefaultRoute] == nil {
-		names := make([]string, len(p.order))
-		for i, r := range p.order {
-			names[i] = r.Name
-		}
-		errs = append(errs, &DefaultRouteError{Name: s.DefaultRoute, Source: s.DefaultSource, Routes: names})
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+// Named is a route's name and where it was defined.
+type Named struct{ Name, Source string }
+
+// CheckRoutes checks the rules that span the routes: there is one, no name
+// is defined twice, and the default route, when set, names one of them.
+// Build runs it; a parser that checks each route on its own runs it too,
+// so that these rules, and their messages, are stated once.
+func CheckRoutes(routes []Named, defaultRoute, defaultSource string) []error {
+	if len(routes) == 0 {
+		return []error{ErrNoRoute}
+	}
+	var errs []error
+	first := make(map[string]string, len(routes))
+	var names []string
+	for _, r := range routes {
+		if f, dup := first[r.Name]; dup {
+			errs = append(errs, &DuplicateRouteError{Name: r.Name, Source: r.Source, First: f})
+			continue
+		}
+		first[r.Name] = r.Source
+		names = append(names, r.Name)
+	}
+	if _, ok := first[defaultRoute]; defaultRoute != "" && !ok {
+		errs = append(errs, &DefaultRouteError{Name: defaultRoute, Source: defaultSource, Routes: names})
+	}
+	return errs
 }
 
 func buildRoute(s RouteSpec, dialTimeout time.Duration) (*Route, error) {
