@@ -123,9 +123,6 @@ func errText(m *measure) string {
 	return fmt.Sprintf("%d (%s)", m.res.Errors, strings.Join(kinds, ", "))
 }
 
-// ours are the gateway rows that the baselines are compared with.
-var ours = []string{tGatewayMux, tGatewayDir}
-
 // connTable renders a group measured in connections or streams per second.
 func (s *suite) connTable(group string) string {
 	t := table{head: []string{"target", "ops/s", "p50 ms", "p99 ms", "p99.9 ms", "server CPU µs/op",
