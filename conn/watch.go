@@ -3,6 +3,8 @@ package conn
 import (
 	"context"
 	"os"
+	"slices"
+	"sync"
 	"time"
 )
 
@@ -28,18 +30,42 @@ func stamp(path string) fileStamp {
 // by rename, as configuration managers and certificate agents do. A change
 // whose reload fails is not retried until the files change again.
 func WatchFiles(ctx context.Context, interval time.Duration, files []string, changed func()) {
+	NewFileWatch(files).Run(ctx, interval, changed)
+}
+
+// FileWatch polls a list of files for changes against what they were when
+// they were last loaded: at NewFileWatch, at each change it reported, and
+// at each Mark (a reload by other means, such as SIGHUP, calls it before it
+// reads the files, so that the watcher does not load the same change
+// again). Safe for concurrent use.
+type FileWatch struct {
+	files []string
+	mu    sync.Mutex
+	last  stamps
+}
+
+// NewFileWatch takes the files' stamps now; empty names are skipped.
+func NewFileWatch(files []string) *FileWatch {
+	w := &FileWatch{files: slices.DeleteFunc(slices.Clone(files), func(f string) bool { return f == "" })}
+	w.Mark()
+	return w
+}
+
+// Mark takes the files' stamps as they are now: a load that starts now
+// sees them.
+func (w *FileWatch) Mark() {
+	st := stampFiles(w.files)
+	w.mu.Lock()
+	w.last = st
+	w.mu.Unlock()
+}
+
+// Run polls the files every interval until ctx is done and calls changed
+// (after a Mark) when any differs from the last Mark; interval <= 0
+// returns at once.
+func (w *FileWatch) Run(ctx context.Context, interval time.Duration, changed func()) {
 	if interval <= 0 {
 		return
-	}
-	var names []string
-	for _, f := range files {
-		if f != "" {
-			names = append(names, f)
-		}
-	}
-	last := make([]fileStamp, len(names))
-	for i, f := range names {
-		last[i] = stamp(f)
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -49,44 +75,30 @@ func WatchFiles(ctx context.Context, interval time.Duration, files []string, cha
 			return
 		case <-t.C:
 		}
-		diff := false
-		for i, f := range names {
-			if st := stamp(f); st != last[i] {
-				last[i] = st
-				diff = true
-			}
+		cur := stampFiles(w.files)
+		w.mu.Lock()
+		diff := !slices.Equal(cur, w.last)
+		if diff {
+			w.last = cur
 		}
+		w.mu.Unlock()
 		if diff {
 			changed()
 		}
 	}
 }
 
-// Stamps are the sizes and modification times of a list of files at one
+// stamps are the sizes and modification times of a list of files at one
 // moment, to tell later whether any of them changed.
-type Stamps []fileStamp
+type stamps []fileStamp
 
-// StampFiles takes the stamps of files (empty names are skipped).
-func StampFiles(files []string) Stamps {
-	var s Stamps
+// stampFiles takes the stamps of files (empty names are skipped).
+func stampFiles(files []string) stamps {
+	var s stamps
 	for _, f := range files {
 		if f != "" {
 			s = append(s, stamp(f))
 		}
 	}
 	return s
-}
-
-// Equal reports whether no file changed between a and b (stamps of the
-// same list).
-func (a Stamps) Equal(b Stamps) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -70,3 +70,36 @@ func TestWatchFilesDisabled(t *testing.T) {
 		t.Fatal("WatchFiles with interval 0 did not return")
 	}
 }
+
+// A change loaded by other means (Mark before a reload on SIGHUP) is not
+// reported again by Run; a change after it is.
+func TestFileWatchMark(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "cert.pem")
+	if err := os.WriteFile(f, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := conn.NewFileWatch([]string{f, ""})
+	var calls atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx, 5*time.Millisecond, func() { calls.Add(1) }) }()
+	defer func() { cancel(); <-done }()
+	if err := os.WriteFile(f, []byte("two, longer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.Mark() // a reload by hand read the change
+	time.Sleep(60 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("%d changes reported for one loaded by hand, want 0", n)
+	}
+	if err := os.WriteFile(f, []byte("three, longer still"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; calls.Load() == 0 && i < 200; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d changes reported after a new change, want 1", n)
+	}
+}

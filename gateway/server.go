@@ -49,11 +49,10 @@ type Server struct {
 	wg       sync.WaitGroup // one per connection handler
 	nextID   atomic.Uint64
 
-	routeStreams sync.Map    // route name -> *atomic.Int64 streams open, for max_streams
-	reloadMu     sync.Mutex  // one reload at a time: load and both stores
-	watched      []string    // under reloadMu: the files Watch polls
-	stamps       conn.Stamps // under reloadMu: theirs when the last reload began
-	gateAllowed  uint64      // counts of gates no longer serving, under mu
+	routeStreams sync.Map        // route name -> *atomic.Int64 streams open, for max_streams
+	reloadMu     sync.Mutex      // one reload at a time: load and both stores
+	watch        *conn.FileWatch // under reloadMu: Watch's, marked at each reload
+	gateAllowed  uint64          // counts of gates no longer serving, under mu
 	gateDenied   uint64
 
 	metrics    *metrics
@@ -112,8 +111,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Reload() error {
 	s.reloadMu.Lock() // SIGHUP and the file watcher may both ask at once
 	defer s.reloadMu.Unlock()
-	if s.watched != nil { // taken before the load: a change during it is seen next time
-		s.stamps = conn.StampFiles(s.watched)
+	if s.watch != nil { // marked before the load: a change during it is seen next time
+		s.watch.Mark()
 	}
 	first := s.state.Load() == nil
 	now := time.Now()

@@ -17,25 +17,12 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration, files []stri
 	if interval <= 0 {
 		return
 	}
+	w := conn.NewFileWatch(files)
 	s.reloadMu.Lock()
-	s.watched = files
-	s.stamps = conn.StampFiles(files)
+	s.watch = w
 	s.reloadMu.Unlock()
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		cur := conn.StampFiles(files)
-		s.reloadMu.Lock()
-		changed := !cur.Equal(s.stamps)
-		s.reloadMu.Unlock()
-		if changed {
-			s.log.Info().Str("event", "files_changed").Msg("a watched file changed; reloading")
-			_ = s.Reload()
-		}
-	}
+	w.Run(ctx, interval, func() {
+		s.log.Info().Str("event", "files_changed").Msg("a watched file changed; reloading")
+		_ = s.Reload()
+	})
 }

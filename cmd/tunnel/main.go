@@ -202,7 +202,9 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 	}
+	watch := conn.NewFileWatch([]string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA})
 	reload := func(why string) {
+		watch.Mark() // what this reload reads, the watcher does not load again
 		if err := creds.Reload(); err != nil {
 			log.Error().Str("event", "reload_failed").Str("trigger", why).Err(err).Msg("keeping the previous client certificate")
 		} else {
@@ -225,7 +227,7 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	})
 	wg.Go(func() {
-		conn.WatchFiles(ctx, credsPollInterval, []string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA}, func() { reload("file change") })
+		watch.Run(ctx, credsPollInterval, func() { reload("file change") })
 	})
 	return f.Serve(ctx)
 }
