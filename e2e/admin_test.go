@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // TestAdminEndpoints checks the --admin listener of the command-line
@@ -61,7 +62,7 @@ func TestAdminEndpoints(t *testing.T) {
 		`portcullis_streams_refused_total{route="",status="unknown_route"}`: 1,
 		"portcullis_handshakes_total":                                       2,
 	} {
-		got, ok := metricValue(body, name)
+		got, ok := testnet.Sample(body, name)
 		if !ok || got != want {
 			t.Errorf("/metrics %s = %v (found: %v), want %v", name, got, ok, want)
 		}
@@ -78,20 +79,6 @@ func TestAdminEndpoints(t *testing.T) {
 	}) {
 		t.Errorf("GET /status: want state serving and the echo route's check:\n%s", status)
 	}
-}
-
-// metricValue returns the value of a series in Prometheus text, named as
-// the gateway writes it (labels in name order).
-func metricValue(body, name string) (float64, bool) {
-	for _, line := range strings.Split(body, "\n") {
-		v, ok := strings.CutPrefix(line, name+" ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		return f, err == nil
-	}
-	return 0, false
 }
 
 // TestForwardAdmin checks "tunnel forward --admin": /healthz and /metrics
@@ -115,9 +102,9 @@ func TestForwardAdmin(t *testing.T) {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		body = string(b)
-		streams, _ := metricValue(body, `portcullis_tunnel_streams_total{route="echo"}`)
-		sent, _ := metricValue(body, `portcullis_tunnel_sent_bytes_total{route="echo"}`)
-		up, _ := metricValue(body, "portcullis_tunnel_session_up")
+		streams, _ := testnet.Sample(body, `portcullis_tunnel_streams_total{route="echo"}`)
+		sent, _ := testnet.Sample(body, `portcullis_tunnel_sent_bytes_total{route="echo"}`)
+		up, _ := testnet.Sample(body, "portcullis_tunnel_session_up")
 		return resp.StatusCode == http.StatusOK && streams == 1 && sent == 4096 && up == 1
 	})
 	if !ok {

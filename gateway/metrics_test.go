@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -12,13 +11,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
@@ -75,18 +74,6 @@ func httpGet(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(b)
-}
-
-// sample returns the value of one series of an exposition, written as the
-// gateway writes it (labels in name order), and whether it is there.
-func sample(body, series string) (float64, bool) {
-	for line := range strings.SplitSeq(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
 }
 
 // A real gateway with accepted and refused streams, failed handshakes and a
@@ -183,7 +170,7 @@ func TestMetricsScrape(t *testing.T) {
 		}
 		wrong = wrong[:0]
 		for series, v := range want {
-			if got, ok := sample(body, series); !ok || got != v {
+			if got, ok := testnet.Sample(body, series); !ok || got != v {
 				wrong = append(wrong, fmt.Sprintf("%s = %v (present: %v), want %v", series, got, ok, v))
 			}
 		}
@@ -209,24 +196,7 @@ func TestMetricsScrape(t *testing.T) {
 			t.Errorf("/metrics names %q: no address or identity belongs in a label", leak)
 		}
 	}
-	promtoolCheck(t, body)
-}
-
-// promtoolCheck validates an exposition with promtool, the Prometheus
-// project's own checker and linter.
-func promtoolCheck(t *testing.T, body string) {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed (Debian package prometheus): the exposition is not checked")
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = strings.NewReader(body)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
-	}
+	testnet.PromtoolCheck(t, body)
 }
 
 // After a failed reload /readyz answers 503 with the reason, /status and
@@ -258,7 +228,7 @@ func TestReadyzAfterFailedReload(t *testing.T) {
 				t.Errorf("/status after a failed reload: %+v", st)
 			}
 			_, metrics := httpGet(t, admin+"/metrics")
-			if v, _ := sample(metrics, "portcullis_reload_failures_total"); v != 1 {
+			if v, _ := testnet.Sample(metrics, "portcullis_reload_failures_total"); v != 1 {
 				t.Errorf("portcullis_reload_failures_total = %v, want 1", v)
 			}
 			writeFile(t, file, good)
@@ -272,7 +242,7 @@ func TestReadyzAfterFailedReload(t *testing.T) {
 				t.Errorf("/status after a good reload: %+v", st)
 			}
 			_, metrics = httpGet(t, admin+"/metrics")
-			if v, _ := sample(metrics, "portcullis_reloads_total"); v != 1 {
+			if v, _ := testnet.Sample(metrics, "portcullis_reloads_total"); v != 1 {
 				t.Errorf("portcullis_reloads_total = %v, want 1", v)
 			}
 		})

@@ -1,18 +1,17 @@
 package tunnel_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/tunnel"
@@ -81,7 +80,7 @@ func TestForwardMetrics(t *testing.T) {
 		body = string(b)
 		wrong = wrong[:0]
 		for series, v := range want {
-			if got, ok := sample(body, series); !ok || got != v {
+			if got, ok := testnet.Sample(body, series); !ok || got != v {
 				wrong = append(wrong, fmt.Sprintf("%s = %v (present: %v), want %v", series, got, ok, v))
 			}
 		}
@@ -97,27 +96,5 @@ func TestForwardMetrics(t *testing.T) {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
-	path, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool is not installed (Debian package prometheus): the exposition is not checked")
-	}
-	cmd := exec.Command(path, "check", "metrics")
-	cmd.Stdin = strings.NewReader(body)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Errorf("promtool check metrics: %v\n%s", err, out.String())
-	}
-}
-
-// sample returns the value of one series of an exposition, labels in name
-// order, and whether it is there.
-func sample(body, series string) (float64, bool) {
-	for line := range strings.SplitSeq(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
+	testnet.PromtoolCheck(t, body)
 }

@@ -1,6 +1,7 @@
 // Package testnet holds the loopback helpers the tests of several packages
-// share: a TCP echo backend, a checked round trip through a connection, and
-// a buffer that concurrent writers (loggers) can share.
+// share: a TCP echo backend, a checked round trip through a connection, a
+// buffer that concurrent writers (loggers) can share, and a reader and a
+// checker of Prometheus expositions.
 package testnet
 
 import (
