@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/testnet"
-
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
