@@ -324,7 +324,12 @@ func (g *Gateway) checkFlagPolicy(set map[string]*settings.Setting) []*settings.
 			return []*settings.Error{d.Fail(g.DefaultRoute, "invalid route name", err)}
 		}
 	}
+	// Where the gate comes from counts here, not its rules: --allow's are
+	// checked on their own above, an --allow-file's at load.
 	spec := g.flagSpec()
+	for i := range spec.Gate {
+		spec.Gate[i].Rules = nil
+	}
 	if g.AllowFile != "" {
 		spec.Gate = append(spec.Gate, policy.Rules{Source: g.AllowFile})
 	}

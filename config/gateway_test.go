@@ -477,3 +477,18 @@ func TestParseRoute(t *testing.T) {
 		t.Errorf("UnmarshalText(bad) = %v and changed the route to %+v", err, u)
 	}
 }
+
+// A bad --allow is reported once, on --allow: the policy check that runs
+// next judges where the gate comes from, not its rules again.
+func TestBadAllowReportedOnce(t *testing.T) {
+	f := newTestFiles(t)
+	m := gatewayArgs(f)
+	m["allow"] = []string{"10.0.0.0/8,!10.0.0.0/8"}
+	_, err := ParseGateway(argv(m), envMap(nil), nil)
+	if err == nil {
+		t.Fatal("conflicting --allow rules were accepted")
+	}
+	if n := strings.Count(err.Error(), "conflicting rules"); n != 1 || strings.Contains(err.Error(), "--route (GATEWAY_ROUTE)") {
+		t.Errorf("reported %d times, or on another flag:\n%v", n, err)
+	}
+}
