@@ -12,6 +12,7 @@ import (
 
 	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/mux"
 )
 
@@ -364,7 +365,7 @@ func TestParseGatewayErrors(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Errorf("error is not a *settings.Error: %v", err)
 			}
-			assertInOrder(t, err.Error(), tt.want)
+			testnet.InOrder(t, err.Error(), tt.want)
 		})
 	}
 }

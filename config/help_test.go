@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden help texts in testdata/help")
@@ -133,7 +134,7 @@ func TestHelpListsEverySetting(t *testing.T) {
 			for _, e := range c.entries {
 				want = append(want, " "+e[0]+" ", e[1])
 			}
-			assertInOrder(t, flat, want)
+			testnet.InOrder(t, flat, want)
 			for _, x := range c.extra {
 				if !strings.Contains(help, x) {
 					t.Errorf("help lacks %q:\n%s", x, help)

@@ -1,10 +1,5 @@
 package config
 
-import (
-	"strings"
-	"testing"
-)
-
 // envMap returns a lookup function over m.
 func envMap(m map[string]string) func(string) (string, bool) {
 	return func(k string) (string, bool) {
@@ -23,18 +18,4 @@ func strs[T interface{ String() string }](list []T) []string {
 		out[i] = v.String()
 	}
 	return out
-}
-
-// assertInOrder checks that s contains each of subs, in order.
-func assertInOrder(t *testing.T, s string, subs []string) {
-	t.Helper()
-	rest := s
-	for _, sub := range subs {
-		i := strings.Index(rest, sub)
-		if i < 0 {
-			t.Errorf("missing %q (in order) in:\n%s", sub, s)
-			return
-		}
-		rest = rest[i+len(sub):]
-	}
 }

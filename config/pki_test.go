@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/pki"
 )
 
@@ -60,7 +61,7 @@ func TestParsePKIIssue(t *testing.T) {
 			t.Errorf("%q: err %v, want ErrInvalid", tc.args, err)
 			continue
 		}
-		assertInOrder(t, err.Error(), tc.want)
+		testnet.InOrder(t, err.Error(), tc.want)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/portcullis-gw/portcullis/internal/settings"
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 const testPin = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
@@ -121,7 +122,7 @@ func TestParseTunnelPinAndGatewayAllowErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) || !errors.As(err, &se) {
 				t.Errorf("error is not a settings.Error wrapping ErrInvalid: %v", err)
 			}
-			assertInOrder(t, err.Error(), tt.want)
+			testnet.InOrder(t, err.Error(), tt.want)
 		})
 	}
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
 )
@@ -205,7 +206,7 @@ func TestParseTunnelErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error does not wrap ErrInvalid: %v", err)
 			}
-			assertInOrder(t, err.Error(), tt.want)
+			testnet.InOrder(t, err.Error(), tt.want)
 		})
 	}
 }

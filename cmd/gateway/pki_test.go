@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/pki"
 )
 
@@ -99,7 +100,7 @@ func TestPKIHelp(t *testing.T) {
 	// The subcommands' help has the layout of gateway run --help: usage,
 	// intro, flags with their variables, examples, the note on variables.
 	out, _, _ = pkiRun(t, "init", "--help")
-	assertInOrder(t, out, []string{"Usage: gateway pki init --dir DIR [flags]\n", "\nFlags:\n",
+	testnet.InOrder(t, out, []string{"Usage: gateway pki init --dir DIR [flags]\n", "\nFlags:\n",
 		"  --dir DIR ", "[$GATEWAY_DIR]", "  --key-type TYPE ", "(default ecdsa-p256) [$GATEWAY_KEY_TYPE]",
 		"  -h, --help ", "\nExamples:\n", "Every flag can also be set by the environment variable"})
 	for _, kt := range pki.KeyTypes() {
@@ -114,23 +115,9 @@ func TestPKIHelp(t *testing.T) {
 		}
 	}
 	out, _, _ = pkiRun(t, "issue", "--help")
-	assertInOrder(t, strings.Join(strings.Fields(out), " "), []string{"--dns NAME ", "(repeatable) [$GATEWAY_DNS, comma separated]", "--ttl DURATION ", "[$GATEWAY_TTL]"})
+	testnet.InOrder(t, strings.Join(strings.Fields(out), " "), []string{"--dns NAME ", "(repeatable) [$GATEWAY_DNS, comma separated]", "--ttl DURATION ", "[$GATEWAY_TTL]"})
 	pkiFails(t, []string{"missing command", "init"})
 	pkiFails(t, []string{`"frobnicate"`, "issue"}, "frobnicate")
-}
-
-// assertInOrder checks that s contains each of subs, in order.
-func assertInOrder(t *testing.T, s string, subs []string) {
-	t.Helper()
-	rest := s
-	for _, sub := range subs {
-		i := strings.Index(rest, sub)
-		if i < 0 {
-			t.Errorf("missing %q (in order) in:\n%s", sub, s)
-			return
-		}
-		rest = rest[i+len(sub):]
-	}
 }
 
 func TestPKIInit(t *testing.T) {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portcullis-gw/portcullis/internal/testnet"
 )
 
 // rule and pattern stand for a program's own types: list elements parsed
@@ -408,7 +410,7 @@ func TestParseErrors(t *testing.T) {
 			if !errors.Is(err, ErrInvalid) {
 				t.Errorf("error does not wrap ErrInvalid: %v", err)
 			}
-			assertInOrder(t, err.Error(), tt.want)
+			testnet.InOrder(t, err.Error(), tt.want)
 		})
 	}
 }
@@ -458,7 +460,7 @@ func TestParseHelp(t *testing.T) {
 			if rest != nil {
 				t.Errorf("rest = %q, want nil", rest)
 			}
-			assertInOrder(t, buf.String(), []string{
+			testnet.InOrder(t, buf.String(), []string{
 				"Usage: sample [flags]\n", "Flags:\n",
 				"  --name STRING", "(default anon) [$X_NAME]",
 				"  --verbose ", "[$X_VERBOSE]",
@@ -649,19 +651,5 @@ func TestError(t *testing.T) {
 	e3 := &Error{Flag: "--x", Problem: "p", Value: long}
 	if got := e3.Error(); len(got) > MaxValueInError+40 || !strings.HasSuffix(got, `"...`) {
 		t.Errorf("long value not cut: %d bytes: %q", len(got), got)
-	}
-}
-
-// assertInOrder checks that s contains each of subs, in order.
-func assertInOrder(t *testing.T, s string, subs []string) {
-	t.Helper()
-	rest := s
-	for _, sub := range subs {
-		i := strings.Index(rest, sub)
-		if i < 0 {
-			t.Errorf("missing %q (in order) in:\n%s", sub, s)
-			return
-		}
-		rest = rest[i+len(sub):]
 	}
 }

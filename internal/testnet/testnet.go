@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -143,4 +144,19 @@ func RoundTrip(c net.Conn, n int) error {
 		return fmt.Errorf("echoed bytes differ from the %d sent", n)
 	}
 	return nil
+}
+
+// InOrder checks that s contains each of subs, in order (an error message
+// that must name several things, or help that must list them in order).
+func InOrder(t testing.TB, s string, subs []string) {
+	t.Helper()
+	rest := s
+	for _, sub := range subs {
+		i := strings.Index(rest, sub)
+		if i < 0 {
+			t.Errorf("missing %q (in order) in:\n%s", sub, s)
+			return
+		}
+		rest = rest[i+len(sub):]
+	}
 }
