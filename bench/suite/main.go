@@ -41,6 +41,13 @@ type options struct {
 	floodConns   int    // sockets of the flood
 	floodOps     int    // operations of the good client, unloaded and under the flood
 	floodGateway string // the gateway binary of the flood runs; "" is the one built
+
+	latency    bool          // the latency section (ping-pong, pgbench -S)
+	latOnly    bool          // only the latency section
+	latRounds  int           // interleaved rounds of the latency section
+	latPings   int           // round trips per ping-pong burst
+	pgDuration time.Duration // length of each pgbench run
+	latBefore  string        // directory of an earlier build's gateway and tunnel, measured beside
 }
 
 func main() {
@@ -74,6 +81,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floodConns, "flood-conns", 500, "sockets of the flood")
 	fs.IntVar(&o.floodOps, "flood-ops", 100, "operations of the good client, one every 100 ms, unloaded and again under the flood (-quick: 20)")
 	fs.StringVar(&o.floodGateway, "flood-gateway", "", "gateway binary to measure under the flood instead of the one built (an older build, for a before/after)")
+	fs.BoolVar(&o.latency, "latency", true, "also measure one request at a time: a 64-byte ping-pong, and pgbench -S when PostgreSQL is installed, through a relay pair, tunnel --direct and tunnel (mux)")
+	fs.BoolVar(&o.latOnly, "latency-only", false, "run only the latency section (results not written unless -out is given)")
+	fs.IntVar(&o.latRounds, "latency-rounds", 5, "interleaved rounds of the latency section")
+	fs.IntVar(&o.latPings, "latency-pings", 2000, "64-byte round trips per target and round")
+	fs.DurationVar(&o.pgDuration, "pgbench-duration", 5*time.Second, "length of each pgbench -S run (whole seconds)")
+	fs.StringVar(&o.latBefore, "latency-before", "", "directory holding the gateway and tunnel binaries of an earlier build, measured beside in the latency section (a before/after)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -87,6 +100,21 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		if !set["flood-ops"] {
 			o.floodOps = 20
 		}
+		if o.out == "" {
+			o.out = "-"
+		}
+		if !set["latency-rounds"] {
+			o.latRounds = 1
+		}
+		if !set["latency-pings"] {
+			o.latPings = 200
+		}
+		if !set["pgbench-duration"] {
+			o.pgDuration = time.Second
+		}
+	}
+	if o.latOnly {
+		o.latency = true
 		if o.out == "" {
 			o.out = "-"
 		}
@@ -104,6 +132,19 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-flood-conns %d: want 1 to 20000", o.floodConns)
 	case o.floodOps < 1:
 		return o, fmt.Errorf("-flood-ops %d: want at least 1", o.floodOps)
+	case o.latRounds < 1 || o.latRounds > 50:
+		return o, fmt.Errorf("-latency-rounds %d: want 1 to 50", o.latRounds)
+	case o.latPings < 1:
+		return o, fmt.Errorf("-latency-pings %d: want at least 1", o.latPings)
+	case o.pgDuration < time.Second:
+		return o, fmt.Errorf("-pgbench-duration %v: want at least 1s", o.pgDuration)
+	}
+	if o.latBefore != "" {
+		for _, b := range []string{"gateway", "tunnel"} {
+			if fi, err := os.Stat(filepath.Join(o.latBefore, b)); err != nil || fi.IsDir() {
+				return o, fmt.Errorf("-latency-before %s: want a directory holding the gateway and tunnel binaries of an earlier build (go build -o DIR/ ./cmd/gateway ./cmd/tunnel): no %s there", o.latBefore, b)
+			}
+		}
 	}
 	for _, b := range splitList(o.baselines) {
 		if !slices.Contains([]string{"tcprelay", "tlsterm", "haproxy", "stunnel"}, b) {
@@ -125,19 +166,22 @@ func splitList(s string) []string {
 
 // suite is one run of the whole benchmark.
 type suite struct {
-	o       options
-	root    string
-	dir     string // work directory
-	bin     string // built binaries
-	files   files
-	back    *backends
-	stderr  io.Writer
-	results []*measure
-	memory  []memResult
-	micro   string
-	flood   []floodResult
-	notes   []string // skipped baselines and other remarks
-	started time.Time
+	o        options
+	root     string
+	dir      string // work directory
+	bin      string // built binaries
+	files    files
+	back     *backends
+	stderr   io.Writer
+	results  []*measure
+	memory   []memResult
+	micro    string
+	flood    []floodResult
+	latency  []*latResult
+	latNotes []string
+	latPG    bool     // pgbench ran
+	notes    []string // skipped baselines and other remarks
+	started  time.Time
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -177,8 +221,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer s.back.close()
 
+	if o.latOnly {
+		s.latencyRuns(ctx)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		out := s.latencySection()
+		fmt.Fprint(stdout, out)
+		if o.out != "-" {
+			if err := os.WriteFile(o.out, []byte(out), 0o644); err != nil {
+				return err
+			}
+			s.logf("wrote %s", o.out)
+		}
+		return nil
+	}
 	if err := s.loadRuns(ctx); err != nil {
 		return err
+	}
+	if o.latency && ctx.Err() == nil {
+		s.latencyRuns(ctx)
 	}
 	if o.idle > 0 && ctx.Err() == nil {
 		for _, route := range []string{"echo", "becho"} {

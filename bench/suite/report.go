@@ -232,6 +232,7 @@ func (s *suite) checks() []check {
 	if dn, hs := cpuPerOp(s.find(gDeny, tGatewayMux)), cpuPerOp(s.find(gHandshake, tGatewayMux)); dn > 0 && hs > 0 {
 		add("the same by gateway CPU per op", "≥ 10×", hs/dn, 10, "×", false)
 	}
+	s.latencyChecks(add)
 	for _, m := range s.memory {
 		if m.route == "echo" {
 			add("idle memory per stream (TCP backend) ≤ 16 KiB", "≤ 16 KiB", m.perStream/1024, 16, " KiB", true)
@@ -280,6 +281,9 @@ func (s *suite) report() report {
 	if hs := rate(s.find(gHandshake, tGatewayMux)); hs > 0 {
 		w("Stream opens / full handshakes (mux): %s. Denied connections / full handshakes (mux): %s.\n\n",
 			ratio(rate(s.find(gStreams, tGatewayMux)), hs), ratio(rate(s.find(gDeny, tGatewayMux)), hs))
+	}
+	if len(s.latency) > 0 || len(s.latNotes) > 0 {
+		w("%s", s.latencySection())
 	}
 	w("## Idle memory\n\nThe gateway's VmRSS (from /proc/PID/status) after one session and one stream, then with N streams open on that session, idle, after one byte went each way on each; per stream = (with − before) / N.\n\n")
 	mt := table{head: []string{"backend", "streams", "RSS before MiB", "RSS with MiB", "KiB per stream", "open time s", "server CPU µs per stream open"}}
