@@ -312,3 +312,63 @@ func idleStreamMemory(tb testing.TB, streams int) (heap, stack float64) {
 	wg.Wait()
 	return heap, stack
 }
+
+// BenchmarkRoundTrip measures a 64-byte round trip on loopback TLS, the
+// floor (tls: the bytes on the TLS connection itself, echoed by io.Copy),
+// against the same on a stream of a session over that kind of connection,
+// with SessionConn under both ends as the gateway and the client run it
+// (mux), and with the echo through Pipe to a TCP echo server as the
+// gateway forwards a stream (mux-pipe; its floor is tls-pipe, the direct
+// mode's path). Compare mux with tls and mux-pipe with tls-pipe.
+func BenchmarkRoundTrip(b *testing.B) {
+	run := func(b *testing.B, c net.Conn) {
+		msg, buf := make([]byte, 64), make([]byte, 64)
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := c.Write(msg); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// tcpEcho returns a TCP connection whose peer echoes with io.Copy.
+	tcpEcho := func(b *testing.B) *net.TCPConn {
+		c, s := tcpPair(b)
+		go func() { io.Copy(s, s); s.Close() }()
+		return c
+	}
+	b.Run("tls", func(b *testing.B) {
+		c, s := tlsPair(b)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { io.Copy(s, s); s.Close() })
+		defer c.Close()
+		run(b, c)
+	})
+	b.Run("mux", func(b *testing.B) {
+		cs, ss, _ := sessionPairOpts(b, true, sessionConn)
+		a, z := streamPair(b, cs, ss)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { io.Copy(z, z); z.Close() })
+		defer a.Close()
+		run(b, a)
+	})
+	b.Run("tls-pipe", func(b *testing.B) {
+		c, s := tlsPair(b)
+		done := make(chan struct{})
+		go func() { Pipe(s, tcpEcho(b)); close(done) }()
+		defer func() { c.Close(); <-done }()
+		run(b, c)
+	})
+	b.Run("mux-pipe", func(b *testing.B) {
+		cs, ss, _ := sessionPairOpts(b, true, sessionConn)
+		a, z := streamPair(b, cs, ss)
+		done := make(chan struct{})
+		go func() { Pipe(z, tcpEcho(b)); close(done) }()
+		defer func() { a.Close(); <-done }()
+		run(b, a)
+	})
+}

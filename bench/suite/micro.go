@@ -15,7 +15,7 @@ import (
 // sets up 500 streams whatever -benchtime says.
 var micro = []struct{ pkg, pattern string }{
 	{"./acl", "."},
-	{"./mux", "^Benchmark(StreamOpen|StreamOpenParallel|PingPong|Pipe)$"},
+	{"./mux", "^Benchmark(StreamOpen|StreamOpenParallel|PingPong|RoundTrip|Pipe)$"},
 	{"./gateway", "."},
 	{"./bench", "."},
 }
