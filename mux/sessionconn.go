@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -17,16 +18,16 @@ const sessionCloseFlush = 250 * time.Millisecond
 // SessionConn is the connection under one yamux session, on either end; the
 // gateway and [Client] put one under every session. It does two things.
 //
-// It batches writes: frames written while an earlier write is still under
-// way leave together in the next Write to the connection underneath. Over
-// TLS that is one record and one system call for what would otherwise be
-// two per frame (yamux writes a frame's 12-byte header and its body
-// separately). Nothing waits for more data to arrive: a frame written to an
-// idle connection goes out at once, from a goroutine that runs until Close
-// or the first write error. A Write of 32 KiB or more goes out from the
-// caller's goroutine, behind what is pending, topped up with its first
-// bytes to one 16 KiB record. The error of a failed write is returned by
-// the writes after it.
+// It batches writes: what is written while an earlier write is still under
+// way leaves together in one Write to the connection underneath, which the
+// writer already under way makes before its own Write returns. Nothing waits
+// for more data to arrive, and no goroutine stands between a Write to an
+// idle connection and the connection: it goes out from the caller's
+// goroutine. (The yamux of this module, third_party/yamux, writes a frame's
+// header and body in one Write, from the stream's writer when nothing is
+// queued, and joins queued frames itself; this keeps the batching for any
+// other writer of the connection.) The error of a failed write is returned
+// by the writes after it.
 //
 // It ends the waits of its streams when the connection fails, before yamux
 // learns of it (a failed write closes the connection, so that yamux learns
@@ -59,13 +60,14 @@ type SessionConn struct {
 	dead    bool          // the connection failed or was closed: tracked streams were expired
 	drained chan struct{} // closed when dead and every tracked stream is closed
 
+	closing   atomic.Bool // Close has begun: its flush deadline stands
 	closeOnce sync.Once
 	closeErr  error
 }
 
 // NewSessionConn wraps c; hand the result to yamux.Client or yamux.Server.
 func NewSessionConn(c net.Conn) *SessionConn {
-	return &SessionConn{Conn: c, w: wbatch.New(c, wbatch.Options{}), streams: map[*yamux.Stream]struct{}{},
+	return &SessionConn{Conn: c, w: wbatch.New(c, wbatch.Options{Inline: true}), streams: map[*yamux.Stream]struct{}{},
 		drained: make(chan struct{})}
 }
 
@@ -106,6 +108,16 @@ func (c *SessionConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return n, err
+}
+
+// SetWriteDeadline sets the connection's write deadline (yamux bounds the
+// frames it writes from a stream's goroutine with one), except once Close
+// has begun: the deadline that bounds its flush then stands.
+func (c *SessionConn) SetWriteDeadline(t time.Time) error {
+	if c.closing.Load() {
+		return nil
+	}
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // abort closes the connection under the session without a goodbye: the
@@ -192,6 +204,7 @@ func expire(st *yamux.Stream) {
 // connection; see [SessionConn].
 func (c *SessionConn) Close() error {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true)
 		c.expire()
 		err := c.w.Close(func() { _ = c.Conn.SetWriteDeadline(time.Now().Add(sessionCloseFlush)) })
 		if _, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {

@@ -19,7 +19,12 @@ func TestSessionConnCloseBounded(t *testing.T) {
 	c, peer := net.Pipe()
 	defer peer.Close()
 	b := NewSessionConn(c)
-	if _, err := b.Write([]byte("never read")); err != nil {
+	// The Write goes out from the caller's goroutine: it waits inside the
+	// connection's Write once the peer has read its first byte and no more.
+	wrote := make(chan error, 1)
+	go func() { _, err := b.Write([]byte("never read")); wrote <- err }()
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := peer.Read(make([]byte, 1)); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -27,6 +32,16 @@ func TestSessionConnCloseBounded(t *testing.T) {
 	took := time.Since(start)
 	if took < sessionCloseFlush/2 || took > sessionCloseFlush+4*time.Second {
 		t.Fatalf("Close took %v, want about %v", took, sessionCloseFlush)
+	}
+	select {
+	case err := <-wrote:
+		// The connection failed under it: SessionConn drops the bytes
+		// (the session ends on the read side).
+		if err != nil {
+			t.Fatalf("the Write under way returned %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Write under way did not return within 5s of Close")
 	}
 	if _, err := peer.Read(make([]byte, 64)); err != io.EOF {
 		t.Fatalf("peer read %v after Close, want EOF", err)

@@ -366,3 +366,265 @@ func spin(t *testing.T, cond func() bool) {
 		runtime.Gosched()
 	}
 }
+
+// recorder is a writer that keeps every Write it gets, in order, and can
+// hold them until released.
+type recorder struct {
+	mu     sync.Mutex
+	writes []string
+	gate   chan struct{} // when not nil, a Write waits for it to close
+	in     chan struct{} // when not nil, a Write signals it is inside
+	err    error         // returned by every Write when set
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	gate, in, err := r.gate, r.in, r.err
+	r.mu.Unlock()
+	if in != nil {
+		select {
+		case in <- struct{}{}:
+		default:
+		}
+	}
+	if gate != nil {
+		<-gate
+	}
+	if err != nil {
+		return 0, err
+	}
+	r.mu.Lock()
+	r.writes = append(r.writes, string(p))
+	r.mu.Unlock()
+	return len(p), nil
+}
+
+func (r *recorder) got() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.writes...)
+}
+
+// hold makes the next Writes wait until the returned function is called;
+// inside receives when one is inside the writer.
+func (r *recorder) hold() (inside chan struct{}, release func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.gate, r.in = make(chan struct{}), make(chan struct{}, 1)
+	g := r.gate
+	return r.in, func() {
+		r.mu.Lock()
+		r.gate, r.in = nil, nil
+		r.mu.Unlock()
+		close(g)
+	}
+}
+
+// TestInlineWritesFromCaller: with Inline, a Write to an idle Writer has
+// reached the writer underneath when it returns, uncopied and alone; and
+// New starts no goroutine (goleak checks that none is left, this checks
+// that none runs).
+func TestInlineWritesFromCaller(t *testing.T) {
+	before := runtime.NumGoroutine()
+	r := &recorder{}
+	b := New(r, Options{Inline: true})
+	if n := runtime.NumGoroutine(); n != before {
+		t.Errorf("New with Inline: %d goroutines, want %d (none started)", n, before)
+	}
+	for i := 0; i < 3; i++ {
+		mustWrite(t, b, fmt.Sprintf("w%d", i))
+		if got := r.got(); len(got) != i+1 || got[i] != fmt.Sprintf("w%d", i) {
+			t.Fatalf("after Write %d the writer got %q, want the write already made", i, got)
+		}
+	}
+	if err := b.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Write([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestInlineJoinsWrites: Writes that arrive while the leader is inside the
+// writer return at once, and the leader writes them, joined and in order,
+// before its own Write returns; a large Write waits for its turn and goes
+// out whole.
+func TestInlineJoinsWrites(t *testing.T) {
+	r := &recorder{}
+	b := New(r, Options{Inline: true})
+	defer b.Close(nil)
+	inside, release := r.hold()
+	led := make(chan error, 1)
+	go func() { _, err := b.Write([]byte("lead")); led <- err }()
+	<-inside
+	for _, s := range []string{"-a", "-b", "-c"} {
+		mustWrite(t, b, s) // returns although the writer is held
+	}
+	large := strings.Repeat("L", direct)
+	bigDone := make(chan error, 1)
+	go func() { _, err := b.Write([]byte(large)); bigDone <- err }()
+	waitDirect(t, b)
+	select {
+	case err := <-led:
+		t.Fatalf("the leader returned (%v) before the writer let it", err)
+	default:
+	}
+	release()
+	if err := <-led; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-bigDone; err != nil {
+		t.Fatal(err)
+	}
+	got := r.got()
+	if len(got) != 3 || got[0] != "lead" || got[1] != "-a-b-c" || got[2] != large {
+		short := make([]string, len(got))
+		for i, g := range got {
+			short[i] = g[:min(len(g), 12)]
+		}
+		t.Fatalf("writer got %q, want [lead -a-b-c L...] (the queued writes joined, the large one alone)", short)
+	}
+}
+
+// TestInlineOrderUnderLoad: writers in several goroutines, a goroutine
+// spinning beside; each writer's records arrive whole and in order, none
+// lost, and fewer writes reach the writer than were made.
+func TestInlineOrderUnderLoad(t *testing.T) {
+	stopSpin := make(chan struct{})
+	var spin sync.WaitGroup
+	spin.Go(func() {
+		deadline := time.Now().Add(30 * time.Second)
+		for i := 0; ; i++ {
+			if i%1024 == 0 {
+				select {
+				case <-stopSpin:
+					return
+				default:
+				}
+				if time.Now().After(deadline) {
+					return
+				}
+			}
+		}
+	})
+	defer func() { close(stopSpin); spin.Wait() }()
+	var out lockedWriter
+	b := New(&slowWriter{w: &out}, Options{Inline: true, Max: 4 << 10})
+	const writers, records = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range records {
+				if _, err := fmt.Fprintf(b, "<%d:%d>", w, i); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := b.Close(nil); err != nil {
+		t.Fatal(err)
+	}
+	next := make([]int, writers)
+	for _, rec := range strings.Split(strings.Trim(out.String(), "<>"), "><") {
+		var w, i int
+		if _, err := fmt.Sscanf(rec, "%d:%d", &w, &i); err != nil || w < 0 || w >= writers {
+			t.Fatalf("record %q is not one that was written", rec)
+		}
+		if i != next[w] {
+			t.Fatalf("writer %d: record %d after %d", w, i, next[w]-1)
+		}
+		next[w]++
+	}
+	for w, n := range next {
+		if n != records {
+			t.Errorf("writer %d: %d records arrived, want %d", w, n, records)
+		}
+	}
+	if out.writes >= writers*records {
+		t.Errorf("%d writes reached the writer for %d Writes: none were joined", out.writes, writers*records)
+	}
+}
+
+// lockedWriter is a bytes.Buffer safe for concurrent use that counts
+// Writes.
+type lockedWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	writes int
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.writes++
+	return l.buf.Write(p)
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// slowWriter yields the processor in every Write, so that other writers
+// find it busy.
+type slowWriter struct{ w io.Writer }
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	runtime.Gosched()
+	time.Sleep(10 * time.Microsecond)
+	return s.w.Write(p)
+}
+
+// TestInlineCloseWhileWriting: Close while the leader is inside the writer
+// calls unblock, waits for the leader (which writes what was queued) and
+// returns its error; Writes after fail with ErrClosed, and a queued Write
+// is not lost.
+func TestInlineCloseWhileWriting(t *testing.T) {
+	r := &recorder{}
+	b := New(r, Options{Inline: true})
+	inside, release := r.hold()
+	led := make(chan error, 1)
+	go func() { _, err := b.Write([]byte("lead")); led <- err }()
+	<-inside
+	mustWrite(t, b, "queued")
+	closed := make(chan error, 1)
+	unblocked := make(chan struct{})
+	go func() { closed <- b.Close(func() { close(unblocked); release() }) }()
+	select {
+	case <-unblocked:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not call unblock within 5s while a write was under way")
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-led; err != nil {
+		t.Fatal(err)
+	}
+	if got := r.got(); len(got) != 2 || got[0] != "lead" || got[1] != "queued" {
+		t.Fatalf("writer got %q, want [lead queued]", got)
+	}
+	if _, err := b.Write([]byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestInlineWriteError: the leader gets its own write's error; the error
+// sticks, and later Writes return it.
+func TestInlineWriteError(t *testing.T) {
+	boom := errors.New("boom")
+	r := &recorder{err: boom}
+	b := New(r, Options{Inline: true})
+	if _, err := b.Write([]byte("x")); !errors.Is(err, boom) {
+		t.Fatalf("Write: %v, want the writer's error", err)
+	}
+	if _, err := b.Write([]byte("y")); !errors.Is(err, boom) {
+		t.Fatalf("second Write: %v, want the first error again", err)
+	}
+	if err := b.Close(nil); !errors.Is(err, boom) {
+		t.Fatalf("Close: %v, want the first error", err)
+	}
+}

@@ -2,13 +2,14 @@ package yamux
 
 import (
 	"bufio"
-	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log"
 	"math"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,6 +66,20 @@ type Session struct {
 	// sendCh is used to mark a stream as ready to send,
 	// or to send a header out directly.
 	sendCh chan *sendReady
+
+	// writeLock is held around every write to conn, by the send loop or
+	// by a caller writing its frame itself (writeDirect); wbuf, under it,
+	// is where a frame's header and body (or the send loop's batch of
+	// frames) are put together so that they go out in one conn.Write.
+	writeLock sync.Mutex
+	wbuf      []byte
+	// loopWants is set while the send loop holds frames it has taken from
+	// the queues: direct writes then queue behind them instead of taking
+	// the lock first.
+	loopWants atomic.Bool
+	// deadliner is conn when it has write deadlines, which bound a
+	// direct write by ConnectionWriteTimeout; nil disables direct writes.
+	deadliner interface{ SetWriteDeadline(time.Time) error }
 
 	// recvDoneCh is closed when recv() exits to avoid a race
 	// between stream registration and stream shutdown
@@ -149,6 +164,7 @@ func newSession(config *Config, conn io.ReadWriteCloser, client bool) *Session {
 		replies = defaultMaxQueuedReplies
 	}
 	s.replyCh = make(chan replyFrame, replies)
+	s.deadliner, _ = conn.(interface{ SetWriteDeadline(time.Time) error })
 	s.client = client
 	if client {
 		s.nextStreamID = 1
@@ -546,6 +562,9 @@ func (s *Session) waitForSend(hdr header, body []byte) error {
 // potential shutdown. Since there's the expectation that sends can happen
 // in a timely manner, we enforce the connection write timeout here.
 func (s *Session) waitForSendErr(hdr header, body []byte, errCh chan error) error {
+	if done, err := s.writeDirect(hdr, body); done {
+		return err
+	}
 	t := timerPool.Get()
 	timer := t.(*time.Timer)
 	timer.Reset(s.config.ConnectionWriteTimeout)
@@ -634,59 +653,130 @@ func (s *Session) send() {
 
 func (s *Session) sendLoop() error {
 	defer close(s.sendDoneCh)
-	var bodyBuf bytes.Buffer
+	var batch []*sendReady // the frames of one write, answered after it
 	for {
-		bodyBuf.Reset()
-
+		batch = batch[:0]
 		select {
 		case reply := <-s.replyCh:
-			if _, err := s.conn.Write(reply[:]); err != nil {
-				s.logger.Printf("[ERR] yamux: Failed to write header: %v", err)
+			s.loopWants.Store(true)
+			s.writeLock.Lock()
+			buf := append(s.wbuf[:0], reply[:]...)
+			buf, batch = s.gather(buf, batch)
+			if err := s.flush(buf, batch); err != nil {
 				return err
 			}
 		case ready := <-s.sendCh:
-			// Send a header if ready
-			if ready.Hdr != nil {
-				_, err := s.conn.Write(ready.Hdr)
-				if err != nil {
-					s.logger.Printf("[ERR] yamux: Failed to write header: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
-				}
+			s.loopWants.Store(true)
+			s.writeLock.Lock()
+			buf := ready.appendTo(s.wbuf[:0])
+			batch = append(batch, ready)
+			buf, batch = s.gather(buf, batch)
+			if err := s.flush(buf, batch); err != nil {
+				return err
 			}
-
-			ready.mu.Lock()
-			if ready.Body != nil {
-				// Copy the body into the buffer to avoid
-				// holding a mutex lock during the write.
-				_, err := bodyBuf.Write(ready.Body)
-				if err != nil {
-					ready.Body = nil
-					ready.mu.Unlock()
-					s.logger.Printf("[ERR] yamux: Failed to copy body into buffer: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
-				}
-				ready.Body = nil
-			}
-			ready.mu.Unlock()
-
-			if bodyBuf.Len() > 0 {
-				// Send data from a body if given
-				_, err := s.conn.Write(bodyBuf.Bytes())
-				if err != nil {
-					s.logger.Printf("[ERR] yamux: Failed to write body: %v", err)
-					asyncSendErr(ready.Err, err)
-					return err
-				}
-			}
-
-			// No error, successful send
-			asyncSendErr(ready.Err, nil)
 		case <-s.shutdownCh:
 			return nil
 		}
 	}
+}
+
+// maxBatch is the size up to which the send loop joins queued frames into
+// one write: four TLS records.
+const maxBatch = 64 << 10
+
+// gather appends the frames queued meanwhile (replies and others) to buf
+// without waiting, up to maxBatch bytes, and adds the frames whose senders
+// wait for an answer to batch. Called with writeLock held.
+func (s *Session) gather(buf []byte, batch []*sendReady) ([]byte, []*sendReady) {
+	for len(buf) < maxBatch {
+		select {
+		case reply := <-s.replyCh:
+			buf = append(buf, reply[:]...)
+		case ready := <-s.sendCh:
+			buf = ready.appendTo(buf)
+			batch = append(batch, ready)
+		default:
+			return buf, batch
+		}
+	}
+	return buf, batch
+}
+
+// flush writes buf, releases writeLock and answers the senders in batch.
+func (s *Session) flush(buf []byte, batch []*sendReady) error {
+	_, err := s.conn.Write(buf)
+	s.keepBuf(buf)
+	s.loopWants.Store(false)
+	s.writeLock.Unlock()
+	if err != nil {
+		s.logger.Printf("[ERR] yamux: Failed to write frames: %v", err)
+	}
+	for _, r := range batch {
+		asyncSendErr(r.Err, err)
+	}
+	return err
+}
+
+// keepBuf keeps buf as the session's write buffer unless it grew large.
+// Called with writeLock held.
+func (s *Session) keepBuf(buf []byte) {
+	if cap(buf) <= maxBatch+maxBatch/4 {
+		s.wbuf = buf[:0]
+	} else {
+		s.wbuf = nil
+	}
+}
+
+// appendTo appends the frame's header and body to buf; the body is no
+// longer read after (see waitForSendErr's bodyCopy).
+func (r *sendReady) appendTo(buf []byte) []byte {
+	buf = append(buf, r.Hdr...)
+	r.mu.Lock()
+	buf = append(buf, r.Body...)
+	r.Body = nil
+	r.mu.Unlock()
+	return buf
+}
+
+// writeDirect writes a frame from the caller's goroutine, its header and
+// body in one conn.Write, when nothing is queued for the send loop and no
+// write is under way; done is false when it did not (the caller queues
+// the frame). This spares a lone frame two goroutine handoffs (to the
+// send loop, and the answer back), which on a busy machine cost more than
+// the write itself. Frames that find the connection busy are queued, and
+// the send loop writes them in batches.
+//
+// Only a connection with write deadlines is written to directly: the
+// write gets ConnectionWriteTimeout as its deadline (cleared after), so
+// that the caller waits no longer than for a queued frame. A write that
+// times out or fails ends the session, as the Config comment says of
+// ConnectionWriteTimeout; the caller gets ErrConnectionWriteTimeout or the
+// error.
+func (s *Session) writeDirect(hdr header, body []byte) (done bool, err error) {
+	if s.deadliner == nil || len(s.sendCh) != 0 || len(s.replyCh) != 0 || s.loopWants.Load() || !s.writeLock.TryLock() {
+		return false, nil
+	}
+	select {
+	case <-s.shutdownCh:
+		s.writeLock.Unlock()
+		return true, ErrSessionShutdown
+	default:
+	}
+	buf := append(s.wbuf[:0], hdr...)
+	buf = append(buf, body...)
+	_ = s.deadliner.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
+	_, err = s.conn.Write(buf)
+	_ = s.deadliner.SetWriteDeadline(time.Time{})
+	s.keepBuf(buf)
+	s.writeLock.Unlock()
+	if err != nil {
+		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ErrConnectionWriteTimeout
+		}
+		go s.exitErr(err)
+	}
+	return true, err
 }
 
 // recv is a long running goroutine that accepts new data
