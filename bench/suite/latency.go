@@ -433,11 +433,19 @@ func startPG(ctx context.Context, bin, workDir string) (*pgCluster, error) {
 		return nil, err
 	}
 	host, _, _ := net.SplitHostPort(p.addr)
-	if _, err := runCmd(ctx, dir, p.pgbench(), "-i", "-q", "-s", "1", "-h", host, "-p", port, "-U", "postgres", "postgres"); err != nil {
-		p.stop()
-		return nil, err
+	// The port accepts before the server takes sessions ("the database
+	// system is starting up"): retry for up to 30s.
+	for i := 0; ; i++ {
+		out, err := runCmd(ctx, dir, p.pgbench(), "-i", "-q", "-s", "1", "-h", host, "-p", port, "-U", "postgres", "postgres")
+		if err == nil {
+			return p, nil
+		}
+		if !strings.Contains(out, "starting up") || i >= 150 || ctx.Err() != nil {
+			p.stop()
+			return nil, err
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
-	return p, nil
 }
 
 func (p *pgCluster) pgbench() string {
