@@ -69,8 +69,8 @@ type Session struct {
 
 	// writeLock is held around every write to conn, by the send loop or
 	// by a caller writing its frame itself (writeDirect); wbuf, under it,
-	// is where a frame's header and body (or the send loop's batch of
-	// frames) are put together so that they go out in one conn.Write.
+	// is where writeDirect joins a frame's header and (the start of) its
+	// body so that they go out in one conn.Write.
 	writeLock sync.Mutex
 	wbuf      []byte
 	// loopWants is set while the send loop holds frames it has taken from
@@ -654,23 +654,26 @@ func (s *Session) send() {
 func (s *Session) sendLoop() error {
 	defer close(s.sendDoneCh)
 	var batch []*sendReady // the frames of one write, answered after it
+	var lbuf []byte        // their bytes; kept at its peak, as upstream's bodyBuf
 	for {
 		batch = batch[:0]
 		select {
 		case reply := <-s.replyCh:
 			s.loopWants.Store(true)
 			s.writeLock.Lock()
-			buf := append(s.wbuf[:0], reply[:]...)
+			buf := append(lbuf[:0], reply[:]...)
 			buf, batch = s.gather(buf, batch)
+			lbuf = buf
 			if err := s.flush(buf, batch); err != nil {
 				return err
 			}
 		case ready := <-s.sendCh:
 			s.loopWants.Store(true)
 			s.writeLock.Lock()
-			buf := ready.appendTo(s.wbuf[:0])
+			buf := ready.appendTo(lbuf[:0])
 			batch = append(batch, ready)
 			buf, batch = s.gather(buf, batch)
+			lbuf = buf
 			if err := s.flush(buf, batch); err != nil {
 				return err
 			}
@@ -679,6 +682,10 @@ func (s *Session) sendLoop() error {
 		}
 	}
 }
+
+// directJoin is how much of a body a direct write copies after the
+// header: what one TLS record holds with it.
+const directJoin = 16<<10 - headerSize
 
 // maxBatch is the size up to which the send loop joins queued frames into
 // one write: four TLS records.
@@ -705,7 +712,6 @@ func (s *Session) gather(buf []byte, batch []*sendReady) ([]byte, []*sendReady) 
 // flush writes buf, releases writeLock and answers the senders in batch.
 func (s *Session) flush(buf []byte, batch []*sendReady) error {
 	_, err := s.conn.Write(buf)
-	s.keepBuf(buf)
 	s.loopWants.Store(false)
 	s.writeLock.Unlock()
 	if err != nil {
@@ -715,16 +721,6 @@ func (s *Session) flush(buf []byte, batch []*sendReady) error {
 		asyncSendErr(r.Err, err)
 	}
 	return err
-}
-
-// keepBuf keeps buf as the session's write buffer unless it grew large.
-// Called with writeLock held.
-func (s *Session) keepBuf(buf []byte) {
-	if cap(buf) <= maxBatch+maxBatch/4 {
-		s.wbuf = buf[:0]
-	} else {
-		s.wbuf = nil
-	}
 }
 
 // appendTo appends the frame's header and body to buf; the body is no
@@ -762,12 +758,20 @@ func (s *Session) writeDirect(hdr header, body []byte) (done bool, err error) {
 		return true, ErrSessionShutdown
 	default:
 	}
-	buf := append(s.wbuf[:0], hdr...)
-	buf = append(buf, body...)
+	// The header and the start of the body are joined, up to one TLS
+	// record; the rest of a large body follows uncopied.
+	k := len(body)
+	if k > directJoin {
+		k = directJoin
+	}
+	buf := append(append(s.wbuf[:0], hdr...), body[:k]...)
 	_ = s.deadliner.SetWriteDeadline(time.Now().Add(s.config.ConnectionWriteTimeout))
 	_, err = s.conn.Write(buf)
+	if err == nil && k < len(body) {
+		_, err = s.conn.Write(body[k:])
+	}
 	_ = s.deadliner.SetWriteDeadline(time.Time{})
-	s.keepBuf(buf)
+	s.wbuf = buf[:0]
 	s.writeLock.Unlock()
 	if err != nil {
 		s.logger.Printf("[ERR] yamux: Failed to write frame: %v", err)
