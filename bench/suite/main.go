@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/bench"
+	"github.com/portcullis-gw/portcullis/bench/internal/hostile"
 	"github.com/portcullis-gw/portcullis/bench/proc"
 )
 
@@ -41,6 +42,13 @@ type options struct {
 	floodConns   int    // sockets of the flood
 	floodOps     int    // operations of the good client, unloaded and under the flood
 	floodGateway string // the gateway binary of the flood runs; "" is the one built
+
+	hostile         bool          // the authenticated-client floods run
+	hostileModes    string        // their modes, comma separated
+	hostileRounds   int           // rounds of every mode against every build
+	hostileOps      int           // operations of the good client, unloaded and under each flood
+	hostileDuration time.Duration // length of each flood
+	hostileBaseline string        // git ref of the older gateway; "" measures only the one built
 }
 
 func main() {
@@ -74,6 +82,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.floodConns, "flood-conns", 500, "sockets of the flood")
 	fs.IntVar(&o.floodOps, "flood-ops", 100, "operations of the good client, one every 100 ms, unloaded and again under the flood (-quick: 20)")
 	fs.StringVar(&o.floodGateway, "flood-gateway", "", "gateway binary to measure under the flood instead of the one built (an older build, for a before/after)")
+	fs.BoolVar(&o.hostile, "hostile", true, "also measure a good client's round trips and stream opens while bench/cmd/hostile, with a valid certificate, floods its own session from 127.0.0.2")
+	fs.StringVar(&o.hostileModes, "hostile-modes", strings.Join(hostile.Modes, ","), "floods of -hostile, comma separated")
+	fs.IntVar(&o.hostileRounds, "hostile-rounds", 2, "rounds of every flood against every gateway build, interleaved (-quick: 1)")
+	fs.IntVar(&o.hostileOps, "hostile-ops", 300, "round trips and stream opens of the good client, one of each every 20 ms, unloaded and under each flood (-quick: 50)")
+	fs.DurationVar(&o.hostileDuration, "hostile-duration", 10*time.Second, "length of each flood (-quick: 3s)")
+	fs.StringVar(&o.hostileBaseline, "hostile-baseline", "e353568", `git ref of the gateway to compare under the floods (built in a temporary git worktree); "" compares none`)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -86,6 +100,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.duration, o.idle, o.micro, o.rounds = time.Second, min(o.idle, 1000), false, 1
 		if !set["flood-ops"] {
 			o.floodOps = 20
+		}
+		if !set["hostile-rounds"] {
+			o.hostileRounds = 1
+		}
+		if !set["hostile-ops"] {
+			o.hostileOps = 50
+		}
+		if !set["hostile-duration"] {
+			o.hostileDuration = 3 * time.Second
 		}
 		if o.out == "" {
 			o.out = "-"
@@ -104,6 +127,17 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-flood-conns %d: want 1 to 20000", o.floodConns)
 	case o.floodOps < 1:
 		return o, fmt.Errorf("-flood-ops %d: want at least 1", o.floodOps)
+	case o.hostileRounds < 1 || o.hostileRounds > 10:
+		return o, fmt.Errorf("-hostile-rounds %d: want 1 to 10", o.hostileRounds)
+	case o.hostileOps < 1:
+		return o, fmt.Errorf("-hostile-ops %d: want at least 1", o.hostileOps)
+	case o.hostileDuration < time.Second || o.hostileDuration > 5*time.Minute:
+		return o, fmt.Errorf("-hostile-duration %v: want 1s to 5m", o.hostileDuration)
+	}
+	for _, m := range splitList(o.hostileModes) {
+		if !slices.Contains(hostile.Modes, m) {
+			return o, fmt.Errorf("-hostile-modes: unknown flood %q; want some of %s", m, strings.Join(hostile.Modes, ","))
+		}
 	}
 	for _, b := range splitList(o.baselines) {
 		if !slices.Contains([]string{"tcprelay", "tlsterm", "haproxy", "stunnel"}, b) {
@@ -136,6 +170,7 @@ type suite struct {
 	memory  []memResult
 	micro   string
 	flood   []floodResult
+	hostile []hostileResult
 	notes   []string // skipped baselines and other remarks
 	started time.Time
 }
@@ -164,9 +199,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	s := &suite{o: o, root: root, dir: dir, bin: filepath.Join(dir, "bin"), stderr: stderr, started: time.Now()}
 
-	s.logf("building gateway, tunnel, tlsterm, tcprelay")
+	s.logf("building gateway, tunnel, tlsterm, tcprelay, hostile")
 	if _, err := runCmd(ctx, root, "go", "build", "-o", s.bin+"/",
-		"./cmd/gateway", "./cmd/tunnel", "./bench/cmd/tlsterm", "./bench/cmd/tcprelay"); err != nil {
+		"./cmd/gateway", "./cmd/tunnel", "./bench/cmd/tlsterm", "./bench/cmd/tcprelay", "./bench/cmd/hostile"); err != nil {
 		return err
 	}
 	if s.files, err = makePKI(s.exe("gateway"), dir); err != nil {
@@ -193,6 +228,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.flood && ctx.Err() == nil {
 		s.floodRuns(ctx)
+	}
+	if o.hostile && ctx.Err() == nil {
+		s.hostileRuns(ctx)
 	}
 	if o.micro && ctx.Err() == nil {
 		s.micro = s.runMicro(ctx)
