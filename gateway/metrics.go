@@ -334,7 +334,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descOpen, float64(st.Open))
 	gauge(descPending, float64(st.Pending))
-	gauge(descInFlight, float64(len(s.handshakes)))
+	gauge(descInFlight, float64(s.handshakes.inFlight()))
 	gauge(descMaxConns, float64(s.cfg.MaxConns))
 	gauge(descMaxHandshakes, float64(s.cfg.MaxHandshakes))
 	gauge(descMaxStreams, float64(s.cfg.MaxStreams))
