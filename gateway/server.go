@@ -312,7 +312,10 @@ type Stats struct {
 	// refused over a pending cap when none could be replaced.
 	ShedSilent, ShedReplaced, ShedRefused uint64
 	ShedProxy                             uint64 // from a trusted proxy without a valid PROXY header
-	Pending                               int    // connections before the end of their handshake now
+	// Over --conn-rate-* or --handshake-rate-*, and handshakes whose slot
+	// went to a client from a lighter source (fair sharing of the slots).
+	ShedConnRate, ShedHandshakeRate, ShedPreempted uint64
+	Pending                                        int // connections before the end of their handshake now
 }
 
 // Stats returns the current counters.
@@ -321,7 +324,9 @@ func (s *Server) Stats() Stats {
 		HandshakesOK: s.handshakeOK.Load(), HandshakesFailed: s.handshakeFail.Load(),
 		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
 		ShedSilent: s.shed[shedSilent].Load(), ShedReplaced: s.shed[shedReplaced].Load(),
-		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(), Pending: s.pending.Counts().Pending,
+		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(),
+		ShedConnRate: s.shed[shedConnRate].Load(), ShedHandshakeRate: s.shed[shedHandshakeRate].Load(),
+		ShedPreempted: s.shed[shedPreempted].Load(), Pending: s.pending.Counts().Pending,
 	}
 	s.mu.Lock()
 	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied+s.proxiedDenied.Load()
