@@ -77,6 +77,7 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 			return nil, err
 		}
 		pol.addTo(&spec)
+		pol.limitsTo(&spec)
 	}
 	p, err := policy.Build(spec)
 	if errors.Is(err, policy.ErrNoGate) {
@@ -130,6 +131,15 @@ func (p *Policy) addTo(spec *policy.Spec) {
 		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
 			Networks: networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout, Proxy: r.Proxy,
 			Source: p.place(r.Line)})
+	}
+}
+
+// limitsTo adds the file's identity limits to spec.
+func (p *Policy) limitsTo(spec *policy.Spec) {
+	for _, l := range p.IdentityLimits {
+		spec.IdentityLimits = append(spec.IdentityLimits, policy.IdentityLimits{Identities: l.Identities,
+			Limits: policy.Limits{MaxSessions: l.MaxSessions, MaxStreams: l.MaxStreams, StreamRate: l.StreamRate,
+				Source: p.place(l.Line)}})
 	}
 }
 
