@@ -81,7 +81,9 @@ func (l Limits) Rule(key string) string {
 }
 
 // IsZero reports whether l limits nothing.
-func (l Limits) IsZero() bool { return l.MaxSessions == 0 && l.MaxStreams == 0 && l.StreamRate.IsZero() }
+func (l Limits) IsZero() bool {
+	return l.MaxSessions == 0 && l.MaxStreams == 0 && l.StreamRate.IsZero()
+}
 
 // IdentityLimits are the limits of the identities that match any of
 // Identities.
