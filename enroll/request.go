@@ -180,7 +180,7 @@ func ParseRequest(data []byte) (*Request, error) {
 		}
 	}
 	t, err := time.Parse(time.RFC3339, vals["time"])
-	if err != nil || t.Nanosecond() != 0 || !strings.HasSuffix(vals["time"], "Z") {
+	if err != nil || t.Format(time.RFC3339) != vals["time"] || t.Location() != time.UTC {
 		return nil, bad("time %q: want RFC 3339 in UTC, whole seconds, e.g. 2026-12-02T11:26:15Z", clip(vals["time"]))
 	}
 	r.Time = t
@@ -191,8 +191,8 @@ func ParseRequest(data []byte) (*Request, error) {
 	switch r.Op {
 	case OpIssue:
 		d, err := time.ParseDuration(vals["ttl"])
-		if err != nil || d < 0 {
-			return nil, bad("ttl %q: want a Go duration such as 18h0m0s, or 0 for the default", clip(vals["ttl"]))
+		if err != nil || d < 0 || d.String() != vals["ttl"] {
+			return nil, bad("ttl %q: want a Go duration as Go writes it, such as 18h0m0s, or 0s for the default", clip(vals["ttl"]))
 		}
 		r.TTL = d
 		if r.CSR, err = decodeDER("csr", vals["csr"]); err != nil {
@@ -204,8 +204,8 @@ func ParseRequest(data []byte) (*Request, error) {
 		}
 		if s := vals["serial"]; s != "" {
 			n, err := pki.ParseSerialHex(s)
-			if err != nil {
-				return nil, bad("serial %q: want hex such as 5F3A0C", clip(s))
+			if err != nil || pki.FormatSerial(n) != s {
+				return nil, bad("serial %q: want uppercase hex of an even length, such as 5F3A0C", clip(s))
 			}
 			r.Serial = pki.FormatSerial(n)
 		}

@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -567,7 +568,7 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, e)
 		return
 	}
-	if pub, ok := leaf.PublicKey.(interface{ Equal(any) bool }); ok && pub.Equal(csr.PublicKey) {
+	if pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); ok && pub.Equal(csr.PublicKey) {
 		c.fail(w, refuse(CodeBadCSR, "the CSR carries the current certificate's key: a renewal needs a new key"))
 		return
 	}
