@@ -35,7 +35,7 @@ var enrollSettings = sync.OnceValue(func() map[string]*settings.Setting {
 // Doc describes "gateway enroll serve" for --help.
 func (*EnrollServe) Doc() settings.Doc {
 	return settings.Doc{
-		Usage: "gateway enroll serve --dir DIR --cert FILE --key FILE --users-keyring FILE --admin-keyring FILE --org DOMAIN [flags]",
+		Usage: "gateway enroll serve --dir DIR --org DOMAIN --users-keyring FILE --admin-keyring FILE [flags]",
 		Intro: `Run the enrollment service in front of the CA in DIR: users obtain short-lived
 client certificates with "tunnel login", signing the request with an OpenPGP key
 of --users-keyring; the certificate's identity (CN NAME, email SAN, URI
