@@ -57,10 +57,22 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	if v.status != mux.StatusOK {
 		return nil, v
 	}
-	release, ok := s.routeSlot(v.route)
+	limits := st.pol.LimitsFor(id)
+	if rv := c.holdSession(limits); rv != nil {
+		rv.name = v.name
+		return nil, *rv
+	}
+	idRelease, rv := s.ids.stream(c.idName, limits, time.Now())
+	if rv != nil {
+		rv.name = v.name
+		return nil, *rv
+	}
+	routeRelease, ok := s.routeSlot(v.route)
 	if !ok {
+		idRelease()
 		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
 	}
+	release := func() { routeRelease(); idRelease() }
 	rm := st.routes[v.route.Name]
 	backend, err := rm.dialRoute(v.route)
 	if err == nil && v.route.Proxy != policy.ProxyNone {
@@ -81,6 +93,25 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 		return nil, refused(v.name, mux.StatusUnreachable, "backend for route "+quote(v.name)+" is unreachable", v.rule)
 	}
 	return &grant{route: v.route, rule: v.rule, m: rm, backend: backend, release: release}, v
+}
+
+// holdSession takes the connection's place among its identity's sessions,
+// once: a connection over the identity's session limit holds none, and
+// each of its streams tries again (another session of the identity may
+// have ended since), refused until one is free. The place is given back
+// when the connection ends.
+func (c *serverConn) holdSession(l policy.Limits) *verdict {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessionHeld || c.phase == phaseClosed {
+		return nil
+	}
+	release, v := c.srv.ids.session(c.idName, l)
+	if v != nil {
+		return v
+	}
+	c.sessionHeld, c.releaseSession = true, release
+	return nil
 }
 
 // stillAdmitted checks a long-lived session against the current state
