@@ -120,10 +120,10 @@ func (c *serverConn) holdSession(l policy.Limits) *verdict {
 // expired. It returns a reason for the peer and a rule for the log, or "".
 func (c *serverConn) stillAdmitted(st *state) (reason, rule string) {
 	if err := st.creds.CheckRevoked(c.cs); err != nil {
-		return "client certificate revoked", err.Error()
+		return mux.ReasonCertRevoked, err.Error()
 	}
 	if leaf := c.cs.PeerCertificates[0]; time.Now().After(leaf.NotAfter) {
-		return "client certificate expired", "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
+		return mux.ReasonCertExpired, "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
 	}
 	if d := st.pol.Gate().Decide(c.peer.Addr()); !d.Allowed {
 		return "source address no longer allowed", "network gate: " + d.String()
