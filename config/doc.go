@@ -40,6 +40,12 @@
 //	                             #   absent: any address that passed the gate
 //	    max_streams: 200         # optional: streams at once on the route, gateway-wide; 0: no cap
 //	    dial_timeout: 3s         # optional: instead of --dial-timeout for this route
+//	identity_limits:             # optional: per client identity, over the whole gateway
+//	  - identities: [uri:spiffe://corp/ci/*]   # the first entry that matches is the identity's
+//	    max_sessions: 4          # mux sessions and direct connections at once
+//	    max_streams: 64          # streams open at once
+//	    stream_rate: "20:100"    # stream opens a second, RATE[:BURST] (conn.ParseRate)
+//	                             # identities no entry matches: the --*-per-identity flags
 //
 // Everything is checked when the file is loaded, and every problem reported
 // with its line (see [ParsePolicy]); a file with a problem is not used at

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,6 +117,29 @@ type Gateway struct {
 	// MaxSessionMemory bounds what one client session can make the gateway
 	// buffer, beyond 256 KiB per accepted stream. Must be >= 1 MiB.
 	MaxSessionMemory int `flag:"max-session-memory" meta:"BYTES" default:"8388608" help:"bytes one client session can make the gateway buffer beyond the 256 KiB each open stream is owed: receive windows grow, with use, only within it (the most a session holds is this plus 256 KiB per stream, see --max-streams)"`
+	// ConnRatePerAddr and ConnRatePerPrefix limit the new connections a
+	// second from one source address and one source network, checked in
+	// the accept loop before anything is read; HandshakeRatePerAddr and
+	// HandshakeRatePerPrefix the handshakes begun (a ClientHello in).
+	// Over a limit a connection is reset, counted and logged. Off by
+	// default: the pending caps and the fair sharing of handshake slots
+	// already keep one source from starving the others, and many clients
+	// may share one address (NAT).
+	ConnRatePerAddr        conn.Rate `flag:"conn-rate-per-addr" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 20 or 20:100, or off" help:"new connections a second from one source address (token bucket RATE[:BURST], burst twice the rate by default), checked before TLS; over it a connection is reset; off: no limit"`
+	ConnRatePerPrefix      conn.Rate `flag:"conn-rate-per-prefix" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 200 or 200:1000, or off" help:"the same, from one source network (see --prefix-v4 and --prefix-v6)"`
+	HandshakeRatePerAddr   conn.Rate `flag:"handshake-rate-per-addr" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 10 or 10:50, or off" help:"TLS handshakes begun a second from one source address, checked when the ClientHello is in, before a handshake slot is taken; off: no limit"`
+	HandshakeRatePerPrefix conn.Rate `flag:"handshake-rate-per-prefix" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 100 or 100:500, or off" help:"the same, from one source network"`
+	// MaxSessionsPerIdentity, MaxStreamsPerIdentity and
+	// StreamRatePerIdentity limit one client identity over the whole
+	// gateway (its mux sessions and direct connections, its streams open,
+	// its stream opens a second); a --policy file may set them per
+	// identity ("identity_limits:"). 0 or off: no limit.
+	MaxSessionsPerIdentity int       `flag:"max-sessions-per-identity" default:"0" help:"most sessions (mux sessions and direct connections) one client identity may hold at once over the gateway; 0 no limit"`
+	MaxStreamsPerIdentity  int       `flag:"max-streams-per-identity" default:"0" help:"most streams one client identity may have open at once over the gateway; 0 no limit"`
+	StreamRatePerIdentity  conn.Rate `flag:"stream-rate-per-identity" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 50 or 50:200, or off" help:"stream opens a second one client identity may make (token bucket RATE[:BURST]); over it a stream is refused as overloaded; off: no limit"`
+	// MaxConnLifetime drains a client connection that has lived this long
+	// (no new streams; open ones get --drain-timeout to finish); 0 never.
+	MaxConnLifetime time.Duration `flag:"max-conn-lifetime" default:"0s" help:"drain a client connection after this long (no new streams on it: a tunnel opens a new session; open streams get --drain-timeout to finish, then it is closed); 0 never"`
 	// RouteProxy names the --route backends that get a PROXY protocol v2
 	// header first: NAME, or NAME=v2-full to add the client certificate.
 	// With Policy, its routes say it ("proxy_protocol:").
@@ -282,6 +306,9 @@ func (g *Gateway) Validate() error {
 	add(settings.AtLeastOne(set["MaxPending"], g.MaxPending))
 	add(settings.AtLeastOne(set["MaxPendingPerAddr"], g.MaxPendingPerAddr))
 	add(settings.AtLeastOne(set["MaxPendingPerPrefix"], g.MaxPendingPerPrefix))
+	add(settings.InRange(set["MaxSessionsPerIdentity"], g.MaxSessionsPerIdentity, 0, math.MaxInt32))
+	add(settings.InRange(set["MaxStreamsPerIdentity"], g.MaxStreamsPerIdentity, 0, math.MaxInt32))
+	add(settings.NotNegative(set["MaxConnLifetime"], g.MaxConnLifetime, "means never"))
 	add(settings.InRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(settings.InRange(set["PrefixV6"], g.PrefixV6, 1, 128))
 	add(g.checkRouteProxy(set))

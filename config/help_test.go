@@ -71,6 +71,14 @@ var commands = []struct {
 			{"--prefix-v4 N", "(default 24) [$GATEWAY_PREFIX_V4]"},
 			{"--prefix-v6 N", "(default 64) [$GATEWAY_PREFIX_V6]"},
 			{"--max-session-memory BYTES", "(default 8388608) [$GATEWAY_MAX_SESSION_MEMORY]"},
+			{"--conn-rate-per-addr RATE", "(default off) [$GATEWAY_CONN_RATE_PER_ADDR]"},
+			{"--conn-rate-per-prefix RATE", "(default off) [$GATEWAY_CONN_RATE_PER_PREFIX]"},
+			{"--handshake-rate-per-addr RATE", "(default off) [$GATEWAY_HANDSHAKE_RATE_PER_ADDR]"},
+			{"--handshake-rate-per-prefix RATE", "(default off) [$GATEWAY_HANDSHAKE_RATE_PER_PREFIX]"},
+			{"--max-sessions-per-identity N", "(default 0) [$GATEWAY_MAX_SESSIONS_PER_IDENTITY]"},
+			{"--max-streams-per-identity N", "(default 0) [$GATEWAY_MAX_STREAMS_PER_IDENTITY]"},
+			{"--stream-rate-per-identity RATE", "(default off) [$GATEWAY_STREAM_RATE_PER_IDENTITY]"},
+			{"--max-conn-lifetime DURATION", "(default 0s) [$GATEWAY_MAX_CONN_LIFETIME]"},
 			{"--route-proxy NAME[=MODE]", "[$GATEWAY_ROUTE_PROXY, comma separated]"},
 			{"--trusted-proxy RULES", "(repeatable) [$GATEWAY_TRUSTED_PROXY, comma separated]"},
 			{"--no-landlock", "[$GATEWAY_NO_LANDLOCK]"},
@@ -90,10 +98,52 @@ var commands = []struct {
 			{"--same-user", "(default true) [$TUNNEL_SAME_USER]"},
 			{"--refusal ROUTE=STYLE", "(repeatable) [$TUNNEL_REFUSAL, comma separated]"},
 			{"--lazy", "[$TUNNEL_LAZY]"},
+			{"--renew", "(default true) [$TUNNEL_RENEW]"},
 			{"--admin ADDR", "[$TUNNEL_ADMIN]"},
 			{"-h, --help", "show this help"},
 		}...),
 		extra: []string{"Usage: tunnel forward [flags] -L [BIND:]PORT=ROUTE", "Examples:", "-L 5432=pg", "TUNNEL_LOCAL=", "TUNNEL_ and the flag name"},
+	},
+	{
+		name: "enroll-serve",
+		parse: func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParseEnrollServe(a, l, w)
+			return err
+		},
+		entries: [][2]string{
+			{"--dir DIR", "[$GATEWAY_DIR]"},
+			{"--listen ADDR", "(default 127.0.0.1:8444) [$GATEWAY_LISTEN]"},
+			{"--cert FILE", "[$GATEWAY_CERT]"},
+			{"--key FILE", "[$GATEWAY_KEY]"},
+			{"--users-keyring FILE", "[$GATEWAY_USERS_KEYRING]"},
+			{"--admin-keyring FILE", "[$GATEWAY_ADMIN_KEYRING]"},
+			{"--users-map FILE", "[$GATEWAY_USERS_MAP]"},
+			{"--org DOMAIN", "[$GATEWAY_ORG]"},
+			{"--ttl DURATION", "(default 18h) [$GATEWAY_TTL]"},
+			{"--max-ttl DURATION", "(default 24h) [$GATEWAY_MAX_TTL]"},
+			{"--log-level LEVEL", "(default info) [$GATEWAY_LOG_LEVEL]"},
+			{"--log-format FORMAT", "(default json) [$GATEWAY_LOG_FORMAT]"},
+			{"-h, --help", "show this help"},
+		},
+		extra: []string{"Usage: gateway enroll serve", "Examples:", "gpg --export", "POST /v1/certificates"},
+	},
+	{
+		name: "tunnel-login",
+		parse: func(a []string, l func(string) (string, bool), w *bytes.Buffer) error {
+			_, err := ParseLogin(a, l, w)
+			return err
+		},
+		entries: [][2]string{
+			{"--enroll URL", "[$TUNNEL_ENROLL]"},
+			{"--ca FILE", "[$TUNNEL_CA]"},
+			{"--gpg-key ID", "[$TUNNEL_GPG_KEY]"},
+			{"--pgp-key FILE", "[$TUNNEL_PGP_KEY]"},
+			{"--gpg PROGRAM", "(default gpg) [$TUNNEL_GPG]"},
+			{"--ttl DURATION", "[$TUNNEL_TTL]"},
+			{"--dir DIR", "[$TUNNEL_DIR]"},
+			{"-h, --help", "show this help"},
+		},
+		extra: []string{"Usage: tunnel login", "Examples:", "--gpg-key alice@example.com"},
 	},
 	{
 		name: "tunnel-nc",

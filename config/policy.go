@@ -29,7 +29,13 @@ const maxPolicyErrors = 50
 
 // policyKeys returns the top-level keys of a policy file, in the order
 // Format writes them.
-func policyKeys() []string { return []string{"allow", "default_route", "routes"} }
+func policyKeys() []string { return []string{"allow", "default_route", "routes", "identity_limits"} }
+
+// limitsKeys returns the keys of an identity_limits entry, in the order
+// Format writes them.
+func limitsKeys() []string {
+	return []string{"identities", "max_sessions", "max_streams", "stream_rate"}
+}
 
 // routeKeys returns the keys of a route, in the order Format writes them.
 func routeKeys() []string {
@@ -49,6 +55,7 @@ const (
 	patternsWant = `a list of identity patterns, one per item, e.g. ["uri:spiffe://corp/app/*", "cn:dba"]; forms: ` + conn.PatternForms
 	timeoutWant  = `a duration greater than 0 such as 3s, 1m30s or 500ms (units ns, us, ms, s, m, h); leave the key out to use --dial-timeout`
 	streamsWant  = `a whole number from 0 to 2147483647, e.g. 200 (0, or no key, sets no cap)`
+	limitsWant   = `a list of entries, e.g. [{identities: ["uri:spiffe://corp/ci/*"], max_sessions: 4, max_streams: 64, stream_rate: "20:100"}]; the first entry that matches an identity is its limits (0 or "off": none), identities no entry matches get the --*-per-identity flags`
 	proxyWant    = `none, v2 (the client's address, TLS version, route and identity), v2-full (also the client certificate) or v1 (the address only, as text)`
 )
 
@@ -77,6 +84,19 @@ type Policy struct {
 	// Routes are the routes in file order, at least one, with distinct
 	// names.
 	Routes []PolicyRoute
+	// IdentityLimits are the entries of "identity_limits:", in file
+	// order: the first that matches an identity sets its limits.
+	IdentityLimits []PolicyLimits
+}
+
+// PolicyLimits is one entry of "identity_limits:": the limits of the
+// identities its patterns match (policy.Limits); zero fields set none.
+type PolicyLimits struct {
+	Identities  []conn.Pattern
+	MaxSessions int
+	MaxStreams  int
+	StreamRate  conn.Rate
+	Line        int // of the entry in the file
 }
 
 // PolicyRoute is one route of a policy: its backend, the identities that

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"github.com/portcullis-gw/portcullis/conn"
 	"github.com/portcullis-gw/portcullis/policy"
 
 	"bytes"
@@ -48,16 +49,12 @@ func (p *Policy) node() *yaml.Node {
 	for _, r := range p.Routes {
 		rn := mapNode()
 		addPair(rn, "backend", strNode(r.Backend))
-		ids := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
-		for _, id := range r.Identities {
-			ids.Content = append(ids.Content, strNode(id.String()))
-		}
-		addPair(rn, "identities", ids)
+		addPair(rn, "identities", patternsNode(r.Identities))
 		if r.Networks != nil {
 			addPair(rn, "networks", rulesNode(r.Networks))
 		}
 		if r.MaxStreams != 0 {
-			addPair(rn, "max_streams", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(r.MaxStreams)})
+			addPair(rn, "max_streams", intNode(r.MaxStreams))
 		}
 		if r.DialTimeout != 0 {
 			addPair(rn, "dial_timeout", strNode(r.DialTimeout.String()))
@@ -68,7 +65,37 @@ func (p *Policy) node() *yaml.Node {
 		addPair(routes, r.Name, rn)
 	}
 	addPair(root, "routes", routes)
+	if len(p.IdentityLimits) > 0 {
+		list := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		for _, l := range p.IdentityLimits {
+			ln := mapNode()
+			addPair(ln, "identities", patternsNode(l.Identities))
+			if l.MaxSessions != 0 {
+				addPair(ln, "max_sessions", intNode(l.MaxSessions))
+			}
+			if l.MaxStreams != 0 {
+				addPair(ln, "max_streams", intNode(l.MaxStreams))
+			}
+			if !l.StreamRate.IsZero() || l.MaxSessions == 0 && l.MaxStreams == 0 {
+				addPair(ln, "stream_rate", strNode(l.StreamRate.String()))
+			}
+			list.Content = append(list.Content, ln)
+		}
+		addPair(root, "identity_limits", list)
+	}
 	return root
+}
+
+func patternsNode(ps []conn.Pattern) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+	for _, p := range ps {
+		n.Content = append(n.Content, strNode(p.String()))
+	}
+	return n
+}
+
+func intNode(v int) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: fmt.Sprint(v)}
 }
 
 func mapNode() *yaml.Node { return &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"} }

@@ -115,8 +115,58 @@ func (pp *policyParser) parse() *Policy {
 			}
 		}
 	}
+	if f, ok := fields["identity_limits"]; ok {
+		p.IdentityLimits = pp.identityLimits(f)
+	}
 	pp.crossCheck(p, routesLine)
 	return p
+}
+
+// identityLimits parses "identity_limits:", a list of entries with
+// "identities:" and at least one of max_sessions, max_streams and
+// stream_rate.
+func (pp *policyParser) identityLimits(f field) []PolicyLimits {
+	items, ok := pp.list(f, "identity_limits", limitsWant, [2]string{"it sets no limit",
+		`entries with identities: and max_sessions, max_streams or stream_rate, or no "identity_limits:" key`})
+	if !ok {
+		return nil
+	}
+	var out []PolicyLimits
+	for i, it := range items {
+		ctx := fmt.Sprintf("identity_limits entry %d", i+1)
+		if pp.skip[it] {
+			continue
+		}
+		if it.Kind != yaml.MappingNode {
+			pp.add(it.Line, ctx+": "+describe(it)+" where a mapping is expected", nil, limitsWant)
+			continue
+		}
+		fields := pp.fields(it, ctx, limitsKeys())
+		l := PolicyLimits{Line: it.Line, Identities: pp.patterns(fields, it, ctx, "it would apply to nobody")}
+		if f, ok := fields["max_sessions"]; ok {
+			l.MaxSessions = pp.count(f, ctx+": max_sessions")
+		}
+		if f, ok := fields["max_streams"]; ok {
+			l.MaxStreams = pp.count(f, ctx+": max_streams")
+		}
+		if f, ok := fields["stream_rate"]; ok {
+			if s, ok := pp.scalar(f.val, ctx+": stream_rate", conn.RateForms); ok {
+				r, err := conn.ParseRate(s)
+				if err != nil {
+					pp.add(f.val.Line, ctx+": stream_rate "+settings.Quote(s), err, conn.RateForms)
+				}
+				l.StreamRate = r
+			}
+		}
+		_, a := fields["max_sessions"]
+		_, b := fields["max_streams"]
+		_, c := fields["stream_rate"]
+		if !a && !b && !c {
+			pp.add(it.Line, ctx+": no limit: give max_sessions, max_streams or stream_rate", nil, limitsWant)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // crossCheck runs the rules that span the routes (there is one, no name
@@ -332,23 +382,7 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 		r.Backend = s
 	}
 
-	if f, ok := fields["identities"]; !ok {
-		pp.add(k.Line, ctx+": no \"identities:\": nobody could use the route", nil, "identities: "+patternsWant)
-	} else if items, ok := pp.list(f, ctx+": identities", patternsWant, [2]string{"nobody could use the route",
-		`at least one pattern (["any"] admits every certificate that chains to --ca)`}); ok {
-		for _, it := range items {
-			s, ok := pp.scalar(it, ctx+": identities", patternsWant)
-			if !ok {
-				continue
-			}
-			p, err := conn.ParsePattern(s)
-			if err != nil {
-				pp.add(it.Line, ctx+": identities", err, "")
-				continue
-			}
-			r.Identities = append(r.Identities, p)
-		}
-	}
+	r.Identities = pp.patterns(fields, k, ctx, "nobody could use the route")
 
 	if f, ok := fields["networks"]; ok {
 		r.Networks = pp.rules(f, ctx+": networks", [2]string{"it would refuse every address",
@@ -356,18 +390,7 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 	}
 
 	if f, ok := fields["max_streams"]; ok {
-		what := ctx + ": max_streams"
-		if s, ok := pp.scalar(f.val, what, streamsWant); ok {
-			var n int64
-			switch {
-			case f.val.Tag != "!!int" || f.val.Decode(&n) != nil:
-				pp.add(f.val.Line, what+": not a whole number: "+settings.Quote(s), nil, streamsWant)
-			case n < 0 || n > MaxPolicyMaxStreams:
-				pp.add(f.val.Line, what+": out of range: "+s, nil, streamsWant)
-			default:
-				r.MaxStreams = int(n)
-			}
-		}
+		r.MaxStreams = pp.count(f, ctx+": max_streams")
 	}
 
 	if f, ok := fields["proxy_protocol"]; ok {
@@ -398,6 +421,55 @@ func (pp *policyParser) route(name, ctx string, k, v *yaml.Node) (PolicyRoute, b
 		}
 	}
 	return r, true
+}
+
+// patterns parses the "identities:" of a mapping (k its key node, for
+// the line of a missing one): a non-empty list of identity patterns. why
+// says what an empty one would mean.
+func (pp *policyParser) patterns(fields map[string]field, k *yaml.Node, ctx, why string) []conn.Pattern {
+	f, ok := fields["identities"]
+	if !ok {
+		pp.add(k.Line, ctx+": no \"identities:\": "+why, nil, "identities: "+patternsWant)
+		return nil
+	}
+	items, ok := pp.list(f, ctx+": identities", patternsWant, [2]string{why,
+		`at least one pattern (["any"] admits every certificate that chains to --ca)`})
+	if !ok {
+		return nil
+	}
+	var out []conn.Pattern
+	for _, it := range items {
+		s, ok := pp.scalar(it, ctx+": identities", patternsWant)
+		if !ok {
+			continue
+		}
+		p, err := conn.ParsePattern(s)
+		if err != nil {
+			pp.add(it.Line, ctx+": identities", err, "")
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// count parses a whole number from 0 to MaxPolicyMaxStreams (0 sets no
+// cap); what names it.
+func (pp *policyParser) count(f field, what string) int {
+	s, ok := pp.scalar(f.val, what, streamsWant)
+	if !ok {
+		return 0
+	}
+	var n int64
+	switch {
+	case f.val.Tag != "!!int" || f.val.Decode(&n) != nil:
+		pp.add(f.val.Line, what+": not a whole number: "+settings.Quote(s), nil, streamsWant)
+	case n < 0 || n > MaxPolicyMaxStreams:
+		pp.add(f.val.Line, what+": out of range: "+s, nil, streamsWant)
+	default:
+		return int(n)
+	}
+	return 0
 }
 
 // checkTree reports every anchor, alias and tag in the document, and marks

@@ -258,7 +258,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"routes null", "routes:\n", []string{`p.yaml:1: no route: clients would have nowhere to go...`}, nil},
 		{"routes a list", "routes:\n  - name: pg\n", []string{`p.yaml:2: routes: a list where a mapping of route names is expected...`}, nil},
 		{"unknown top key", "route:\n  pg: {}\n" + route,
-			[]string{`p.yaml:1: unknown key "route" (known: allow, default_route, routes)`}, nil},
+			[]string{`p.yaml:1: unknown key "route" (known: allow, default_route, routes, identity_limits)`}, nil},
 		{"unknown route key", "routes:\n  pg:\n    backnd: db:5432\n    backend: db:5432\n    identities: [any]\n",
 			[]string{`p.yaml:3: route "pg": unknown key "backnd" (known: backend, identities, networks, max_streams, dial_timeout, proxy_protocol)`}, nil},
 		{"duplicate top key", route + "routes: {}\n",

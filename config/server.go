@@ -35,6 +35,10 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		MaxSessionMemory: g.MaxSessionMemory,
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
+		MaxConnLifetime:           g.MaxConnLifetime,
+		LifetimeDrain:             g.DrainTimeout,
+		ConnRate:                  gateway.SourceLimit{PerAddr: g.ConnRatePerAddr, PerPrefix: g.ConnRatePerPrefix},
+		HandshakeRate:             gateway.SourceLimit{PerAddr: g.HandshakeRatePerAddr, PerPrefix: g.HandshakeRatePerPrefix},
 		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,
 		Log:                       log,
 	}
@@ -73,6 +77,7 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 			return nil, err
 		}
 		pol.addTo(&spec)
+		pol.limitsTo(&spec)
 	}
 	p, err := policy.Build(spec)
 	if errors.Is(err, policy.ErrNoGate) {
@@ -85,7 +90,8 @@ func (g *Gateway) BuildPolicy() (*policy.Policy, error) {
 // --policy file the routes of --route with the identities of --allow-id,
 // the --route-proxy headers and the --default-route.
 func (g *Gateway) flagSpec() policy.Spec {
-	spec := policy.Spec{DialTimeout: g.DialTimeout}
+	spec := policy.Spec{DialTimeout: g.DialTimeout, Limits: policy.Limits{MaxSessions: g.MaxSessionsPerIdentity,
+		MaxStreams: g.MaxStreamsPerIdentity, StreamRate: g.StreamRatePerIdentity}}
 	if len(g.Allow) > 0 {
 		spec.Gate = append(spec.Gate, policy.Rules{Source: "--allow", Rules: g.Allow})
 	}
@@ -125,6 +131,15 @@ func (p *Policy) addTo(spec *policy.Spec) {
 		spec.Routes = append(spec.Routes, policy.RouteSpec{Name: r.Name, Backend: r.Backend, Identities: r.Identities,
 			Networks: networks, MaxStreams: r.MaxStreams, DialTimeout: r.DialTimeout, Proxy: r.Proxy,
 			Source: p.place(r.Line)})
+	}
+}
+
+// limitsTo adds the file's identity limits to spec.
+func (p *Policy) limitsTo(spec *policy.Spec) {
+	for _, l := range p.IdentityLimits {
+		spec.IdentityLimits = append(spec.IdentityLimits, policy.IdentityLimits{Identities: l.Identities,
+			Limits: policy.Limits{MaxSessions: l.MaxSessions, MaxStreams: l.MaxStreams, StreamRate: l.StreamRate,
+				Source: p.place(l.Line)}})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/acl"
+	"github.com/portcullis-gw/portcullis/enroll"
 	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
@@ -71,6 +73,8 @@ type Tunnel struct {
 	LogLevel string `flag:"log-level" meta:"LEVEL" default:"info" help:"least severe events logged: debug, info, warn or error" forms:"debug, info, warn or error"`
 	// LogFormat is console or json.
 	LogFormat string `flag:"log-format" meta:"FORMAT" default:"console" help:"log output: console (for people) or json (one object per line)" forms:"console or json"`
+
+	loginDir string // set by Normalize when the certificate is tunnel login's
 }
 
 var tunnelSettings = sync.OnceValue(func() map[string]*settings.Setting {
@@ -80,8 +84,11 @@ var tunnelSettings = sync.OnceValue(func() map[string]*settings.Setting {
 // Normalize fills in what the settings leave implicit, after Parse and
 // before Validate: the default server name (DefaultServerName) and the
 // canonical form of each valid pin (64 lowercase hex digits; pins that do
-// not parse are left as given, for Validate to report).
+// not parse are left as given, for Validate to report), and, when neither
+// --cert nor --key is given, the certificate, key and CA of tunnel login
+// (see [Tunnel.LoginStore]).
 func (t *Tunnel) Normalize() {
+	t.useLogin()
 	t.DefaultServerName()
 	for i, p := range t.Pins {
 		if n, err := ParsePin(p); err == nil {
@@ -380,6 +387,8 @@ type Forward struct {
 	// the handshake fails) and warns about routes the gateway refuses.
 	Lazy bool `flag:"lazy" help:"do not check the gateway and the routes at start: dial at the first connection (for a gateway that is not up yet)"`
 	// Admin is the address of /healthz and /metrics; empty disables them.
+	// Renew renews a certificate of tunnel login at two thirds of its life.
+	Renew bool   `flag:"renew" default:"true" help:"with the certificate of tunnel login: renew it at two thirds of its life from the enrollment service, and move new connections to it at once (open ones carry on)"`
 	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz and /metrics (Prometheus: session, gateway in use, streams and bytes by route, reconnects, certificate expiry) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9091, or empty to disable"`
 
 	sameUserGiven bool // --same-user or its variable was set, not defaulted
@@ -679,4 +688,145 @@ func (n *NC) Validate() error {
 		})
 	}
 	return errors.Join(errs...)
+}
+
+// Login holds the settings of "tunnel login".
+type Login struct {
+	Enroll string        `flag:"enroll" meta:"URL" help:"the enrollment service, https://HOST:PORT (required)" forms:"an https URL, e.g. https://enroll.example.com:8444"`
+	CA     string        `flag:"ca" meta:"FILE" help:"CA bundle the service's certificate chains to, PEM; kept with the certificate as the default --ca of forward and nc (required)" forms:"a readable PEM file, e.g. --ca ca.crt"`
+	GPGKey string        `flag:"gpg-key" meta:"ID" help:"sign the request with this gpg key (ID, fingerprint or email), by running gpg --detach-sign: a smartcard or YubiKey works" forms:"a key gpg --local-user takes, e.g. alice@example.com"`
+	PGPKey string        `flag:"pgp-key" meta:"FILE" help:"sign with this OpenPGP private key file instead (no passphrase; gpg --export-secret-keys writes one)" forms:"a readable OpenPGP key file"`
+	GPG    string        `flag:"gpg" meta:"PROGRAM" default:"gpg" help:"the GnuPG program --gpg-key runs"`
+	TTL    time.Duration `flag:"ttl" help:"lifetime to ask for (0: the service's default, 18h unless configured); renewals ask the same"`
+	Dir    string        `flag:"dir" meta:"DIR" help:"where to keep the key and certificate (default $XDG_CONFIG_HOME/portcullis, else ~/.config/portcullis)"`
+}
+
+// Doc describes "tunnel login" for --help.
+func (*Login) Doc() settings.Doc {
+	return settings.Doc{
+		Usage: "tunnel login --enroll URL --ca FILE (--gpg-key ID | --pgp-key FILE) [flags]",
+		Intro: `Obtain a client certificate from the enrollment service: a new private key is
+made here (it never leaves this machine; written 0600), with a certificate
+signing request, and the request is signed with your OpenPGP key. The service
+issues a certificate for the identity of that key. The key, the certificate and
+the CA bundle go to DIR, where tunnel forward and tunnel nc find them when
+--cert, --key and --ca are not given; tunnel forward renews the certificate
+before it expires. Prints who you are and until when.`,
+		Examples: []string{
+			"tunnel login --enroll https://enroll.example.com:8444 --ca ca.crt --gpg-key alice@example.com",
+			"tunnel forward --gateway gw.example.com:8443 -L 5432=pg",
+		},
+	}
+}
+
+var loginSettings = sync.OnceValue(func() map[string]*settings.Setting {
+	return settings.Index[Login](TunnelPrefix)
+})
+
+// ParseLogin parses and validates the settings of "tunnel login".
+func ParseLogin(args []string, lookup func(string) (string, bool), usage io.Writer) (*Login, error) {
+	l := new(Login)
+	rest, err := settings.Parse("tunnel login", TunnelPrefix, l, args, lookup, usage)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, settings.Invalidf("tunnel login: unexpected argument %s: it takes flags only", settings.Quote(rest[0]))
+	}
+	set := loginSettings()
+	var errs []error
+	add := func(e *settings.Error) {
+		if e != nil {
+			errs = append(errs, e)
+		}
+	}
+	if u, err := url.Parse(l.Enroll); l.Enroll == "" {
+		add(set["Enroll"].Fail("", "required: the enrollment service", nil))
+	} else if err != nil || u.Scheme != "https" || u.Host == "" {
+		add(set["Enroll"].Fail(l.Enroll, "not an https URL", err))
+	}
+	add(settings.RequiredFile(set["CA"], l.CA))
+	switch {
+	case l.GPGKey == "" && l.PGPKey == "":
+		errs = append(errs, settings.Invalidf("give --gpg-key ID (gpg signs) or --pgp-key FILE (a private key file) to sign the request"))
+	case l.GPGKey != "" && l.PGPKey != "":
+		errs = append(errs, settings.Invalidf("--gpg-key and --pgp-key are both given: choose one"))
+	case l.PGPKey != "":
+		add(settings.RequiredFile(set["PGPKey"], l.PGPKey))
+	}
+	if l.TTL < 0 {
+		add(set["TTL"].Fail(l.TTL.String(), "negative", nil))
+	}
+	if l.Dir == "" {
+		d, err := enroll.DefaultDir()
+		if err != nil {
+			add(set["Dir"].Fail("", "no default directory", err))
+		}
+		l.Dir = d
+	}
+	return l, errors.Join(errs...)
+}
+
+// Status holds the settings of "tunnel status".
+type Status struct {
+	Dir string `flag:"dir" meta:"DIR" help:"the directory of tunnel login (default $XDG_CONFIG_HOME/portcullis, else ~/.config/portcullis)"`
+}
+
+// Doc describes "tunnel status" for --help.
+func (*Status) Doc() settings.Doc {
+	return settings.Doc{
+		Usage: "tunnel status [--dir DIR]",
+		Intro: `Show the certificate tunnel login obtained: its identity, serial, expiry, when
+tunnel forward renews it, and the enrollment service it renews from. Exits 2
+when there is none or it has expired. tunnel whoami is the same.`,
+		Examples: []string{"tunnel status"},
+	}
+}
+
+// ParseStatus parses the settings of "tunnel status".
+func ParseStatus(cmd string, args []string, lookup func(string) (string, bool), usage io.Writer) (*Status, error) {
+	s := new(Status)
+	rest, err := settings.Parse("tunnel "+cmd, TunnelPrefix, s, args, lookup, usage)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) > 0 {
+		return nil, settings.Invalidf("tunnel %s: unexpected argument %s", cmd, settings.Quote(rest[0]))
+	}
+	if s.Dir == "" {
+		if s.Dir, err = enroll.DefaultDir(); err != nil {
+			return nil, settings.Invalidf("tunnel %s: %v: give --dir", cmd, err)
+		}
+	}
+	return s, nil
+}
+
+// LoginStore returns the directory of tunnel login that t's certificate
+// comes from, when it does (Normalize found no --cert and --key and took
+// the login's).
+func (t *Tunnel) LoginStore() (enroll.Store, bool) {
+	return enroll.Store{Dir: t.loginDir}, t.loginDir != ""
+}
+
+// useLogin fills in --cert, --key and --ca from the directory of tunnel
+// login when none of --cert and --key is given and the directory holds a
+// certificate.
+func (t *Tunnel) useLogin() {
+	if t.Cert != "" || t.Key != "" {
+		return
+	}
+	dir, err := enroll.DefaultDir()
+	if err != nil {
+		return
+	}
+	st := enroll.Store{Dir: dir}
+	if !st.Exists() {
+		return
+	}
+	t.Cert, t.Key, t.loginDir = st.CertPath(), st.KeyPath(), dir
+	if t.CA == "" {
+		if _, err := os.Stat(st.CAPath()); err == nil {
+			t.CA = st.CAPath()
+		}
+	}
 }

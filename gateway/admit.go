@@ -57,10 +57,22 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	if v.status != mux.StatusOK {
 		return nil, v
 	}
-	release, ok := s.routeSlot(v.route)
+	limits := st.pol.LimitsFor(id)
+	if rv := c.holdSession(limits); rv != nil {
+		rv.name = v.name
+		return nil, *rv
+	}
+	idRelease, rv := s.ids.stream(c.idName, limits, time.Now())
+	if rv != nil {
+		rv.name = v.name
+		return nil, *rv
+	}
+	routeRelease, ok := s.routeSlot(v.route)
 	if !ok {
+		idRelease()
 		return nil, refused(v.name, mux.StatusOverloaded, "route "+quote(v.name)+" is at its stream limit", "max_streams")
 	}
+	release := func() { routeRelease(); idRelease() }
 	rm := st.routes[v.route.Name]
 	backend, err := rm.dialRoute(v.route)
 	if err == nil && v.route.Proxy != policy.ProxyNone {
@@ -83,16 +95,35 @@ func (c *serverConn) admit(mode string, id *conn.Identity, name, sni string) (*g
 	return &grant{route: v.route, rule: v.rule, m: rm, backend: backend, release: release}, v
 }
 
+// holdSession takes the connection's place among its identity's sessions,
+// once: a connection over the identity's session limit holds none, and
+// each of its streams tries again (another session of the identity may
+// have ended since), refused until one is free. The place is given back
+// when the connection ends.
+func (c *serverConn) holdSession(l policy.Limits) *verdict {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessionHeld || c.phase == phaseClosed {
+		return nil
+	}
+	release, v := c.srv.ids.session(c.idName, l)
+	if v != nil {
+		return v
+	}
+	c.sessionHeld, c.releaseSession = true, release
+	return nil
+}
+
 // stillAdmitted checks a long-lived session against the current state
 // before each new stream: a reload may since have revoked its certificate or
 // taken its address off the network rules, and its certificate may have
 // expired. It returns a reason for the peer and a rule for the log, or "".
 func (c *serverConn) stillAdmitted(st *state) (reason, rule string) {
 	if err := st.creds.CheckRevoked(c.cs); err != nil {
-		return "client certificate revoked", err.Error()
+		return mux.ReasonCertRevoked, err.Error()
 	}
 	if leaf := c.cs.PeerCertificates[0]; time.Now().After(leaf.NotAfter) {
-		return "client certificate expired", "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
+		return mux.ReasonCertExpired, "certificate not after " + leaf.NotAfter.UTC().Format(time.RFC3339)
 	}
 	if d := st.pol.Gate().Decide(c.peer.Addr()); !d.Allowed {
 		return "source address no longer allowed", "network gate: " + d.String()

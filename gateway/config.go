@@ -43,6 +43,20 @@ type Config struct {
 	// 1,024 in all, 64 per address, 256 per network (/24 and /64).
 	Pending conn.PendingConfig
 
+	// MaxConnLifetime drains a connection that has lived this long (no
+	// new streams on it; a tunnel opens a new session) and closes it
+	// LifetimeDrain later with whatever is still open. 0: no limit.
+	MaxConnLifetime time.Duration
+	LifetimeDrain   time.Duration // default 30s
+
+	// ConnRate limits new connections per second from one source address
+	// and from one source network (the Pending prefix lengths), checked in
+	// the accept loop before anything is read: over it a connection is
+	// reset, counted and logged (shed, kind conn_rate). HandshakeRate does
+	// the same for handshakes begun (a ClientHello received), before a
+	// handshake slot is taken. Zero rates: no limit (the default).
+	ConnRate, HandshakeRate SourceLimit
+
 	// TrustedProxies are the load balancers that send a PROXY protocol
 	// header (v1 or v2) first: a connection from one of them must start
 	// with a header, whose client address the network gate, the pending
@@ -61,6 +75,11 @@ type Config struct {
 
 	// Log receives the audit log; nil means none.
 	Log *zerolog.Logger
+}
+
+// SourceLimit is a rate per source address and per source network.
+type SourceLimit struct {
+	PerAddr, PerPrefix conn.Rate
 }
 
 // Credentials is a source of the server's TLS credentials. Load reads them
@@ -97,6 +116,12 @@ func (cfg Config) withDefaults() (Config, error) {
 		case *d.v < 0:
 			errs = append(errs, fmt.Errorf("gateway: Config.%s %v: must not be negative", d.name, *d.v))
 		}
+	}
+	if cfg.LifetimeDrain == 0 {
+		cfg.LifetimeDrain = 30 * time.Second
+	}
+	if cfg.MaxConnLifetime < 0 || cfg.LifetimeDrain < 0 {
+		errs = append(errs, fmt.Errorf("gateway: Config.MaxConnLifetime %v, LifetimeDrain %v: must not be negative", cfg.MaxConnLifetime, cfg.LifetimeDrain))
 	}
 	if cfg.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: Config.IdleTimeout %v: must not be negative", cfg.IdleTimeout))

@@ -79,7 +79,7 @@ func flood(ctx context.Context, addr string, sources []string, n int, trickle bo
 // stream and a 64-byte round trip, every 100 ms, and returns how long each
 // took. A failed round is retried until retryFor has passed since its start
 // (0: no retry); the error is the first round that failed for good.
-func goodClient(t *testing.T, e *env, rounds int, retryFor time.Duration) (took []time.Duration, retries int, err error) {
+func goodClient(t testing.TB, e *env, rounds int, retryFor time.Duration) (took []time.Duration, retries int, err error) {
 	t.Helper()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

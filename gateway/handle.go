@@ -55,6 +55,10 @@ type serverConn struct {
 	refusals *logging.Limiter
 	idle     chan struct{} // signalled when active drops to 0 while draining
 	streams  sync.WaitGroup
+
+	idName         string // the identity, for its limits: conn.Identity's String
+	sessionHeld    bool   // one of the identity's sessions is this one's (under mu)
+	releaseSession func() // gives it back
 }
 
 func (c *serverConn) serve() {
@@ -100,24 +104,37 @@ func (c *serverConn) serve() {
 	}
 	ticket.Spoke()
 
+	if ok, scope := s.hsRates.Allow(c.peer.Addr(), time.Now()); !ok {
+		c.shed(shedHandshakeRate, "over the handshake rate of its "+scope)
+		_ = conn.Reset(c.raw)
+		return
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	select {
-	case s.handshakes <- struct{}{}:
-	case <-ctx.Done():
+	slot, victim := s.handshakes.acquire(ctx, c.peer.Addr(), func() { _ = conn.Reset(c.raw) })
+	if victim != nil {
+		victim.cut()
+	}
+	if slot == nil {
 		c.handshakeFailed(errNoHandshakeSlot)
 		return
 	}
 	tc := tls.Server(hc, s.tls)
 	if c.isClosed() {
-		<-s.handshakes
+		slot.release()
 		return
 	}
 	_ = c.raw.SetDeadline(deadline)
 	hsStart := time.Now()
 	err = tc.HandshakeContext(ctx)
-	<-s.handshakes
+	preempted := slot.release()
 	ticket.Done()
+	if preempted {
+		// Its slot went to a client from a lighter source, and its
+		// connection was closed, whatever the handshake's outcome.
+		c.shed(shedPreempted, "its handshake slot went to a client from a source with fewer handshakes in flight")
+		return
+	}
 	if err != nil {
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
@@ -138,6 +155,7 @@ func (c *serverConn) serve() {
 	}
 	c.mu.Unlock()
 	id := conn.IdentityOf(cs.PeerCertificates[0])
+	c.idName = id.String()
 	c.log = c.log.With().Object("identity", id).Logger()
 	ev := c.log.Info().Str("event", "accept").Str("tls", tls.VersionName(cs.Version)).Bool("resumed", cs.DidResume).
 		Str("mode", c.mode())
@@ -149,11 +167,50 @@ func (c *serverConn) serve() {
 		c.log.Warn().Str("event", "client_cert_expiring").Time("not_after", id.NotAfter).
 			Msg("client certificate expires soon")
 	}
+	defer c.limitLifetime()()
 	if c.mode() == modeMux {
+		if v := c.holdSession(s.state.Load().pol.LimitsFor(&id)); v != nil {
+			// Served, so that the client's first stream learns why; then
+			// closed (see refuse).
+			c.log.Info().Str("event", "session_over_limit").Str("rule", v.rule).Msg(v.reason)
+			t := time.AfterFunc(requestTimeout, func() {
+				c.mu.Lock()
+				held := c.sessionHeld
+				c.mu.Unlock()
+				if !held {
+					c.drain()
+				}
+			})
+			defer t.Stop()
+		}
 		c.serveMux(tc, &id)
 		return
 	}
 	c.serveDirect(tc, &id, cs.ServerName)
+}
+
+// limitLifetime enforces --max-conn-lifetime: when the connection has
+// lived that long it is drained (no new streams: the tunnel opens a new
+// session for them; open streams carry on), and what is still open after
+// the lifetime's drain time is closed. It returns the function that stops
+// the timers.
+func (c *serverConn) limitLifetime() (stop func()) {
+	life := c.srv.cfg.MaxConnLifetime
+	if life <= 0 {
+		return func() {}
+	}
+	left := life - time.Since(c.start)
+	drain := time.AfterFunc(left, func() {
+		c.log.Info().Str("event", "lifetime_reached").Dur("max_lifetime_ms", life).
+			Msg("connection reached its maximum lifetime: draining")
+		c.drain()
+	})
+	end := time.AfterFunc(left+c.srv.cfg.LifetimeDrain, func() {
+		c.log.Info().Str("event", "lifetime_closed").Dur("max_lifetime_ms", life).
+			Msg("connection still open after its maximum lifetime and drain time: closing")
+		c.close()
+	})
+	return func() { drain.Stop(); end.Stop() }
 }
 
 // mode is the connection's mode, known once its handshake is done.
@@ -197,6 +254,12 @@ func (c *serverConn) readProxyHeader() (net.Conn, bool) {
 		_ = conn.Reset(c.raw)
 		return nil, false
 	}
+	if ok, scope := s.connRates.Allow(src.Addr(), time.Now()); !ok {
+		c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Str("via", c.via.String()).Logger()
+		c.shed(shedConnRate, "over the connection rate of its "+scope)
+		_ = conn.Reset(c.raw)
+		return nil, false
+	}
 	return rest, true
 }
 
@@ -213,14 +276,17 @@ func proxyReason(err error) string {
 
 // Kinds of connections shed before their handshake.
 const (
-	shedSilent   = iota // no byte within --hello-timeout
-	shedReplaced        // a newer connection from its source took its place
-	shedRefused         // over a pending cap, with none to replace
-	shedProxy           // from a trusted proxy, with no valid PROXY header
+	shedSilent        = iota // no byte within --hello-timeout
+	shedReplaced             // a newer connection from its source took its place
+	shedRefused              // over a pending cap, with none to replace
+	shedProxy                // from a trusted proxy, with no valid PROXY header
+	shedConnRate             // over the connection rate of its address or network
+	shedHandshakeRate        // over the handshake rate of its address or network
+	shedPreempted            // its handshake slot went to a client from a lighter source
 	shedKinds
 )
 
-var shedNames = [shedKinds]string{"silent", "replaced", "refused", "proxy_header"}
+var shedNames = [shedKinds]string{"silent", "replaced", "refused", "proxy_header", "conn_rate", "handshake_rate", "preempted"}
 
 // The log of shed connections is rate-limited per kind, as the network
 // gate's: a flood of idle sockets must not become a flood of log lines.
@@ -232,14 +298,24 @@ const (
 // shed counts a connection given up before its handshake and logs it
 // under its kind's rate limit.
 func (c *serverConn) shed(kind int, reason string) {
-	s := c.srv
+	c.srv.logShed(c.log, kind, reason, time.Since(c.start))
+}
+
+// shedEarly resets, counts and logs a connection refused in the accept
+// loop, before it has a goroutine of its own.
+func (s *Server) shedEarly(c net.Conn, peer netip.AddrPort, kind int, reason string) {
+	s.logShed(s.log.With().Str("peer", peer.String()).Logger(), kind, reason, 0)
+	_ = conn.Reset(c)
+}
+
+func (s *Server) logShed(log zerolog.Logger, kind int, reason string, d time.Duration) {
 	s.shed[kind].Add(1)
 	ok, suppressed := s.shedLog[kind].Allow()
 	if !ok {
 		return
 	}
-	ev := c.log.Info().Str("event", "shed").Str("kind", shedNames[kind]).Str("reason", reason).
-		Dur("duration_ms", time.Since(c.start))
+	ev := log.Info().Str("event", "shed").Str("kind", shedNames[kind]).Str("reason", reason).
+		Dur("duration_ms", d)
 	if suppressed > 0 {
 		ev = ev.Uint64("suppressed", suppressed)
 	}
@@ -402,6 +478,14 @@ func (c *serverConn) refuse(stream *mux.Stream, route string, v verdict) {
 	_ = stream.SetWriteDeadline(time.Now().Add(requestTimeout))
 	_ = mux.Refuse(stream, mux.Response{Status: v.status, Reason: v.reason})
 	c.refused(modeMux, stream.StreamID(), v)
+	c.mu.Lock()
+	overLimit := !c.sessionHeld && c.idName != ""
+	c.mu.Unlock()
+	if overLimit {
+		// A session over its identity's session limit: the client now
+		// knows why; it may not keep the session.
+		c.drain()
+	}
 }
 
 // serveDirect carries one direct-mode connection to the route its SNI
@@ -522,6 +606,10 @@ func (c *serverConn) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.phase = phaseClosed
+	if c.sessionHeld {
+		c.sessionHeld = false
+		c.releaseSession()
+	}
 	// The socket first: the session's Close would otherwise wait (up to
 	// 250ms) to flush frames to a peer that may not be reading.
 	c.raw.Close()

@@ -291,7 +291,7 @@ var (
 	descDenied    = prometheus.NewDesc("portcullis_connections_denied_total", "Connections closed by the network rules (at the gate, or after a trusted proxy's header).", nil, nil)
 	descHandshake = prometheus.NewDesc("portcullis_handshakes_total", "Completed mTLS handshakes.", nil, nil)
 	descShed      = prometheus.NewDesc("portcullis_connections_shed_total",
-		"Connections shed before their handshake, by kind: silent (nothing within the hello timeout), replaced (by a newer one from the same source over a pending cap), refused (over a pending cap, none to replace), proxy_header (from a trusted proxy without a valid PROXY header).",
+		"Connections shed before their handshake, by kind: silent (nothing within the hello timeout), replaced (by a newer one from the same source over a pending cap), refused (over a pending cap, none to replace), proxy_header (from a trusted proxy without a valid PROXY header), conn_rate and handshake_rate (over a per-source rate), preempted (its handshake slot went to a client from a lighter source).",
 		[]string{"kind"}, nil)
 	descOpen          = prometheus.NewDesc("portcullis_connections_open", "Client connections open now.", nil, nil)
 	descPending       = prometheus.NewDesc("portcullis_connections_pending", "Connections that have not finished their handshake.", nil, nil)
@@ -334,7 +334,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(descOpen, float64(st.Open))
 	gauge(descPending, float64(st.Pending))
-	gauge(descInFlight, float64(len(s.handshakes)))
+	gauge(descInFlight, float64(s.handshakes.inFlight()))
 	gauge(descMaxConns, float64(s.cfg.MaxConns))
 	gauge(descMaxHandshakes, float64(s.cfg.MaxHandshakes))
 	gauge(descMaxStreams, float64(s.cfg.MaxStreams))

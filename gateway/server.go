@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,10 @@ type Server struct {
 	yamux     *yamux.Config
 	keepAlive time.Duration // ping interval of mux.KeepAlive per session
 
-	handshakes chan struct{} // slots for handshakes in flight
-	pending    *conn.Pending // connections before the end of their handshake, by source
+	handshakes *fairSlots        // slots for handshakes in flight, shared fairly between sources
+	pending    *conn.Pending     // connections before the end of their handshake, by source
+	connRates  *conn.SourceRates // new connections per second, by source; nil: no limit
+	hsRates    *conn.SourceRates // handshakes begun per second, by source; nil: no limit
 	shedLog    [shedKinds]*logging.Limiter
 	// the deny log of connections from trusted proxies, whose client
 	// address is judged after the PROXY header, outside the gate
@@ -50,6 +53,7 @@ type Server struct {
 	nextID   atomic.Uint64
 
 	routeStreams sync.Map        // route name -> *atomic.Int64 streams open, for max_streams
+	ids          identities      // sessions, streams and stream opens per client identity
 	reloadMu     sync.Mutex      // one reload at a time: load and both stores
 	watch        *conn.FileWatch // under reloadMu: Watch's, marked at each reload
 	gateAllowed  uint64          // counts of gates no longer serving, under mu
@@ -74,11 +78,15 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{
 		cfg:        cfg,
 		log:        *cfg.Log,
-		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		handshakes: newFairSlots(cfg.MaxHandshakes, cfg.Pending.PrefixV4, cfg.Pending.PrefixV6),
 		gates:      map[*conn.Gate]struct{}{},
 		conns:      map[*serverConn]struct{}{},
 		pending:    conn.NewPending(cfg.Pending),
 		done:       make(chan struct{}),
+		connRates: conn.NewSourceRates(conn.SourceRatesConfig{PerAddr: cfg.ConnRate.PerAddr, PerPrefix: cfg.ConnRate.PerPrefix,
+			PrefixV4: cfg.Pending.PrefixV4, PrefixV6: cfg.Pending.PrefixV6}),
+		hsRates: conn.NewSourceRates(conn.SourceRatesConfig{PerAddr: cfg.HandshakeRate.PerAddr, PerPrefix: cfg.HandshakeRate.PerPrefix,
+			PrefixV4: cfg.Pending.PrefixV4, PrefixV6: cfg.Pending.PrefixV6}),
 	}
 	reg := cfg.Registry
 	if reg == nil {
@@ -185,6 +193,15 @@ func (s *Server) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 0
+		// The connection rate of the source, here in the accept loop like
+		// the gate; a connection through a trusted proxy is judged once its
+		// header names the client (readProxyHeader).
+		if peer := conn.RemoteAddrPort(c); !s.isTrustedProxy(peer.Addr()) {
+			if ok, scope := s.connRates.Allow(peer.Addr(), time.Now()); !ok {
+				s.shedEarly(c, peer, shedConnRate, "over the connection rate of its "+scope)
+				continue
+			}
+		}
 		sc := s.track(c)
 		if sc == nil {
 			c.Close()
@@ -192,6 +209,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go sc.serve()
 	}
+}
+
+func (s *Server) isTrustedProxy(a netip.Addr) bool {
+	return s.cfg.TrustedProxies != nil && s.cfg.TrustedProxies.Allowed(a)
 }
 
 // track registers a connection for draining; nil when draining already.
@@ -291,7 +312,10 @@ type Stats struct {
 	// refused over a pending cap when none could be replaced.
 	ShedSilent, ShedReplaced, ShedRefused uint64
 	ShedProxy                             uint64 // from a trusted proxy without a valid PROXY header
-	Pending                               int    // connections before the end of their handshake now
+	// Over --conn-rate-* or --handshake-rate-*, and handshakes whose slot
+	// went to a client from a lighter source (fair sharing of the slots).
+	ShedConnRate, ShedHandshakeRate, ShedPreempted uint64
+	Pending                                        int // connections before the end of their handshake now
 }
 
 // Stats returns the current counters.
@@ -300,7 +324,9 @@ func (s *Server) Stats() Stats {
 		HandshakesOK: s.handshakeOK.Load(), HandshakesFailed: s.handshakeFail.Load(),
 		StreamsOK: s.streamsOK.Load(), StreamsRefused: s.streamsRefused.Load(),
 		ShedSilent: s.shed[shedSilent].Load(), ShedReplaced: s.shed[shedReplaced].Load(),
-		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(), Pending: s.pending.Counts().Pending,
+		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(),
+		ShedConnRate: s.shed[shedConnRate].Load(), ShedHandshakeRate: s.shed[shedHandshakeRate].Load(),
+		ShedPreempted: s.shed[shedPreempted].Load(), Pending: s.pending.Counts().Pending,
 	}
 	s.mu.Lock()
 	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied+s.proxiedDenied.Load()

@@ -188,6 +188,14 @@ func (c *Client) Open(ctx context.Context, route string) (*Stream, error) {
 				return nil, err
 			}
 			c.retire(sess, err)
+		case isCredentialRefusal(err):
+			// The gateway refused the stream because the session's
+			// certificate is no longer good (expired, or revoked by a
+			// reload of its CRL): every stream on that session would
+			// be. Retire it, and try once on a session dialed with the
+			// credentials as they are now (reloaded, or renewed); a
+			// revoked certificate fails that handshake.
+			c.retireIdle(sess, err)
 		case errors.Is(err, yamux.ErrConnectionReset):
 			// The gateway reset the stream before answering, as yamux
 			// does for opens that cross its GoAway: try again, which
@@ -391,6 +399,12 @@ func (c *Client) runDial(call *dialCall) {
 		// Even after success, never dial twice within MinBackoff: a
 		// gateway that accepts and drops at once is not hammered.
 		c.nextDial = call.at.Add(c.cfg.MinBackoff)
+		if c.sess != nil && !c.sess.IsClosed() {
+			// Rotate put a newer session in place meanwhile: this
+			// one, which no stream uses yet, is not needed.
+			_ = sess.Close()
+			break
+		}
 		c.sess = sess
 		c.log.Debug().Msg("gateway session up")
 	}
@@ -510,6 +524,91 @@ func (c *Client) retire(sess *yamux.Session, why error) {
 		}
 		c.retired = append(live, sess)
 	}
+}
+
+// The reasons the gateway gives when it refuses a stream because the
+// session's client certificate is no longer good. A refusal with one of
+// them retires the session (see Open).
+const (
+	ReasonCertRevoked = "client certificate revoked"
+	ReasonCertExpired = "client certificate expired"
+)
+
+func isCredentialRefusal(err error) bool {
+	var re *RefusedError
+	return errors.As(err, &re) && re.Status == StatusForbidden &&
+		(re.Reason == ReasonCertRevoked || re.Reason == ReasonCertExpired)
+}
+
+// retireInterval is how often a retired session is checked for streams
+// left.
+const retireInterval = 250 * time.Millisecond
+
+// retireIdle stops using sess for new streams and closes it once its last
+// stream has ended (streams open on it carry on until then).
+func (c *Client) retireIdle(sess *yamux.Session, why error) {
+	c.retire(sess, why)
+	c.goUnlessClosed(func() {
+		t := time.NewTicker(retireInterval)
+		defer t.Stop()
+		for {
+			if sess.NumStreams() == 0 {
+				_ = sess.Close()
+				return
+			}
+			select {
+			case <-sess.CloseChan():
+				return
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	})
+}
+
+// Rotate makes new streams use a new session, made before the current one
+// is let go (make-before-break): it dials one now, with the credentials
+// Dial uses at this moment, and once it is up new streams go to it; the
+// previous session takes no new stream and is closed when its last stream
+// ends. On a failed dial the current session stays in use and the error
+// is returned. The dial is bounded by DialTimeout; a session dialed after
+// ctx ended is closed unused. Meant for a reloaded or renewed client certificate.
+func (c *Client) Rotate(ctx context.Context) error {
+	type result struct {
+		sess *yamux.Session
+		err  error
+	}
+	ch := make(chan result, 1)
+	if !c.goUnlessClosed(func() {
+		sess, err := c.dialSession(time.Now())
+		ch <- result{sess, err}
+	}) {
+		return fmt.Errorf("mux client: %w", net.ErrClosed)
+	}
+	r := <-ch // bounded by DialTimeout, and ended by Close
+	if r.err == nil && ctx.Err() != nil {
+		_ = r.sess.Close()
+		return fmt.Errorf("rotating the gateway session: %w", context.Cause(ctx))
+	}
+	if r.err != nil {
+		return r.err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		_ = r.sess.Close()
+		return fmt.Errorf("mux client: %w", net.ErrClosed)
+	}
+	old := c.sess
+	c.sess = r.sess
+	c.failures, c.lastErr = 0, nil
+	c.mu.Unlock()
+	c.log.Info().Msg("new gateway session up; the previous one takes no new streams")
+	if old != nil {
+		c.retireIdle(old, errors.New("replaced by a session with the current credentials"))
+	}
+	return nil
 }
 
 // drop stops using the dead session sess for new streams, quietly: the

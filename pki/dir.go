@@ -368,11 +368,15 @@ func (d *Dir) revokeLocked(serial *big.Int, reason int) error {
 	now := time.Now().UTC().Truncate(time.Second)
 	r.RevokedAt = &now
 	r.Reason = ReasonName(reason)
-	if err := d.saveIndex(true); err != nil {
+	// The CRL first, then the index (writeCRL saves it, with the new
+	// revocation and CRL number, in one write): each file is replaced
+	// atomically, and a crash between the two leaves the certificate
+	// refused by the CRL, never recorded revoked without being in it.
+	if _, err := d.writeCRL(0, true); err != nil {
+		_ = d.reloadIndex() // forget the revocation not written
 		return err
 	}
-	_, err := d.writeCRL(0, true)
-	return err
+	return nil
 }
 
 // RevokeCert revokes cert, which must have been signed by this CA. A
@@ -504,4 +508,67 @@ func writeFile(path string, data []byte, perm os.FileMode, force bool) (err erro
 	}
 	os.Remove(tmp)
 	return nil
+}
+
+// Certify signs csr as CA.SignCSR does and records the certificate in the
+// index, without writing a certificate file: for a service that hands the
+// certificate to its requester. The certificate is returned only once the
+// index holding it is written (atomically); on any error nothing was
+// recorded. chain is what the certificate is presented with (see Issued).
+func (d *Dir) Certify(csr *x509.CertificateRequest, req Request) (cert *x509.Certificate, chain []*x509.Certificate, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reloadIndex(); err != nil {
+		return nil, nil, err
+	}
+	cert, err = d.ca.SignCSR(csr, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := req.Name
+	if name == "" {
+		name = cert.Subject.CommonName
+	}
+	d.ix.Certificates = append(d.ix.Certificates, recordFor(cert, name, req.Kind))
+	if err := d.saveIndex(true); err != nil {
+		d.ix.Certificates = d.ix.Certificates[:len(d.ix.Certificates)-1]
+		return nil, nil, err
+	}
+	return cert, d.ca.issuedChain(), nil
+}
+
+// Lookup re-reads the index and returns the record of serial; ok is false
+// when the CA has no record of it.
+func (d *Dir) Lookup(serial *big.Int) (rec Record, ok bool, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.reloadIndex(); err != nil {
+		return Record{}, false, err
+	}
+	r := d.ix.find(serial)
+	if r == nil {
+		return Record{}, false, nil
+	}
+	return *r, true, nil
+}
+
+// Reload re-reads the index, so that Records reflects changes made by
+// another process (gateway pki revoke).
+func (d *Dir) Reload() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.reloadIndex()
+}
+
+// CRLDER returns the CRL as last written to crl.pem, DER-encoded.
+func (d *Dir) CRLDER() ([]byte, error) {
+	data, err := os.ReadFile(d.CRLPath())
+	if err != nil {
+		return nil, fmt.Errorf("reading CRL: %w", err)
+	}
+	der, ok := pemOrDER(data, pemCRL)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s holds no X509 CRL block", ErrPEM, d.CRLPath())
+	}
+	return der, nil
 }

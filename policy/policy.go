@@ -38,6 +38,58 @@ type Spec struct {
 	DefaultRoute, DefaultSource string
 	// DialTimeout is the dial timeout of routes without their own; > 0.
 	DialTimeout time.Duration
+	// Limits are the limits of the identities that no IdentityLimits
+	// entry matches (from flags); zero: none.
+	Limits Limits
+	// IdentityLimits are limits for the identities their patterns match,
+	// in order: the first entry that matches an identity is its limits.
+	IdentityLimits []IdentityLimits
+}
+
+// Limits bound what one client identity (conn.Identity's String, so the
+// same for every certificate of the same holder) may hold at once over
+// the whole gateway: sessions (mux sessions and direct connections),
+// streams open, and stream opens per second. Zero fields set no limit.
+type Limits struct {
+	MaxSessions int
+	MaxStreams  int
+	StreamRate  conn.Rate
+	// Source says where they were set, for the log: "policy.yaml:14";
+	// empty for the flags' (--max-sessions-per-identity and the like).
+	Source string
+}
+
+// Rule names one limit and where it was set, for the log: "--max-streams-
+// per-identity 64" for a flag, "policy.yaml:14: max_streams 64" for a
+// policy entry. key is the YAML key (max_sessions, max_streams,
+// stream_rate).
+func (l Limits) Rule(key string) string {
+	var v string
+	switch key {
+	case "max_sessions":
+		v = fmt.Sprint(l.MaxSessions)
+	case "max_streams":
+		v = fmt.Sprint(l.MaxStreams)
+	case "stream_rate":
+		v = l.StreamRate.String()
+	}
+	if l.Source == "" {
+		flag := "--" + strings.ReplaceAll(key, "_", "-") + "-per-identity"
+		return flag + " " + v
+	}
+	return l.Source + ": " + key + " " + v
+}
+
+// IsZero reports whether l limits nothing.
+func (l Limits) IsZero() bool {
+	return l.MaxSessions == 0 && l.MaxStreams == 0 && l.StreamRate.IsZero()
+}
+
+// IdentityLimits are the limits of the identities that match any of
+// Identities.
+type IdentityLimits struct {
+	Identities []conn.Pattern // at least one
+	Limits
 }
 
 // Rules are network rules and where they come from ("--allow",
@@ -71,6 +123,8 @@ type Policy struct {
 	routes       map[string]*Route
 	order        []*Route
 	defaultRoute string
+	limits       Limits
+	idLimits     []IdentityLimits
 }
 
 // Route is a route of a Policy. Its fields must not be changed.
@@ -216,10 +270,34 @@ func Build(s Spec) (*Policy, error) {
 			p.order = append(p.order, r)
 		}
 	}
+	p.limits = s.Limits
+	errs = append(errs, checkLimits(s.Limits)...)
+	for _, l := range s.IdentityLimits {
+		if len(l.Identities) == 0 {
+			errs = append(errs, fmt.Errorf("%s: identity limits name no identity: give at least one identity pattern", l.Source))
+		}
+		errs = append(errs, checkLimits(l.Limits)...)
+		l.Identities = slices.Clone(l.Identities)
+		p.idLimits = append(p.idLimits, l)
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return p, nil
+}
+
+func checkLimits(l Limits) []error {
+	var errs []error
+	if l.MaxSessions < 0 {
+		errs = append(errs, fmt.Errorf("%s: max sessions %d: must not be negative", l.Source, l.MaxSessions))
+	}
+	if l.MaxStreams < 0 {
+		errs = append(errs, fmt.Errorf("%s: max streams %d: must not be negative", l.Source, l.MaxStreams))
+	}
+	if l.StreamRate.PerSec < 0 || !l.StreamRate.IsZero() && l.StreamRate.Burst < 1 {
+		errs = append(errs, fmt.Errorf("%s: stream rate %v: want a rate >= 0 and a burst >= 1", l.Source, l.StreamRate))
+	}
+	return errs
 }
 
 // Named is a route's name and where it was defined.
@@ -300,6 +378,32 @@ func (p *Policy) DirectRoute(sni string) string {
 		return sni
 	}
 	return p.defaultRoute
+}
+
+// LimitsFor returns the limits of an identity: those of the first
+// IdentityLimits entry that matches it, else the flags' (Spec.Limits).
+func (p *Policy) LimitsFor(id *conn.Identity) Limits {
+	for i := range p.idLimits {
+		for _, pat := range p.idLimits[i].Identities {
+			if pat.Match(id) {
+				return p.idLimits[i].Limits
+			}
+		}
+	}
+	return p.limits
+}
+
+// HasLimits reports whether any identity has a limit.
+func (p *Policy) HasLimits() bool {
+	if !p.limits.IsZero() {
+		return true
+	}
+	for _, l := range p.idLimits {
+		if !l.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // Static is a source that always returns the same policy.

@@ -172,6 +172,23 @@ func (d *Dialer) DialContext(ctx context.Context, network, addr string) (net.Con
 	return d.Dial(ctx, route)
 }
 
+// Reload loads the client certificate files again and, in mux mode, moves
+// new streams to a session made with them before letting the current one
+// go (see mux.Client.Rotate): streams open on the old session carry on
+// until they end, new ones use the new certificate at once. When the
+// files do not load, the old credentials and session stay and the error
+// is returned; when the new session cannot be dialed, the credentials are
+// loaded (the next dial uses them) and the dial's error is returned.
+func (d *Dialer) Reload(ctx context.Context) error {
+	if err := d.opts.Creds.Reload(); err != nil {
+		return err
+	}
+	if d.client == nil {
+		return nil
+	}
+	return d.client.Rotate(ctx)
+}
+
 // Close ends the shared session; streams on it end too.
 func (d *Dialer) Close() error {
 	if d.client != nil {

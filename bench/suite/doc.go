@@ -17,10 +17,18 @@
 // and without 500 sockets from 127.0.0.2 that stay silent or trickle a
 // byte of a TLS record header a second, against a fresh gateway (mux and
 // direct), haproxy and stunnel, and reads their memory, threads and the
-// gateway's goroutines and pending connections during and after. It
-// prints the ratios ours / baseline, checks the targets, and writes
+// gateway's goroutines and pending connections during and after.
+//
+// Under -hostile (on by default; Linux only) bench/cmd/hostile, a client
+// with a valid certificate, floods its own session from 127.0.0.2 in each
+// mode of bench/internal/hostile (refused streams pushed full, unread
+// pings, frames for streams never opened, refusals for log volume, data
+// beyond the window) while a good client makes round trips and stream
+// opens on its own session, against the gateway built and the one at
+// -hostile-baseline (built in a temporary git worktree); it reads the
+// gateway's peak RSS, goroutines, log and CPU. It prints the ratios ours / baseline, checks the targets, and writes
 // bench/RESULTS.md (the "## Notes" section of an existing file is kept).
 //
 // Run it from the repository: go run ./bench/suite [-duration 4s] [-quick].
-// It takes about eight minutes with its defaults and every baseline.
+// It takes about fifteen minutes with its defaults and every baseline.
 package main

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/portcullis-gw/portcullis/bench"
+	"github.com/portcullis-gw/portcullis/bench/internal/hostile"
 	"github.com/portcullis-gw/portcullis/bench/proc"
 )
 
@@ -48,6 +49,13 @@ type options struct {
 	latPings   int           // round trips per ping-pong burst
 	pgDuration time.Duration // length of each pgbench run
 	latBefore  string        // directory of an earlier build's gateway and tunnel, measured beside
+
+	hostile         bool          // the authenticated-client floods run
+	hostileModes    string        // their modes, comma separated
+	hostileRounds   int           // rounds of every mode against every build
+	hostileOps      int           // operations of the good client, unloaded and under each flood
+	hostileDuration time.Duration // length of each flood
+	hostileBaseline string        // git ref of the older gateway; "" measures only the one built
 }
 
 func main() {
@@ -87,6 +95,12 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.latPings, "latency-pings", 2000, "64-byte round trips per target and round")
 	fs.DurationVar(&o.pgDuration, "pgbench-duration", 5*time.Second, "length of each pgbench -S run (whole seconds)")
 	fs.StringVar(&o.latBefore, "latency-before", "", "directory holding the gateway and tunnel binaries of an earlier build, measured beside in the latency section (a before/after)")
+	fs.BoolVar(&o.hostile, "hostile", true, "also measure a good client's round trips and stream opens while bench/cmd/hostile, with a valid certificate, floods its own session from 127.0.0.2")
+	fs.StringVar(&o.hostileModes, "hostile-modes", strings.Join(hostile.Modes, ","), "floods of -hostile, comma separated")
+	fs.IntVar(&o.hostileRounds, "hostile-rounds", 2, "rounds of every flood against every gateway build, interleaved (-quick: 1)")
+	fs.IntVar(&o.hostileOps, "hostile-ops", 300, "round trips and stream opens of the good client, one of each every 20 ms, unloaded and under each flood (-quick: 50)")
+	fs.DurationVar(&o.hostileDuration, "hostile-duration", 10*time.Second, "length of each flood (-quick: 3s)")
+	fs.StringVar(&o.hostileBaseline, "hostile-baseline", "e353568", `git ref of the gateway to compare under the floods (built in a temporary git worktree); "" compares none`)
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -99,6 +113,15 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		o.duration, o.idle, o.micro, o.rounds = time.Second, min(o.idle, 1000), false, 1
 		if !set["flood-ops"] {
 			o.floodOps = 20
+		}
+		if !set["hostile-rounds"] {
+			o.hostileRounds = 1
+		}
+		if !set["hostile-ops"] {
+			o.hostileOps = 50
+		}
+		if !set["hostile-duration"] {
+			o.hostileDuration = 3 * time.Second
 		}
 		if o.out == "" {
 			o.out = "-"
@@ -138,12 +161,23 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("-latency-pings %d: want at least 1", o.latPings)
 	case o.pgDuration < time.Second:
 		return o, fmt.Errorf("-pgbench-duration %v: want at least 1s", o.pgDuration)
+	case o.hostileRounds < 1 || o.hostileRounds > 10:
+		return o, fmt.Errorf("-hostile-rounds %d: want 1 to 10", o.hostileRounds)
+	case o.hostileOps < 1:
+		return o, fmt.Errorf("-hostile-ops %d: want at least 1", o.hostileOps)
+	case o.hostileDuration < time.Second || o.hostileDuration > 5*time.Minute:
+		return o, fmt.Errorf("-hostile-duration %v: want 1s to 5m", o.hostileDuration)
 	}
 	if o.latBefore != "" {
 		for _, b := range []string{"gateway", "tunnel"} {
 			if fi, err := os.Stat(filepath.Join(o.latBefore, b)); err != nil || fi.IsDir() {
 				return o, fmt.Errorf("-latency-before %s: want a directory holding the gateway and tunnel binaries of an earlier build (go build -o DIR/ ./cmd/gateway ./cmd/tunnel): no %s there", o.latBefore, b)
 			}
+		}
+	}
+	for _, m := range splitList(o.hostileModes) {
+		if !slices.Contains(hostile.Modes, m) {
+			return o, fmt.Errorf("-hostile-modes: unknown flood %q; want some of %s", m, strings.Join(hostile.Modes, ","))
 		}
 	}
 	for _, b := range splitList(o.baselines) {
@@ -177,6 +211,7 @@ type suite struct {
 	memory   []memResult
 	micro    string
 	flood    []floodResult
+	hostile  []hostileResult
 	latency  []*latResult
 	latNotes []string
 	latPG    bool     // pgbench ran
@@ -208,9 +243,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	s := &suite{o: o, root: root, dir: dir, bin: filepath.Join(dir, "bin"), stderr: stderr, started: time.Now()}
 
-	s.logf("building gateway, tunnel, tlsterm, tcprelay")
+	s.logf("building gateway, tunnel, tlsterm, tcprelay, hostile")
 	if _, err := runCmd(ctx, root, "go", "build", "-o", s.bin+"/",
-		"./cmd/gateway", "./cmd/tunnel", "./bench/cmd/tlsterm", "./bench/cmd/tcprelay"); err != nil {
+		"./cmd/gateway", "./cmd/tunnel", "./bench/cmd/tlsterm", "./bench/cmd/tcprelay", "./bench/cmd/hostile"); err != nil {
 		return err
 	}
 	if s.files, err = makePKI(s.exe("gateway"), dir); err != nil {
@@ -255,6 +290,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.flood && ctx.Err() == nil {
 		s.floodRuns(ctx)
+	}
+	if o.hostile && ctx.Err() == nil {
+		s.hostileRuns(ctx)
 	}
 	if o.micro && ctx.Err() == nil {
 		s.micro = s.runMicro(ctx)

@@ -295,6 +295,9 @@ func (s *suite) report() report {
 	if len(s.flood) > 0 {
 		w("%s", s.floodSection())
 	}
+	if len(s.hostile) > 0 {
+		w("%s", s.hostileSection())
+	}
 	if len(s.notes) > 0 {
 		w("## Not measured\n\n")
 		for _, n := range s.notes {

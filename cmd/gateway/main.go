@@ -34,6 +34,7 @@ Usage:
   gateway [run] [flags]      run the gateway (gateway run --help lists every setting)
   gateway explain [flags]    offline: which rule admits or refuses a certificate from an address
   gateway pki COMMAND ...    a small CA in a directory: init, issue, sign, revoke, crl, show
+  gateway enroll serve ...   the enrollment service: short-lived certificates for OpenPGP-signed requests
   gateway help               this text (also gateway --help, gateway -h)
   gateway version            the version, commit and Go version (also gateway --version)
 
@@ -92,7 +93,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
-	case "run", "explain", "pki":
+	case "run", "explain", "pki", "enroll":
 		warnUnknownEnv(stderr, os.Environ())
 	}
 	var err error
@@ -103,6 +104,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runExplain(args, stdout, stderr)
 	case "pki":
 		err = runPKI(args, os.LookupEnv, stdout, stderr)
+	case "enroll":
+		err = runEnroll(ctx, args, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -136,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // pki command), so that one command's settings in the environment do not
 // trouble another.
 func warnUnknownEnv(stderr io.Writer, environ []string) {
-	names, err := settings.EnvNames(config.GatewayPrefix, append([]any{&config.Gateway{}}, slices.Collect(maps.Values(config.PKICommands()))...)...)
+	names, err := settings.EnvNames(config.GatewayPrefix, append(append([]any{&config.Gateway{}}, slices.Collect(maps.Values(config.PKICommands()))...), slices.Collect(maps.Values(config.EnrollCommands()))...)...)
 	if err != nil {
 		panic(err) // the structs are fixed and tested
 	}

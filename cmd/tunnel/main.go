@@ -20,10 +20,12 @@ import (
 	"github.com/portcullis-gw/portcullis/bench"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/conn"
+	"github.com/portcullis-gw/portcullis/enroll"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/internal/version"
 	"github.com/portcullis-gw/portcullis/mux"
+	"github.com/portcullis-gw/portcullis/pki"
 	"github.com/portcullis-gw/portcullis/tunnel"
 	"github.com/rs/zerolog"
 )
@@ -34,6 +36,8 @@ Usage:
   tunnel forward -L [BIND:]PORT=ROUTE ... [flags]   local listeners, one shared session
   tunnel nc ROUTE [flags]                            stdin/stdout through one stream
   tunnel bench --mode MODE [flags]                   load generator: handshake, streams, throughput, deny
+  tunnel login --enroll URL --ca FILE --gpg-key ID   obtain a short-lived certificate (forward renews it)
+  tunnel status                                      the certificate of login: identity, expiry (also whoami)
   tunnel help                                        this text (also --help, -h)
   tunnel version                                     version, commit and Go version (also --version)
 
@@ -63,7 +67,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	cmd, args := args[0], args[1:]
 	switch cmd {
-	case "forward", "nc", "bench":
+	case "forward", "nc", "bench", "login", "status", "whoami":
 		warnUnknownEnv(stderr, os.Environ())
 	}
 	var err error
@@ -74,6 +78,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runNC(ctx, args, stdin, stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args, stdout, stderr)
+	case "login":
+		err = runLogin(ctx, args, stdout)
+	case "status", "whoami":
+		err = runStatus(cmd, args, stdout)
 	case "help", "-h", "--help", "-help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -98,7 +106,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // no tunnel command (forward, nc, bench) reads: a misspelling would
 // otherwise be ignored silently.
 func warnUnknownEnv(stderr io.Writer, environ []string) {
-	names, err := settings.EnvNames(config.TunnelPrefix, &config.Forward{}, &config.NC{}, &bench.Settings{})
+	names, err := settings.EnvNames(config.TunnelPrefix, &config.Forward{}, &config.NC{}, &bench.Settings{}, &config.Login{}, &config.Status{})
 	if err != nil {
 		panic(err) // the structs are fixed and tested
 	}
@@ -203,12 +211,23 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	watch := conn.NewFileWatch([]string{cfg.Cert, cfg.Key, cfg.KeyPassFile, cfg.CA})
+	var reloading sync.Mutex
 	reload := func(why string) {
+		reloading.Lock()
+		defer reloading.Unlock()
 		watch.Mark() // what this reload reads, the watcher does not load again
-		if err := creds.Reload(); err != nil {
+		// The certificate is loaded, then a session made with it takes
+		// the new streams before the old one is let go.
+		rctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+		defer cancel()
+		if err := d.Reload(rctx); err != nil {
+			if creds.State().Cert.Leaf != nil && errors.As(err, new(*tunnel.DialError)) {
+				log.Warn().Str("event", "reloaded").Str("trigger", why).Err(err).Msg("client certificate reloaded; the new session could not be dialed yet: the next connection dials it")
+				return
+			}
 			log.Error().Str("event", "reload_failed").Str("trigger", why).Err(err).Msg("keeping the previous client certificate")
 		} else {
-			log.Info().Str("event", "reloaded").Str("trigger", why).Msg("client certificate reloaded; new sessions use it")
+			log.Info().Str("event", "reloaded").Str("trigger", why).Str("serial", serialOf(creds)).Msg("client certificate reloaded; new connections use a new session with it")
 		}
 	}
 	hup := make(chan os.Signal, 1)
@@ -229,7 +248,23 @@ func runForward(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	wg.Go(func() {
 		watch.Run(ctx, credsPollInterval, func() { reload("file change") })
 	})
+	if store, ok := cfg.LoginStore(); ok && cfg.Renew {
+		if _, err := store.LoadState(); err != nil {
+			log.Warn().Str("event", "renew_off").Err(err).Msg("the certificate of tunnel login will not be renewed")
+		} else {
+			r := &enroll.Renewer{Store: store, Log: log, Renewed: func(*enroll.Issued) { reload("renewal") }}
+			wg.Go(func() { _ = r.Run(ctx) })
+		}
+	}
 	return f.Serve(ctx)
+}
+
+// serialOf is the serial of the loaded client certificate, for the log.
+func serialOf(creds *conn.ClientCreds) string {
+	if leaf := creds.State().Cert.Leaf; leaf != nil {
+		return pki.FormatSerial(leaf.SerialNumber)
+	}
+	return ""
 }
 
 // serveAdmin serves the forwarder's /healthz and /metrics until stop is
