@@ -82,6 +82,9 @@ bench: ## the end-to-end suite against baselines (writes bench/RESULTS.md), then
 	$(GO) run ./bench/suite
 	cd bench/acl && ./run.sh
 
+bench-latency: ## only the latency section of the suite (ping-pong, pgbench -S) against a relay pair; prints it
+	$(GO) run ./bench/suite -latency-only
+
 bench-micro: ## only the Go microbenchmarks beside the hot code
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./acl ./mux ./gateway ./config
 
@@ -91,4 +94,4 @@ demo: build ## generate a dev PKI in .demo/ and push data through gateway + tunn
 clean: ## remove build output and the demo directory
 	rm -rf $(BIN) .demo
 
-.PHONY: help build install uninstall lint cross test test-yamux test-short fuzz bench bench-micro demo clean
+.PHONY: help build install uninstall lint cross test test-yamux test-short fuzz bench bench-latency bench-micro demo clean

@@ -19,6 +19,16 @@
 // direct), haproxy and stunnel, and reads their memory, threads and the
 // gateway's goroutines and pending connections during and after.
 //
+// Under -latency (on by default) it times one request at a time through
+// two hops: a serial 64-byte ping-pong through the TCP echo backend, p50,
+// p99 and mean, and pgbench -S with 1 and 8 clients against a throwaway
+// PostgreSQL cluster when its server programs are installed, through a pair
+// of plain io.Copy relays (the floor), tunnel forward --direct and tunnel
+// forward (mux) to a gateway, ghostunnel when on PATH, and an earlier
+// build's tunnel and gateway with -latency-before, interleaved, as ratios
+// to the relay pair. -latency-only runs that section alone (make
+// bench-latency).
+//
 // Under -hostile (on by default; Linux only) bench/cmd/hostile, a client
 // with a valid certificate, floods its own session from 127.0.0.2 in each
 // mode of bench/internal/hostile (refused streams pushed full, unread
