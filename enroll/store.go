@@ -70,10 +70,10 @@ func (s Store) SaveLogin(st State, caPEM []byte, key crypto.Signer, certPEM []by
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.StatePath(), append(data, '\n'), 0o600); err != nil {
+	if err := pki.WriteFileAtomic(s.StatePath(), append(data, '\n'), 0o600); err != nil {
 		return err
 	}
-	if err := writeAtomic(s.CAPath(), caPEM, 0o644); err != nil {
+	if err := pki.WriteFileAtomic(s.CAPath(), caPEM, 0o644); err != nil {
 		return err
 	}
 	return s.Save(key, certPEM)
@@ -89,10 +89,10 @@ func (s Store) Save(key crypto.Signer, certPEM []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(s.KeyPath(), keyPEM, 0o600); err != nil {
+	if err := pki.WriteFileAtomic(s.KeyPath(), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(s.CertPath(), certPEM, 0o644)
+	return pki.WriteFileAtomic(s.CertPath(), certPEM, 0o644)
 }
 
 // LoadState reads enroll.json.
@@ -135,34 +135,6 @@ func (s Store) TLSCertificate() (*tls.Certificate, error) {
 func RenewAt(cert *x509.Certificate) time.Time {
 	life := cert.NotAfter.Sub(cert.NotBefore)
 	return cert.NotBefore.Add(life * 2 / 3)
-}
-
-func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err == nil {
-		if _, err = f.Write(data); err == nil {
-			err = f.Sync()
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }
 
 // IsNotExist reports whether err is about a missing file.

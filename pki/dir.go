@@ -469,6 +469,14 @@ func writeKey(path string, k crypto.Signer, force bool) error {
 	return writeFile(path, data, 0o600, force)
 }
 
+// WriteFileAtomic writes data to path atomically, replacing what is
+// there: a temporary file in the same directory with mode perm, synced,
+// then renamed over path. A reader sees the old file or the new one, never
+// a part.
+func WriteFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, true)
+}
+
 // writeFile writes data to path atomically: a temporary file in the same
 // directory with the final mode, synced, then renamed over path (force) or
 // hard-linked to path, which fails if path exists (no force).
