@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/bench"
@@ -461,7 +460,7 @@ func (p *pgCluster) pgbench() string {
 func (p *pgCluster) stop() {
 	if b, err := os.ReadFile(filepath.Join(p.data, "postmaster.pid")); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])); err == nil && pid > 1 {
-			_ = syscall.Kill(pid, syscall.SIGINT)
+			interrupt(pid)
 		}
 	}
 	select {

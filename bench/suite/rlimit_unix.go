@@ -14,3 +14,6 @@ func raiseFileLimit() {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
 }
+
+// interrupt sends SIGINT to process pid, best effort.
+func interrupt(pid int) { _ = syscall.Kill(pid, syscall.SIGINT) }
