@@ -163,14 +163,6 @@ func (s *SourceRates) Allow(addr netip.Addr, now time.Time) (ok bool, scope stri
 	return true, ""
 }
 
-// Config is the configuration s was made with (zero for nil).
-func (s *SourceRates) Config() SourceRatesConfig {
-	if s == nil {
-		return SourceRatesConfig{}
-	}
-	return s.cfg
-}
-
 // buckets is one level of a SourceRates: a token bucket per key, bounded
 // in number.
 type buckets[K comparable] struct {

@@ -196,10 +196,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		// The connection rate of the source, here in the accept loop like
 		// the gate; a connection through a trusted proxy is judged once its
 		// header names the client (readProxyHeader).
-		if peer := conn.RemoteAddrPort(c); !s.isTrustedProxy(peer.Addr()) {
-			if ok, scope := s.connRates.Allow(peer.Addr(), time.Now()); !ok {
-				s.shedEarly(c, peer, shedConnRate, "over the connection rate of its "+scope)
-				continue
+		if s.connRates != nil {
+			if peer := conn.RemoteAddrPort(c); !s.isTrustedProxy(peer.Addr()) {
+				if ok, scope := s.connRates.Allow(peer.Addr(), time.Now()); !ok {
+					s.shedEarly(c, peer, shedConnRate, "over the connection rate of its "+scope)
+					continue
+				}
 			}
 		}
 		sc := s.track(c)

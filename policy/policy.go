@@ -393,19 +393,6 @@ func (p *Policy) LimitsFor(id *conn.Identity) Limits {
 	return p.limits
 }
 
-// HasLimits reports whether any identity has a limit.
-func (p *Policy) HasLimits() bool {
-	if !p.limits.IsZero() {
-		return true
-	}
-	for _, l := range p.idLimits {
-		if !l.IsZero() {
-			return true
-		}
-	}
-	return false
-}
-
 // Static is a source that always returns the same policy.
 type Static struct{ P *Policy }
 
