@@ -9,7 +9,7 @@ FUZZTIME ?= 30s
 # The tests of the yamux fork's own changes (third_party/yamux); upstream's
 # suite, some of whose timing tests fail now and then on any busy machine
 # (before the fork's changes as after), is `make test-yamux`.
-YAMUX_OWN_TESTS := Flood|Stray|Reset|Budget|Remote|Peer|Closed|NumAccepted|RecvBuffer|DirectWrite
+YAMUX_OWN_TESTS := Flood|Stray|Reset|Budget|Remote|Peer|Closed|NumAccepted|RecvBuffer|DirectWrite|DirectReceive
 
 # make install: PREFIX is where things go, DESTDIR a staging root for
 # packagers (the files then name PREFIX, not DESTDIR).

@@ -43,6 +43,10 @@ func (c *idleConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// Delivered counts bytes that Pipe moved from the wrapped stream without
+// reading through c (mux.DeliveryObserver) as activity.
+func (c *idleConn) Delivered(int) { c.last.Store(time.Now().UnixNano()) }
+
 // NetConn returns the wrapped connection, so Pipe can see through to it.
 func (c *idleConn) NetConn() net.Conn { return c.Conn }
 

@@ -89,9 +89,62 @@ func (p *piper) closeAll() {
 
 // copy moves bytes from src to dst until src ends or an error; it returns
 // the number of bytes written to dst.
+//
+// When src is a yamux stream and dst a TCP or Unix socket (and directPipe
+// is on), the session's receive loop writes the stream's data to dst
+// itself while this copy waits in Read with nothing buffered, as far as
+// the socket buffer takes it without blocking (see
+// yamux.Stream.SetDirectReceiver): a request crosses the relay with no
+// goroutine wake-up. What the socket does not take at once, and whatever
+// arrives while this copy is writing, goes through the loop below, in
+// order.
 func (p *piper) copy(dst, src net.Conn) int64 {
 	r := newReader(src)
 	defer r.stop()
+	if r.ystream == nil || !r.observed || !directPipe {
+		return p.copyLoop(dst, r)
+	}
+	w := newDirectWriter(dst)
+	if w == nil {
+		return p.copyLoop(dst, r)
+	}
+	var direct int64 // under the stream's receive lock, read once it is unset
+	r.ystream.SetDirectReceiver(func(b []byte) int {
+		n := w.write(b)
+		if n > 0 {
+			direct += int64(n)
+			for _, o := range r.observers {
+				o.Delivered(n)
+			}
+			if directHook != nil {
+				directHook(n)
+			}
+		}
+		return n
+	})
+	total := p.copyLoop(dst, r)
+	r.ystream.SetDirectReceiver(nil)
+	return total + direct
+}
+
+// directPipe enables the receive loop's direct writes of [Pipe] (tests
+// turn it off to compare); directHook, when set (by tests, before any
+// Pipe), sees the size of each.
+var (
+	directPipe = true
+	directHook func(n int)
+)
+
+// DeliveryObserver is implemented by a wrapper around a Pipe's yamux
+// stream that must know of the bytes read through the stream but not
+// through it: the session's receive loop may write them to the other side
+// directly (an idle timer counts them as activity). Pipe lets the receive
+// loop do so only when every wrapper that it sees through (NetConn) is one.
+type DeliveryObserver interface {
+	Delivered(n int)
+}
+
+func (p *piper) copyLoop(dst net.Conn, r *reader) int64 {
 	var total int64
 	for {
 		data, err := r.read()
@@ -130,6 +183,11 @@ type reader struct {
 	next    bool          // other sources: the last read filled its buffer; read the next in bulk
 	shrink  *time.Timer   // yamux source: releases its receive buffer when idle
 	probe   []byte        // probeSize bytes, made on first use: raw sources never need it
+
+	// observers are the wrappers between src and its yamux stream; observed
+	// reports that each of them is a DeliveryObserver.
+	observers []DeliveryObserver
+	observed  bool
 }
 
 func newReader(src net.Conn) *reader {
@@ -140,15 +198,23 @@ func newReader(src net.Conn) *reader {
 	// Reads go through src; a yamux stream under wrappers is found for
 	// Shrink and for the session check.
 	c := src
+	observed := true
 	for range 4 {
 		switch s := c.(type) {
 		case *Stream:
 			r.ystream = s.Stream
+			r.observed = observed
 			return r
 		case *yamux.Stream:
 			r.ystream = s
+			r.observed = observed
 			return r
 		case interface{ NetConn() net.Conn }:
+			if o, ok := s.(DeliveryObserver); ok {
+				r.observers = append(r.observers, o)
+			} else {
+				observed = false
+			}
 			c = s.NetConn()
 		default:
 			return r

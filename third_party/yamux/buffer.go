@@ -100,6 +100,12 @@ func (b *recvBuffer) readFrom(r io.Reader, n int) (int, error) {
 	return total, nil
 }
 
+// push appends a chunk holding unread data.
+func (b *recvBuffer) push(c recvChunk) {
+	b.chunks = append(b.chunks, c)
+	b.size += len(c.data)
+}
+
 // Read reads unread bytes into p, returning the chunks it empties.
 func (b *recvBuffer) Read(p []byte) int {
 	n := 0

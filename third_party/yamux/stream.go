@@ -50,6 +50,14 @@ type Stream struct {
 	recvTarget uint32
 	epochStart time.Time
 
+	// direct, when set, takes data from the receive loop while a Read
+	// waits on an empty buffer (directArmed); directDue asks that Read to
+	// send the window update that direct deliveries made due. All three
+	// are under recvLock. See SetDirectReceiver.
+	direct      func([]byte) int
+	directArmed bool
+	directDue   bool
+
 	// accepted is set once AcceptStream has returned the stream (under
 	// the session's streamLock, read without it by the receive loop).
 	accepted atomic.Bool
@@ -150,6 +158,20 @@ START:
 	// If there is no data available, block
 	s.recvLock.Lock()
 	if s.recvBuf.Len() == 0 {
+		if s.directDue {
+			// Data went to the direct receiver: its window update is
+			// this reader's to send, then it waits again.
+			s.directDue = false
+			s.recvLock.Unlock()
+			if err := s.sendWindowUpdate(); err != nil && err != ErrSessionShutdown {
+				return 0, err
+			}
+			goto START
+		}
+		// Nothing is buffered and the caller holds nothing it has read
+		// and not passed on: the receive loop may hand data to the
+		// direct receiver until this Read wakes.
+		s.directArmed = s.direct != nil
 		s.recvLock.Unlock()
 		goto WAIT
 	}
@@ -178,10 +200,15 @@ WAIT:
 		timer = time.NewTimer(delay)
 		timeout = timer.C
 	}
+	var timedOut bool
 	select {
 	case <-s.session.shutdownCh:
 	case <-s.recvNotifyCh:
 	case <-timeout:
+		timedOut = true
+	}
+	s.disarm()
+	if timedOut {
 		return 0, ErrTimeout
 	}
 	if timer != nil {
@@ -190,6 +217,87 @@ WAIT:
 		}
 	}
 	goto START
+}
+
+// disarm ends direct delivery for the Read that waited; a delivery under
+// way finishes first (it holds recvLock).
+func (s *Stream) disarm() {
+	s.recvLock.Lock()
+	s.directArmed = false
+	s.recvLock.Unlock()
+}
+
+// SetDirectReceiver lets the receive loop hand this stream's data to f
+// instead of buffering it, while a Read waits with nothing buffered: f
+// gets a data frame's bytes and returns how many it took (0 to len(p)).
+// What it does not take is buffered and the Read wakes as usual. Set it
+// for a consumer that, like a relay, only ever Reads to pass the bytes on
+// to a destination, and whose f writes to that same destination: because
+// deliveries happen only while that consumer waits in Read (so it holds
+// nothing read and not yet passed on) and only while nothing is buffered,
+// the bytes reach the destination in the order they came.
+//
+// f runs on the session's receive loop, with the stream's receive lock
+// held: it must not block (a non-blocking write, taking what fits), must
+// not call the stream's methods, and must not keep p. Only frames without
+// flags and of at most 64 KiB are handed over; bytes f takes count as read
+// at once (window updates follow as for Read, sent by the waiting Read).
+// nil removes f; once SetDirectReceiver returns, the previous f is not
+// called again. Deliveries skip the reader's goroutine: no wake-up
+// between a frame's arrival and its destination.
+func (s *Stream) SetDirectReceiver(f func(p []byte) int) {
+	s.recvLock.Lock()
+	s.direct = f
+	if f == nil {
+		s.directArmed = false
+	}
+	s.recvLock.Unlock()
+}
+
+// deliver hands a frame to the direct receiver when the stream's Read is
+// armed for it; it holds recvLock and reports whether it took the frame
+// (all of it, or part with the rest buffered). A false return leaves the
+// frame unread on conn.
+func (s *Stream) deliver(conn io.Reader, length uint32, flags uint16) (bool, error) {
+	if !s.directArmed || flags != 0 || length > maxPooledChunk || s.recvBuf.Len() != 0 {
+		return false, nil
+	}
+	c := getChunk(int(length))
+	m, err := io.ReadFull(conn, c.data[:length])
+	if err != nil {
+		putChunk(c)
+		return true, err
+	}
+	k := s.direct(c.data[:m])
+	if k < 0 || k > m {
+		k = 0
+	}
+	if k == m {
+		putChunk(c)
+		if s.updateDue() {
+			s.directDue = true
+			asyncNotify(s.recvNotifyCh)
+		}
+		return true, nil
+	}
+	// The destination took part of it (or none): the rest waits in the
+	// buffer, for the Read that is about to wake.
+	c.data = c.data[k:m]
+	s.recvBuf.push(c)
+	s.session.recvUsed.Add(int64(m - k))
+	asyncNotify(s.recvNotifyCh)
+	return true, nil
+}
+
+// updateDue reports whether a window update is due, as sendWindowUpdate
+// would find (it holds recvLock: recvTarget changes under it too).
+func (s *Stream) updateDue() bool {
+	max := s.session.config.MaxStreamWindowSize
+	if s.session.config.SessionReceiveBudget != 0 {
+		max = s.recvTarget
+	}
+	delta := (max - uint32(s.recvBuf.Len())) - s.recvWindow
+	return delta >= max/2
 }
 
 // Write is used to write to the stream
@@ -709,6 +817,13 @@ func (s *Stream) readData(hdr header, flags uint16, conn io.Reader) error {
 			return sess.queueReply(typeWindowUpdate, flagRST, s.id, 0)
 		}
 		return nil
+	}
+
+	if !inBacklog {
+		if ok, err := s.deliver(conn, length, flags); ok {
+			s.recvLock.Unlock()
+			return err
+		}
 	}
 
 	n, err := s.recvBuf.readFrom(conn, int(length))
