@@ -129,6 +129,11 @@ type Gateway struct {
 	ConnRatePerPrefix      conn.Rate `flag:"conn-rate-per-prefix" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 200 or 200:1000, or off" help:"the same, from one source network (see --prefix-v4 and --prefix-v6)"`
 	HandshakeRatePerAddr   conn.Rate `flag:"handshake-rate-per-addr" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 10 or 10:50, or off" help:"TLS handshakes begun a second from one source address, checked when the ClientHello is in, before a handshake slot is taken; off: no limit"`
 	HandshakeRatePerPrefix conn.Rate `flag:"handshake-rate-per-prefix" meta:"RATE" default:"off" problem:"invalid rate" forms:"RATE or RATE:BURST, e.g. 100 or 100:500, or off" help:"the same, from one source network"`
+	// AbuseHold keeps away the address of a client whose session was
+	// closed for abusing the protocol, twice as long at each repeat up to
+	// AbuseHoldMax; 0 holds no one.
+	AbuseHold    time.Duration `flag:"abuse-hold" default:"1s" help:"after a session is closed for abusing the protocol (a ping flood, data past the window, frames no client sends), reset new connections from its address for this long, twice as long at each repeat within --abuse-hold-max, before any TLS work; 0 holds no one"`
+	AbuseHoldMax time.Duration `flag:"abuse-hold-max" default:"1m" help:"the longest hold of --abuse-hold; an address with no abuse for this long starts again from --abuse-hold"`
 	// MaxSessionsPerIdentity, MaxStreamsPerIdentity and
 	// StreamRatePerIdentity limit one client identity over the whole
 	// gateway (its mux sessions and direct connections, its streams open,
@@ -309,6 +314,10 @@ func (g *Gateway) Validate() error {
 	add(settings.InRange(set["MaxSessionsPerIdentity"], g.MaxSessionsPerIdentity, 0, math.MaxInt32))
 	add(settings.InRange(set["MaxStreamsPerIdentity"], g.MaxStreamsPerIdentity, 0, math.MaxInt32))
 	add(settings.NotNegative(set["MaxConnLifetime"], g.MaxConnLifetime, "means never"))
+	add(settings.NotNegative(set["AbuseHold"], g.AbuseHold, "holds no one"))
+	if g.AbuseHold > 0 {
+		add(settings.Positive(set["AbuseHoldMax"], g.AbuseHoldMax))
+	}
 	add(settings.InRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(settings.InRange(set["PrefixV6"], g.PrefixV6, 1, 128))
 	add(g.checkRouteProxy(set))

@@ -80,6 +80,7 @@ func TestParseGatewayDefaults(t *testing.T) {
 		HandshakeTimeout: 10 * time.Second, IdleTimeout: 0, DialTimeout: 5 * time.Second, DrainTimeout: 30 * time.Second,
 		WatchInterval: 5 * time.Second, MaxConns: 10000, MaxHandshakes: 256, MaxStreams: 1024,
 		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		AbuseHold: time.Second, AbuseHoldMax: time.Minute,
 	}
 	checkGateway(t, g, &want, []string{"10.0.0.0/8"}, []string{"any"})
 }
@@ -108,6 +109,7 @@ func TestParseGatewayEnvOnly(t *testing.T) {
 		HandshakeTimeout: 3 * time.Second, IdleTimeout: time.Minute, DialTimeout: 2 * time.Second,
 		MaxConns: 50, MaxHandshakes: 5, MaxStreams: 7,
 		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		AbuseHold: time.Second, AbuseHoldMax: time.Minute,
 	}
 	checkGateway(t, g, &want, []string{"10.0.0.0/8", "!10.9.0.0/16", "::1/128"},
 		[]string{"uri:spiffe://corp/app/*", "cn:alice"})
@@ -131,6 +133,7 @@ func TestParseGatewayFlagsWinOverEnv(t *testing.T) {
 		LogLevel: "warn", LogFormat: "json", HandshakeTimeout: 10 * time.Second, DialTimeout: 5 * time.Second,
 		DrainTimeout: 30 * time.Second, WatchInterval: 5 * time.Second, MaxConns: 2, MaxHandshakes: 256, MaxStreams: 1024,
 		HelloTimeout: 5 * time.Second, MaxSessionMemory: 8 << 20, MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		AbuseHold: time.Second, AbuseHoldMax: time.Minute,
 	}
 	checkGateway(t, g, &want, []string{"192.168.0.0/16"}, []string{"cn:flag", "ou:ops"})
 }

@@ -75,6 +75,8 @@ var commands = []struct {
 			{"--conn-rate-per-prefix RATE", "(default off) [$GATEWAY_CONN_RATE_PER_PREFIX]"},
 			{"--handshake-rate-per-addr RATE", "(default off) [$GATEWAY_HANDSHAKE_RATE_PER_ADDR]"},
 			{"--handshake-rate-per-prefix RATE", "(default off) [$GATEWAY_HANDSHAKE_RATE_PER_PREFIX]"},
+			{"--abuse-hold DURATION", "(default 1s) [$GATEWAY_ABUSE_HOLD]"},
+			{"--abuse-hold-max DURATION", "(default 1m) [$GATEWAY_ABUSE_HOLD_MAX]"},
 			{"--max-sessions-per-identity N", "(default 0) [$GATEWAY_MAX_SESSIONS_PER_IDENTITY]"},
 			{"--max-streams-per-identity N", "(default 0) [$GATEWAY_MAX_STREAMS_PER_IDENTITY]"},
 			{"--stream-rate-per-identity RATE", "(default off) [$GATEWAY_STREAM_RATE_PER_IDENTITY]"},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -36,12 +37,23 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
 		MaxConnLifetime:           g.MaxConnLifetime,
+		AbuseHold:                 abuseHold(g.AbuseHold),
+		AbuseHoldMax:              g.AbuseHoldMax,
 		LifetimeDrain:             g.DrainTimeout,
 		ConnRate:                  gateway.SourceLimit{PerAddr: g.ConnRatePerAddr, PerPrefix: g.ConnRatePerPrefix},
 		HandshakeRate:             gateway.SourceLimit{PerAddr: g.HandshakeRatePerAddr, PerPrefix: g.HandshakeRatePerPrefix},
 		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,
 		Log:                       log,
 	}
+}
+
+// abuseHold maps --abuse-hold to gateway.Config.AbuseHold: there 0 is the
+// default and a negative duration none.
+func abuseHold(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // WatchedFiles are the files the gateway reloads when they change.

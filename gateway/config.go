@@ -57,6 +57,16 @@ type Config struct {
 	// handshake slot is taken. Zero rates: no limit (the default).
 	ConnRate, HandshakeRate SourceLimit
 
+	// AbuseHold keeps a source address away after the gateway closed a
+	// session of its for abusing the protocol (a ping flood, data past
+	// the window, frames no client sends): its new connections are reset
+	// in the accept loop (shed, kind held) for AbuseHold, twice as long
+	// at each new abuse within AbuseHoldMax of the last, up to
+	// AbuseHoldMax. A flooding client would otherwise reconnect at once,
+	// a full handshake each time. Default 1s and 1m; a negative AbuseHold
+	// holds no one.
+	AbuseHold, AbuseHoldMax time.Duration
+
 	// TrustedProxies are the load balancers that send a PROXY protocol
 	// header (v1 or v2) first: a connection from one of them must start
 	// with a header, whose client address the network gate, the pending
@@ -116,6 +126,18 @@ func (cfg Config) withDefaults() (Config, error) {
 		case *d.v < 0:
 			errs = append(errs, fmt.Errorf("gateway: Config.%s %v: must not be negative", d.name, *d.v))
 		}
+	}
+	switch {
+	case cfg.AbuseHold == 0:
+		cfg.AbuseHold = time.Second
+	case cfg.AbuseHold < 0:
+		cfg.AbuseHold = 0 // none
+	}
+	switch {
+	case cfg.AbuseHoldMax == 0:
+		cfg.AbuseHoldMax = time.Minute
+	case cfg.AbuseHoldMax < 0:
+		errs = append(errs, fmt.Errorf("gateway: Config.AbuseHoldMax %v: must not be negative", cfg.AbuseHoldMax))
 	}
 	if cfg.LifetimeDrain == 0 {
 		cfg.LifetimeDrain = 30 * time.Second

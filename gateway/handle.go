@@ -254,9 +254,9 @@ func (c *serverConn) readProxyHeader() (net.Conn, bool) {
 		_ = conn.Reset(c.raw)
 		return nil, false
 	}
-	if ok, scope := s.connRates.Allow(src.Addr(), time.Now()); !ok {
+	if kind, reason := s.refuseSource(src.Addr(), time.Now()); reason != "" {
 		c.log = s.log.With().Uint64("conn", c.id).Str("peer", c.peer.String()).Str("via", c.via.String()).Logger()
-		c.shed(shedConnRate, "over the connection rate of its "+scope)
+		c.shed(kind, reason)
 		_ = conn.Reset(c.raw)
 		return nil, false
 	}
@@ -283,10 +283,11 @@ const (
 	shedConnRate             // over the connection rate of its address or network
 	shedHandshakeRate        // over the handshake rate of its address or network
 	shedPreempted            // its handshake slot went to a client from a lighter source
+	shedHeld                 // its address is held after abusing the protocol
 	shedKinds
 )
 
-var shedNames = [shedKinds]string{"silent", "replaced", "refused", "proxy_header", "conn_rate", "handshake_rate", "preempted"}
+var shedNames = [shedKinds]string{"silent", "replaced", "refused", "proxy_header", "conn_rate", "handshake_rate", "preempted", "held"}
 
 // The log of shed connections is rate-limited per kind, as the network
 // gate's: a flood of idle sockets must not become a flood of log lines.
@@ -320,6 +321,50 @@ func (s *Server) logShed(log zerolog.Logger, kind int, reason string, d time.Dur
 		ev = ev.Uint64("suppressed", suppressed)
 	}
 	ev.Msg("connection shed before its handshake")
+}
+
+// abuse says how a session that ended with err abused the protocol; ""
+// when it did not (the client closed it, the connection failed, the
+// gateway drained it).
+func abuse(err error) string {
+	switch {
+	case errors.Is(err, yamux.ErrFlood):
+		return "the client made more answers wait than it read (a ping flood)"
+	case errors.Is(err, yamux.ErrRecvWindowExceeded):
+		return "the client sent data past a stream's receive window"
+	case errors.Is(err, yamux.ErrInvalidVersion), errors.Is(err, yamux.ErrInvalidMsgType),
+		errors.Is(err, yamux.ErrUnexpectedFlag), errors.Is(err, yamux.ErrDuplicateStream):
+		return "the client broke the mux protocol: " + err.Error()
+	}
+	return ""
+}
+
+// abused holds the client's address when its session ended for abusing
+// the protocol (Config.AbuseHold) and logs it, once for the session and
+// under the server's rate limit for the event.
+func (c *serverConn) abused(err error) {
+	why := abuse(err)
+	if why == "" {
+		return
+	}
+	held := c.srv.holds.Hold(c.peer.Addr(), time.Now())
+	ok, suppressed := c.srv.abuseLog.Allow()
+	if !ok {
+		return
+	}
+	event := "session_abuse"
+	if errors.Is(err, yamux.ErrFlood) {
+		event = "session_flood"
+	}
+	ev := c.log.Warn().Str("event", event).Str("reason", why).Dur("held_ms", held)
+	if suppressed > 0 {
+		ev = ev.Uint64("suppressed", suppressed)
+	}
+	msg := "session closed; its address is held"
+	if held == 0 {
+		msg = "session closed"
+	}
+	ev.Msg(msg)
 }
 
 // The rate limit of handshake_failed events, server-wide.
@@ -405,10 +450,7 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 	for {
 		st, err := sess.AcceptStream()
 		if err != nil {
-			if errors.Is(err, yamux.ErrFlood) {
-				c.log.Warn().Str("event", "session_flood").
-					Msg("the client made more answers wait than it read (a ping flood): session closed")
-			}
+			c.abused(err)
 			return // session closed by the peer, by keepalive failure, by drain or for a flood
 		}
 		stream := mux.Wrap(st)

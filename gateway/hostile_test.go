@@ -8,9 +8,11 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/acl"
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
@@ -135,7 +137,11 @@ func TestPeerFloodsDoNotDelayOthers(t *testing.T) {
 		t.Skip("floods: not in -short")
 	}
 	p := testpki.New(t)
-	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho}))
+	cfg := baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho})
+	// The floods come one after the other from the client's own address:
+	// no hold, which TestAbuseHold covers.
+	cfg.AbuseHold = 0
+	e := start(t, p, cfg)
 	good, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
 	if err != nil {
 		t.Fatal(err)
@@ -238,4 +244,95 @@ func TestPeerFloodsDoNotDelayOthers(t *testing.T) {
 	if lines := strings.Count(e.logs.String(), "\n"); lines > 400 {
 		t.Errorf("%d log lines for the floods: the peer-triggered events are not bounded", lines)
 	}
+}
+
+// TestAbuseHold: a session closed for a ping flood gets its address held:
+// the next connection from it is reset before TLS (shed, kind held), a
+// client from another address is served meanwhile, the address is let in
+// again after the hold, and a second flood holds it twice as long.
+func TestAbuseHold(t *testing.T) {
+	p := testpki.New(t)
+	cfg := baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho})
+	cfg.Allow = must(acl.ParseList("127.0.0.0/8"))
+	cfg.AbuseHold, cfg.AbuseHoldMax = 300*time.Millisecond, 10*time.Second
+	e := start(t, p, cfg)
+
+	flood := func() {
+		t.Helper()
+		c := rawSessionFrom(t, e, p, "127.0.0.2")
+		var batch []byte
+		for i := range 1000 {
+			batch = append(batch, frame(2, 1, 0, uint32(i))...)
+		}
+		for range 200 {
+			if _, err := c.Write(batch); err != nil {
+				break // the gateway closed the session
+			}
+		}
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("the flooding session did not end: %v", err)
+		}
+	}
+	flood()
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), `"held_ms":300`) })
+
+	// Held: reset before any TLS byte; the handshake fails.
+	if _, err := dialFrom(e, p, "127.0.0.2"); err == nil {
+		t.Fatal("a connection from the held address completed its handshake")
+	}
+	if e.srv.Stats().ShedHeld == 0 {
+		t.Error("Stats().ShedHeld is 0 after a connection from a held address")
+	}
+	if !strings.Contains(e.logs.String(), `"kind":"held"`) {
+		t.Error(`no shed event with "kind":"held" in the log`)
+	}
+	// Another address is served meanwhile.
+	s, err := e.dialer(t, p.Client, false).Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatalf("a client from 127.0.0.1 during the hold: %v", err)
+	}
+	if err := roundTrip(s, 64); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// After the hold the address is let in again.
+	time.Sleep(350 * time.Millisecond)
+	c, err := dialFrom(e, p, "127.0.0.2")
+	if err != nil {
+		t.Fatalf("after the hold: %v", err)
+	}
+	c.Close()
+
+	// A second abuse within --abuse-hold-max doubles the hold.
+	flood()
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), `"held_ms":600`) })
+}
+
+// dialFrom completes an mTLS handshake with the mux ALPN from the local
+// address src.
+func dialFrom(e *env, p *testpki.PKI, src string) (*tls.Conn, error) {
+	cert, err := tls.LoadX509KeyPair(p.Client.Cert, p.Client.Key)
+	if err != nil {
+		return nil, err
+	}
+	d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	c, err := tls.DialWithDialer(d, "tcp", e.addr, &tls.Config{
+		RootCAs: p.CA.Pool(), ServerName: "localhost", Certificates: []tls.Certificate{cert}, NextProtos: []string{mux.ALPN}})
+	if err != nil {
+		return nil, err
+	}
+	// TLS 1.3: a reset right after the server's flight shows on first read.
+	return c, nil
+}
+
+func rawSessionFrom(t *testing.T, e *env, p *testpki.PKI, src string) *tls.Conn {
+	t.Helper()
+	c, err := dialFrom(e, p, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

@@ -249,9 +249,13 @@ func TestIdentityLimits(t *testing.T) {
 	if rateErr == nil || !strings.Contains(rateErr.Error(), "faster than its limit") {
 		t.Fatalf("over the stream rate: %v", rateErr)
 	}
-	logs := e.logs.String()
+	// The refusal is answered first and logged after: wait for the line.
 	for _, rule := range []string{"--max-streams-per-identity 2", "--max-sessions-per-identity 1", "--stream-rate-per-identity 0.1:4"} {
-		if !strings.Contains(logs, rule) {
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(e.logs.String(), rule) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if !strings.Contains(e.logs.String(), rule) {
 			t.Errorf("no refusal in the log names the rule %q", rule)
 		}
 	}

@@ -291,7 +291,7 @@ var (
 	descDenied    = prometheus.NewDesc("portcullis_connections_denied_total", "Connections closed by the network rules (at the gate, or after a trusted proxy's header).", nil, nil)
 	descHandshake = prometheus.NewDesc("portcullis_handshakes_total", "Completed mTLS handshakes.", nil, nil)
 	descShed      = prometheus.NewDesc("portcullis_connections_shed_total",
-		"Connections shed before their handshake, by kind: silent (nothing within the hello timeout), replaced (by a newer one from the same source over a pending cap), refused (over a pending cap, none to replace), proxy_header (from a trusted proxy without a valid PROXY header), conn_rate and handshake_rate (over a per-source rate), preempted (its handshake slot went to a client from a lighter source).",
+		"Connections shed before their handshake, by kind: silent (nothing within the hello timeout), replaced (by a newer one from the same source over a pending cap), refused (over a pending cap, none to replace), proxy_header (from a trusted proxy without a valid PROXY header), conn_rate and handshake_rate (over a per-source rate), preempted (its handshake slot went to a client from a lighter source), held (its address is held after a session from it was closed for abusing the protocol).",
 		[]string{"kind"}, nil)
 	descOpen          = prometheus.NewDesc("portcullis_connections_open", "Client connections open now.", nil, nil)
 	descPending       = prometheus.NewDesc("portcullis_connections_pending", "Connections that have not finished their handshake.", nil, nil)
@@ -329,8 +329,8 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descAllowed, st.Allowed)
 	counter(descDenied, st.Denied)
 	counter(descHandshake, st.HandshakesOK)
-	for k, n := range []uint64{st.ShedSilent, st.ShedReplaced, st.ShedRefused, st.ShedProxy} {
-		counter(descShed, n, shedNames[k])
+	for k := range shedKinds {
+		counter(descShed, s.shed[k].Load(), shedNames[k])
 	}
 	gauge(descOpen, float64(st.Open))
 	gauge(descPending, float64(st.Pending))

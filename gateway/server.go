@@ -36,8 +36,10 @@ type Server struct {
 	handshakes *fairSlots        // slots for handshakes in flight, shared fairly between sources
 	pending    *conn.Pending     // connections before the end of their handshake, by source
 	connRates  *conn.SourceRates // new connections per second, by source; nil: no limit
+	holds      *conn.Holds       // sources held after abusing the protocol; nil: none
 	hsRates    *conn.SourceRates // handshakes begun per second, by source; nil: no limit
 	shedLog    [shedKinds]*logging.Limiter
+	abuseLog   *logging.Limiter // session_flood and session_abuse events
 	// the deny log of connections from trusted proxies, whose client
 	// address is judged after the PROXY header, outside the gate
 	proxyDenyLog  *logging.Limiter
@@ -85,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		done:       make(chan struct{}),
 		connRates: conn.NewSourceRates(conn.SourceRatesConfig{PerAddr: cfg.ConnRate.PerAddr, PerPrefix: cfg.ConnRate.PerPrefix,
 			PrefixV4: cfg.Pending.PrefixV4, PrefixV6: cfg.Pending.PrefixV6}),
+		holds: conn.NewHolds(cfg.AbuseHold, cfg.AbuseHoldMax),
 		hsRates: conn.NewSourceRates(conn.SourceRatesConfig{PerAddr: cfg.HandshakeRate.PerAddr, PerPrefix: cfg.HandshakeRate.PerPrefix,
 			PrefixV4: cfg.Pending.PrefixV4, PrefixV6: cfg.Pending.PrefixV6}),
 	}
@@ -97,6 +100,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.proxyDenyLog = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	s.handshakeLog = logging.NewLimiter(handshakeLogPerSec, handshakeLogBurst)
+	s.abuseLog = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	for k := range s.shedLog {
 		s.shedLog[k] = logging.NewLimiter(shedLogPerSec, shedLogBurst)
 	}
@@ -196,10 +200,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		// The connection rate of the source, here in the accept loop like
 		// the gate; a connection through a trusted proxy is judged once its
 		// header names the client (readProxyHeader).
-		if s.connRates != nil {
+		if s.connRates != nil || s.holds.Len() > 0 {
 			if peer := conn.RemoteAddrPort(c); !s.isTrustedProxy(peer.Addr()) {
-				if ok, scope := s.connRates.Allow(peer.Addr(), time.Now()); !ok {
-					s.shedEarly(c, peer, shedConnRate, "over the connection rate of its "+scope)
+				if kind, reason := s.refuseSource(peer.Addr(), time.Now()); reason != "" {
+					s.shedEarly(c, peer, kind, reason)
 					continue
 				}
 			}
@@ -211,6 +215,20 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		go sc.serve()
 	}
+}
+
+// refuseSource says why a new connection from addr is refused before
+// anything is read, if it is: its source is held for abuse, or over its
+// connection rate.
+func (s *Server) refuseSource(addr netip.Addr, now time.Time) (kind int, reason string) {
+	if until, held := s.holds.Held(addr, now); held {
+		return shedHeld, "its address is held for " + until.Sub(now).Round(time.Millisecond).String() +
+			" more: a session from it was closed for abusing the protocol"
+	}
+	if ok, scope := s.connRates.Allow(addr, now); !ok {
+		return shedConnRate, "over the connection rate of its " + scope
+	}
+	return 0, ""
 }
 
 func (s *Server) isTrustedProxy(a netip.Addr) bool {
@@ -317,7 +335,10 @@ type Stats struct {
 	// Over --conn-rate-* or --handshake-rate-*, and handshakes whose slot
 	// went to a client from a lighter source (fair sharing of the slots).
 	ShedConnRate, ShedHandshakeRate, ShedPreempted uint64
-	Pending                                        int // connections before the end of their handshake now
+	// From an address held after a session of its was closed for abuse
+	// (Config.AbuseHold).
+	ShedHeld uint64
+	Pending  int // connections before the end of their handshake now
 }
 
 // Stats returns the current counters.
@@ -328,7 +349,7 @@ func (s *Server) Stats() Stats {
 		ShedSilent: s.shed[shedSilent].Load(), ShedReplaced: s.shed[shedReplaced].Load(),
 		ShedRefused: s.shed[shedRefused].Load(), ShedProxy: s.shed[shedProxy].Load(),
 		ShedConnRate: s.shed[shedConnRate].Load(), ShedHandshakeRate: s.shed[shedHandshakeRate].Load(),
-		ShedPreempted: s.shed[shedPreempted].Load(), Pending: s.pending.Counts().Pending,
+		ShedPreempted: s.shed[shedPreempted].Load(), ShedHeld: s.shed[shedHeld].Load(), Pending: s.pending.Counts().Pending,
 	}
 	s.mu.Lock()
 	st.Allowed, st.Denied = s.gateAllowed, s.gateDenied+s.proxiedDenied.Load()

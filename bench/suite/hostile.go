@@ -157,6 +157,9 @@ func hostileOutcome(r *hostile.Report) string {
 	if r.Stalled > 0 {
 		s += fmt.Sprintf(", %d stalled", r.Stalled)
 	}
+	if r.Refused > 0 {
+		s += fmt.Sprintf(", %d connections reset while its address was held", r.Refused)
+	}
 	s += "; " + sent
 	if r.Resets > 0 {
 		s += fmt.Sprintf("; %d streams reset", r.Resets)

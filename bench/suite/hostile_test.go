@@ -135,6 +135,9 @@ func TestHostileFloodsAreBounded(t *testing.T) {
 	if r.Sessions != 3 || r.ClosedByGateway != 3 {
 		t.Errorf("pings: %d of %d sessions closed by the gateway, want all", r.ClosedByGateway, r.Sessions)
 	}
+	if r.Refused == 0 {
+		t.Errorf("pings: no connection reset between the 3 flooding sessions: the address was not held (--abuse-hold)")
+	}
 	if ls.floods < 1 || ls.floods > 3 {
 		t.Errorf("pings: %d session_flood events for 3 flooding sessions", ls.floods)
 	}

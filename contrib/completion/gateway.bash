@@ -13,7 +13,7 @@ _gateway() {
 	local commands="run explain pki help version"
 	local pki_commands="init issue sign revoke crl show"
 
-	local run_flags="--listen --cert --key --key-pass-file --ca --crl --allow --allow-file --route --default-route --allow-id --policy --admin --ready-despite-reload-failure --log-level --log-format --handshake-timeout --idle-timeout --dial-timeout --drain-timeout --watch-interval --max-conns --max-handshakes --max-streams --hello-timeout --max-pending --max-pending-per-addr --max-pending-per-prefix --prefix-v4 --prefix-v6 --max-session-memory --conn-rate-per-addr --conn-rate-per-prefix --handshake-rate-per-addr --handshake-rate-per-prefix --max-sessions-per-identity --max-streams-per-identity --stream-rate-per-identity --max-conn-lifetime --route-proxy --trusted-proxy --strict-perms --no-landlock --help"
+	local run_flags="--listen --cert --key --key-pass-file --ca --crl --allow --allow-file --route --default-route --allow-id --policy --admin --ready-despite-reload-failure --log-level --log-format --handshake-timeout --idle-timeout --dial-timeout --drain-timeout --watch-interval --max-conns --max-handshakes --max-streams --hello-timeout --max-pending --max-pending-per-addr --max-pending-per-prefix --prefix-v4 --prefix-v6 --max-session-memory --conn-rate-per-addr --conn-rate-per-prefix --handshake-rate-per-addr --handshake-rate-per-prefix --abuse-hold --abuse-hold-max --max-sessions-per-identity --max-streams-per-identity --stream-rate-per-identity --max-conn-lifetime --route-proxy --trusted-proxy --strict-perms --no-landlock --help"
 	local explain_flags="--policy --allow --allow-file --route --allow-id --default-route --ca --crl --cert --from --only --help"
 	local pki_init_flags="--dir --name --key-type --intermediate --ttl --crl-validity --force --help"
 	local pki_issue_flags="--dir --server --client --name --dns --ip --uri --email --ou --o --key-type --ttl --force --help"
@@ -48,7 +48,7 @@ _gateway() {
 		COMPREPLY=($(compgen -W "unspecified keyCompromise cACompromise affiliationChanged superseded cessationOfOperation certificateHold privilegeWithdrawn aACompromise" -- "$cur"))
 		return
 		;;
-	--listen|--allow|--route|--default-route|--allow-id|--admin|--handshake-timeout|--idle-timeout|--dial-timeout|--drain-timeout|--watch-interval|--max-conns|--max-handshakes|--max-streams|--hello-timeout|--max-pending|--max-pending-per-addr|--max-pending-per-prefix|--prefix-v4|--prefix-v6|--max-session-memory|--conn-rate-per-addr|--conn-rate-per-prefix|--handshake-rate-per-addr|--handshake-rate-per-prefix|--max-sessions-per-identity|--max-streams-per-identity|--stream-rate-per-identity|--max-conn-lifetime|--route-proxy|--trusted-proxy|--from|--only|--name|--ttl|--crl-validity|--dns|--ip|--uri|--email|--ou|--o|--serial|--validity)
+	--listen|--allow|--route|--default-route|--allow-id|--admin|--handshake-timeout|--idle-timeout|--dial-timeout|--drain-timeout|--watch-interval|--max-conns|--max-handshakes|--max-streams|--hello-timeout|--max-pending|--max-pending-per-addr|--max-pending-per-prefix|--prefix-v4|--prefix-v6|--max-session-memory|--conn-rate-per-addr|--conn-rate-per-prefix|--handshake-rate-per-addr|--handshake-rate-per-prefix|--abuse-hold|--abuse-hold-max|--max-sessions-per-identity|--max-streams-per-identity|--stream-rate-per-identity|--max-conn-lifetime|--route-proxy|--trusted-proxy|--from|--only|--name|--ttl|--crl-validity|--dns|--ip|--uri|--email|--ou|--o|--serial|--validity)
 		return # a value of the user's own
 		;;
 	esac

@@ -40,7 +40,8 @@ func Config(p *testpki.PKI, routes ...config.Route) *config.Gateway {
 		MaxStreams:       4096,
 		HelloTimeout:     5 * time.Second,
 		MaxSessionMemory: 8 << 20,
-		MaxPending:       1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
+		AbuseHold:        time.Second, AbuseHoldMax: time.Minute,
+		MaxPending: 1024, MaxPendingPerAddr: 64, MaxPendingPerPrefix: 256, PrefixV4: 24, PrefixV6: 64,
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/portcullis-gw/portcullis/mux"
@@ -167,7 +168,11 @@ type Report struct {
 	Refusals        int64   `json:"refusals"`   // answers other than OK
 	Accepted        int64   `json:"accepted"`   // OK answers
 	Unanswered      int64   `json:"unanswered"` // logs: streams given up on after 5 s without an answer
-	Stopped         string  `json:"stopped"`    // why the run ended: duration, max-sessions, max-bytes, canceled
+	// Refused counts the connections the gateway reset before or during
+	// the handshake (an address held after abuse); the client dials again
+	// 5 ms later while time is left.
+	Refused int64  `json:"refused"`
+	Stopped string `json:"stopped"` // why the run ended: duration, max-sessions, max-bytes, canceled
 	FirstError      string  `json:"first_error,omitempty"`
 }
 
@@ -200,6 +205,16 @@ func Run(ctx context.Context, o Options, started func()) (*Report, error) {
 				r.rep.Stopped = "duration"
 				break
 			}
+			if refusedDial(err) && r.rep.Refused < maxRefused {
+				// Held (or shed) by the gateway: dial again, as a
+				// hostile client would, a little later.
+				r.rep.Refused++
+				select {
+				case <-ctx.Done():
+				case <-time.After(refusedPause):
+				}
+				continue
+			}
 			r.finish()
 			return r.rep, err
 		}
@@ -217,6 +232,20 @@ func Run(ctx context.Context, o Options, started func()) (*Report, error) {
 	}
 	r.finish()
 	return r.rep, nil
+}
+
+// A connection the gateway resets before the handshake ends is dialed
+// again after refusedPause, at most maxRefused times in a run.
+const (
+	refusedPause = 5 * time.Millisecond
+	maxRefused   = 100000
+)
+
+// refusedDial reports whether a dial failed because the gateway reset or
+// closed the connection (rather than for a setting of the client's).
+func refusedDial(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 type run struct {
