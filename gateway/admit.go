@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/policy"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // Modes of a stream, in the audit log.
@@ -197,6 +198,9 @@ func (c *serverConn) opened(mode string, stream uint32, g *grant) {
 // connection's rate limit for refusals.
 func (c *serverConn) refused(mode string, stream uint32, v verdict) {
 	c.srv.countRefused(v)
+	if mode == modeMux {
+		c.paceRefusal()
+	}
 	ok, suppressed := c.refusalLog()
 	if !ok {
 		return
@@ -207,6 +211,45 @@ func (c *serverConn) refused(mode string, stream uint32, v verdict) {
 		ev = ev.Uint64("suppressed", suppressed)
 	}
 	ev.Send()
+}
+
+// A mux session may have streams refused at refusalRate a second, in
+// bursts of refusalBurst; beyond that its accept loop waits before taking
+// the next stream, so that a client opening stream after stream that is
+// refused (each costs the gateway a stream, a policy decision and an
+// answer) slows down to that rate, on its own session only. A refusal
+// costs what it did; the wait is at most refusalMaxWait at a time.
+const (
+	refusalRate    = 200
+	refusalBurst   = 400
+	refusalMaxWait = time.Second
+)
+
+// paceRefusal counts a refusal against the session's pace.
+func (c *serverConn) paceRefusal() {
+	c.mu.Lock()
+	if c.refusalPace == nil {
+		c.refusalPace = rate.NewLimiter(refusalRate, refusalBurst)
+	}
+	p := c.refusalPace
+	c.mu.Unlock()
+	p.ReserveN(time.Now(), 1) // always granted: past the burst it is debt, waited off by acceptPause
+}
+
+// acceptPause is how long the session's accept loop waits before taking
+// another stream: the refusals past the burst, at refusalRate.
+func (c *serverConn) acceptPause() time.Duration {
+	c.mu.Lock()
+	p := c.refusalPace
+	c.mu.Unlock()
+	if p == nil {
+		return 0
+	}
+	tokens := p.Tokens()
+	if tokens >= 0 {
+		return 0
+	}
+	return min(time.Duration(-tokens/refusalRate*float64(time.Second)), refusalMaxWait)
 }
 
 // The rate limit of a connection's refusal events: a burst, then a few a

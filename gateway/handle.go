@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
 )
 
 // requestTimeout bounds how long a new stream may take to send its request.
@@ -53,8 +54,12 @@ type serverConn struct {
 	// backend_unreachable events under a rate limit (made on first use):
 	// a client opening streams it may not have cannot flood the log.
 	refusals *logging.Limiter
-	idle     chan struct{} // signalled when active drops to 0 while draining
-	streams  sync.WaitGroup
+	// refusalPace slows a session that makes the gateway refuse streams
+	// faster than refusalRate: its accept loop waits off the excess
+	// (made at the first refusal of a mux session; under mu).
+	refusalPace *rate.Limiter
+	idle        chan struct{} // signalled when active drops to 0 while draining
+	streams     sync.WaitGroup
 
 	idName         string // the identity, for its limits: conn.Identity's String
 	sessionHeld    bool   // one of the identity's sessions is this one's (under mu)
@@ -448,6 +453,14 @@ func (c *serverConn) serveMux(tc *tls.Conn, id *conn.Identity) {
 		c.log.Info().Str("event", "close").Dur("duration_ms", time.Since(c.start)).Msg("connection closed")
 	}()
 	for {
+		if d := c.acceptPause(); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-sess.CloseChan():
+				t.Stop()
+			}
+		}
 		st, err := sess.AcceptStream()
 		if err != nil {
 			c.abused(err)

@@ -54,6 +54,48 @@ func TestRefusalFloodIsRateLimited(t *testing.T) {
 	}
 }
 
+// A session that has streams refused past the burst (400) is paced: its
+// next streams wait for the refusal rate (200 a second), so 700 refusals
+// take at least 1.5 s; another client's session is not paced, and the
+// paced session still gets the streams it may have.
+func TestRefusalsArePaced(t *testing.T) {
+	if testing.Short() {
+		t.Skip("takes 1.5 s at least: not in -short")
+	}
+	p := testpki.New(t)
+	e := start(t, p, baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho}))
+	d := e.dialer(t, p.Client, false)
+	const n = 700
+	start := time.Now()
+	for i := range n {
+		if _, err := d.Dial(ctxT(t), "nosuch"); err == nil {
+			t.Fatalf("stream %d to an unknown route was accepted", i)
+		}
+	}
+	if took := time.Since(start); took < 1400*time.Millisecond {
+		t.Errorf("%d refusals took %v: the session was not paced (want at least (%d-400)/200 s)", n, took, n)
+	}
+	// Another session has its own pace: its first refusals come at once.
+	other := e.dialer(t, p.Client, false)
+	start = time.Now()
+	for range 10 {
+		if _, err := other.Dial(ctxT(t), "nosuch"); err == nil {
+			t.Fatal("accepted")
+		}
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("10 refusals on a fresh session took %v: paced by the other session's refusals", took)
+	}
+	c, err := d.Dial(ctxT(t), "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := roundTrip(c, 64); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // A backend that fails in the middle of a stream (a reset) reaches the
 // client as a reset of its stream, not as a clean end of data.
 func TestBackendFailureResetsStream(t *testing.T) {
