@@ -45,6 +45,9 @@ type ServerState struct {
 	// LoadServer; nil for a ServerState built otherwise, which then uses the
 	// keys of the listener's tls.Config).
 	ticketKey *[32]byte
+	// chains caches the verified chains of client certificates (set by
+	// LoadServer; nil: no cache).
+	chains *chainCache
 }
 
 // ExpiryWarning is how close to its NotAfter a long-lived certificate must
@@ -117,6 +120,7 @@ func LoadServer(f ServerFiles, now time.Time) (*ServerState, error) {
 		st.CRL = crl
 		st.Warnings = append(st.Warnings, warns...)
 	}
+	st.chains = &chainCache{}
 	st.ticketKey = new([32]byte)
 	if _, err := rand.Read(st.ticketKey[:]); err != nil {
 		return nil, fmt.Errorf("session ticket key: %w", err)

@@ -11,3 +11,11 @@ var IsPKCS12Data = isPKCS12Data
 
 // LoadPKCS12 reads a PKCS#12 bundle with the password in passFile.
 var LoadPKCS12 = loadPKCS12
+
+// CachedChains is the number of client chains st's cache holds.
+func CachedChains(st *ServerState) int {
+	if st.chains == nil {
+		return 0
+	}
+	return st.chains.len()
+}

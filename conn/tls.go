@@ -33,15 +33,17 @@ var cipherSuites = []uint16{
 
 // ServerConfig returns the gateway's TLS configuration for this snapshot:
 // TLS 1.2 at least with ECDHE+AEAD suites, a client certificate required and
-// verified against the CA bundle (chain, validity, EKU clientAuth), then
-// checked against the CRL by VerifyConnection, which is set to
-// CheckRevoked. Session tickets are encrypted with a key of this snapshot
-// (when it was made by LoadServer), so sessions resume within a snapshot
-// and a reload ends the resumption of sessions made under the old trust.
+// verified by crypto/tls against the CA bundle (chain, validity, EKU
+// clientAuth), then checked against the CRL by VerifyConnection, which is set
+// to VerifyClient (it also caches the verified chains for
+// CachingServerConfig). Session tickets are encrypted with a key of this
+// snapshot (when it was made by LoadServer), so sessions resume within a
+// snapshot and a reload ends the resumption of sessions made under the old
+// trust.
 //
 // Each call returns a new Config that the caller may change: it may set
 // NextProtos and GetConfigForClient, and it may replace VerifyConnection
-// with a function that calls CheckRevoked first (VerifyConnection also runs
+// with a function that calls VerifyClient first (VerifyConnection also runs
 // on resumed sessions).
 func (st *ServerState) ServerConfig() *tls.Config {
 	cfg := &tls.Config{
@@ -50,7 +52,7 @@ func (st *ServerState) ServerConfig() *tls.Config {
 		Certificates:     []tls.Certificate{st.Cert},
 		ClientAuth:       tls.RequireAndVerifyClientCert,
 		ClientCAs:        st.ClientCAs,
-		VerifyConnection: st.CheckRevoked,
+		VerifyConnection: st.VerifyClient,
 	}
 	if st.ticketKey != nil {
 		cfg.SetSessionTicketKeys([][32]byte{*st.ticketKey})
@@ -58,15 +60,40 @@ func (st *ServerState) ServerConfig() *tls.Config {
 	return cfg
 }
 
+// CachingServerConfig is ServerConfig for clients likely to have been seen
+// before: crypto/tls only requires a certificate, and VerifyClient verifies
+// it, taking the chains of a certificate verified before from the
+// snapshot's cache (validity and revocation are still checked at every
+// handshake). The checks are the same; what differs is a refusal's alert:
+// crypto/tls sends bad_certificate for whatever VerifyConnection refuses,
+// where ServerConfig's own verification says unknown_ca or
+// certificate_expired, which the tunnel explains. So a gateway uses this
+// configuration for source addresses that recently completed a handshake,
+// and ServerConfig for the others (a new client's first, most likely
+// misconfigured, attempt). The connection state's VerifiedChains is empty:
+// ClientChains gives them.
+func (st *ServerState) CachingServerConfig() *tls.Config {
+	cfg := st.ServerConfig()
+	cfg.ClientAuth = tls.RequireAnyClientCert
+	return cfg
+}
+
 // CheckRevoked returns an error wrapping ErrRevoked when a certificate of the
-// verified chains is listed in the snapshot's CRL. It must be called from
-// VerifyConnection (which also runs on resumed sessions), not only from
-// VerifyPeerCertificate.
+// verified chains of cs is listed in the snapshot's CRL (see ClientChains).
 func (st *ServerState) CheckRevoked(cs tls.ConnectionState) error {
 	if st.CRL == nil {
 		return nil
 	}
-	for _, chain := range cs.VerifiedChains {
+	return st.revoked(st.ClientChains(cs, time.Now()))
+}
+
+// revoked returns an error wrapping ErrRevoked when a certificate of chains
+// is listed in the snapshot's CRL.
+func (st *ServerState) revoked(chains [][]*x509.Certificate) error {
+	if st.CRL == nil {
+		return nil
+	}
+	for _, chain := range chains {
 		for _, c := range chain {
 			if st.CRL.Revoked(c) {
 				return fmt.Errorf("%w: serial %s (subject %q)", ErrRevoked, pki.FormatSerial(c.SerialNumber), c.Subject)
@@ -271,7 +298,7 @@ func ExplainClientError(err error, serverName string) string {
 			alertCertificateRequired: "the gateway requires a client certificate (set --cert and --key)",
 			alertUnknownCA:           "the gateway does not trust the issuer of our client certificate (is --cert issued by the CA the gateway's --ca names?)",
 			alertCertificateExpired:  "the gateway refused our client certificate as expired or not yet valid (check its dates: gateway pki show FILE)",
-			alertBadCertificate:      "the gateway refused our client certificate (not a client certificate (EKU), revoked, or its identity is not allowed; the gateway's log says which)",
+			alertBadCertificate:      "the gateway refused our client certificate (not a client certificate (EKU), revoked, its identity not allowed, or, from an address it saw lately, an issuer it does not trust or dates not valid; the gateway's log says which, and a second attempt names the last two)",
 			alertUnsupportedCert:     "the gateway refused our client certificate's key type",
 			alertCertificateRevoked:  "the gateway says our client certificate is revoked",
 			alertCertificateUnknown:  "the gateway refused our client certificate",

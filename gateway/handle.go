@@ -141,6 +141,7 @@ func (c *serverConn) serve() {
 		return
 	}
 	if err != nil {
+		s.recent.forget(c.peer.Addr())
 		var rf *refusal
 		if errors.As(err, &rf) { // direct mode: authorization said no during the handshake
 			s.countHandshakeFailure(err)
@@ -152,6 +153,13 @@ func (c *serverConn) serve() {
 	}
 	_ = c.raw.SetDeadline(time.Time{})
 	cs := tc.ConnectionState()
+	if len(cs.VerifiedChains) == 0 { // a caching configuration verified them
+		if cs.VerifiedChains = s.state.Load().creds.ClientChains(cs, time.Now()); len(cs.VerifiedChains) == 0 {
+			c.handshakeFailed(errTrustChanged)
+			return
+		}
+	}
+	s.recent.seen(c.peer.Addr(), time.Now())
 	s.handshook(&cs, time.Since(hsStart))
 	c.cs = cs
 	c.mu.Lock()

@@ -44,6 +44,10 @@ var hsClassNames = [hsClasses]string{"timeout", "not_tls", "bad_certificate", "r
 // deadline for a handshake slot.
 var errNoHandshakeSlot = errors.New("overloaded: too many handshakes in flight")
 
+// errTrustChanged: a reload during the handshake left a client certificate
+// that the new CAs do not verify.
+var errTrustChanged = errors.New("the client certificate does not verify against the CAs reloaded during its handshake")
+
 // handshakeClass sorts a handshake error into one of a few classes, for the
 // metrics; handshakeReason has the words for the log.
 func handshakeClass(err error) int {

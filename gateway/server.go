@@ -37,6 +37,7 @@ type Server struct {
 	pending    *conn.Pending     // connections before the end of their handshake, by source
 	connRates  *conn.SourceRates // new connections per second, by source; nil: no limit
 	holds      *conn.Holds       // sources held after abusing the protocol; nil: none
+	recent     recentClients     // sources that completed a handshake lately
 	hsRates    *conn.SourceRates // handshakes begun per second, by source; nil: no limit
 	shedLog    [shedKinds]*logging.Limiter
 	abuseLog   *logging.Limiter // session_flood and session_abuse events
@@ -376,14 +377,21 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		}
 	}
 	peer := conn.RemoteAddrPort(hello.Conn)
+	cached := s.recent.recent(peer.Addr(), time.Now())
 	if muxMode {
+		if cached {
+			return st.muxCached, nil
+		}
 		return st.muxTLS, nil // authorization comes per stream
 	}
 	cfg := st.directTLS.Clone()
+	if cached {
+		cfg = st.directCached.Clone()
+	}
 	// Direct mode: the route is known now (SNI), so refuse during the
 	// handshake: the client gets an alert, and no byte reaches a backend.
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
-		if err := st.creds.CheckRevoked(cs); err != nil {
+		if err := st.creds.VerifyClient(cs); err != nil {
 			return err
 		}
 		id := conn.IdentityOf(cs.PeerCertificates[0])

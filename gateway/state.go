@@ -21,9 +21,12 @@ type state struct {
 	creds     *conn.ServerState
 	muxTLS    *tls.Config // built once per snapshot: ALPN portcullis/1, revocation checked
 	directTLS *tls.Config // cloned per direct-mode handshake to add its authorization
-	pol       *policy.Policy
-	loadedAt  time.Time
-	routes    map[string]*routeMetrics // by route name; "" for streams that named none
+	// The same with the client's chain verified by creds.VerifyClient and
+	// its cache, for source addresses seen lately (see recentClients).
+	muxCached, directCached *tls.Config
+	pol                     *policy.Policy
+	loadedAt                time.Time
+	routes                  map[string]*routeMetrics // by route name; "" for streams that named none
 }
 
 // loadState builds a complete snapshot from the sources. Nothing is
@@ -41,5 +44,8 @@ func loadState(cfg *Config, now time.Time) (*state, error) {
 	st.muxTLS = creds.ServerConfig()
 	st.muxTLS.NextProtos = []string{mux.ALPN}
 	st.directTLS = creds.ServerConfig()
+	st.muxCached = creds.CachingServerConfig()
+	st.muxCached.NextProtos = []string{mux.ALPN}
+	st.directCached = creds.CachingServerConfig()
 	return st, nil
 }

@@ -171,9 +171,9 @@ type Report struct {
 	// Refused counts the connections the gateway reset before or during
 	// the handshake (an address held after abuse); the client dials again
 	// 5 ms later while time is left.
-	Refused int64  `json:"refused"`
-	Stopped string `json:"stopped"` // why the run ended: duration, max-sessions, max-bytes, canceled
-	FirstError      string  `json:"first_error,omitempty"`
+	Refused    int64  `json:"refused"`
+	Stopped    string `json:"stopped"` // why the run ended: duration, max-sessions, max-bytes, canceled
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // Run runs the flood o describes. started, if not nil, is called once,
