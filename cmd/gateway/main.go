@@ -22,7 +22,6 @@ import (
 
 	"github.com/portcullis-gw/portcullis/config"
 	"github.com/portcullis-gw/portcullis/gateway"
-	"github.com/portcullis-gw/portcullis/internal/gcfloor"
 	"github.com/portcullis-gw/portcullis/internal/logging"
 	"github.com/portcullis-gw/portcullis/internal/settings"
 	"github.com/portcullis-gw/portcullis/internal/systemd"
@@ -153,17 +152,11 @@ func warnUnknownEnv(stderr io.Writer, environ []string) {
 	}
 }
 
-// gcBallast is the gateway's heap floor (see package gcfloor): handshakes
-// make garbage quickly, and below some 16 MiB of heap the collector would
-// run every few dozen of them.
-const gcBallast = 8 << 20
-
 func runGateway(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.ParseGateway(args, os.LookupEnv, stdout)
 	if err != nil {
 		return err
 	}
-	gcfloor.Set(gcBallast)
 	log, flushLog, err := logging.NewBatched(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
 		return err
