@@ -79,7 +79,19 @@ func ReadHello(c net.Conn, helloTimeout, handshakeTimeout time.Duration, firstBy
 // TLS stack's).
 type replayConn struct {
 	net.Conn
-	buf []byte
+	buf    []byte
+	remote net.Addr // when set (a PROXY header's client), what RemoteAddr says
+}
+
+// RemoteAddr is the client's address: the one a trusted proxy's header
+// gave, else the connection's peer. The TLS handshake's callbacks
+// (ClientHelloInfo.Conn) see it, so a decision taken there judges the
+// client, not the proxy.
+func (r *replayConn) RemoteAddr() net.Addr {
+	if r.remote != nil {
+		return r.remote
+	}
+	return r.Conn.RemoteAddr()
 }
 
 func (r *replayConn) Read(p []byte) (int, error) {

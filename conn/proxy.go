@@ -29,7 +29,8 @@ var (
 // ReadProxyHeader reads the PROXY protocol header (version 1 or 2) that a
 // trusted load balancer sends first on c, within timeout, and returns the
 // client address it carries and a connection that replays whatever came
-// after the header (the start of the ClientHello). A LOCAL header (the
+// after the header (the start of the ClientHello) and whose RemoteAddr is
+// that client address. A LOCAL header (the
 // proxy's own health check) carries no client: the address is c's own
 // peer. Refused, with the connection left to the caller: no header
 // (ErrNoProxyHeader), one over MaxProxyHeader (ErrProxyHeaderTooLarge), a
@@ -63,7 +64,9 @@ func ReadProxyHeader(c net.Conn, timeout time.Duration) (netip.AddrPort, net.Con
 		return netip.AddrPort{}, nil, fmt.Errorf("%w: not TCP over IPv4 or IPv6 (%v)", ErrProxyHeaderInvalid, h.TransportProtocol)
 	}
 	ap := src.AddrPort()
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), out, nil
+	client := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	out.remote = net.TCPAddrFromAddrPort(client)
+	return client, out, nil
 }
 
 // checkProxySize refuses a version 2 header whose length field says it is

@@ -66,6 +66,9 @@ func TestReadProxyHeader(t *testing.T) {
 			if src.String() != tc.want {
 				t.Errorf("client %v, want %s", src, tc.want)
 			}
+			if ra := conn.RemoteAddrPort(rest); ra.String() != tc.want {
+				t.Errorf("the replaying connection's RemoteAddr is %v, want the client %s", ra, tc.want)
+			}
 			got, _ := io.ReadAll(rest)
 			if !bytes.Equal(got, hello) {
 				t.Errorf("after the header: %x, want the ClientHello %x", got, hello)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +204,32 @@ func TestRouteProxyHeader(t *testing.T) {
 	}
 	if !bytes.Equal(der, p.Client.Issued.Cert.Raw) {
 		t.Error("v2-full: the client certificate's DER is missing or wrong")
+	}
+}
+
+// TestTrustedProxyDirectRouteNetworks: in direct mode the route is
+// authorized during the handshake; behind a trusted proxy its networks
+// are judged against the client address of the PROXY header, not the
+// proxy's own.
+func TestTrustedProxyDirectRouteNetworks(t *testing.T) {
+	p := testpki.New(t)
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	writeFile(t, file, `allow: ["127.0.0.1", "192.0.2.0/24", "198.51.100.0/24"]
+default_route: echo
+routes:
+  echo:
+    backend: builtin:echo
+    identities: ["any"]
+    networks: ["192.0.2.0/24"]
+`)
+	cfg := baseConfig(p)
+	cfg.Allow, cfg.AllowIDs, cfg.Policy = nil, nil, file
+	cfg.TrustedProxy = must(acl.ParseList("127.0.0.3"))
+	e := start(t, p, cfg)
+	if got, err := viaProxy(t, e.addr, p, proxyHeader(t, "192.0.2.44:5151")); err != nil || got != "through the balancer\n" {
+		t.Fatalf("a client in the route's networks, through the proxy: %q, %v", got, err)
+	}
+	if _, err := viaProxy(t, e.addr, p, proxyHeader(t, "198.51.100.7:1")); err == nil {
+		t.Fatal("a client outside the route's networks got through the proxy")
 	}
 }
