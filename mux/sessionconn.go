@@ -1,15 +1,12 @@
 package mux
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
-
-	"github.com/portcullis-gw/portcullis/internal/wbatch"
 )
 
 // sessionCloseFlush bounds how long Close waits to flush what is pending.
@@ -18,16 +15,10 @@ const sessionCloseFlush = 250 * time.Millisecond
 // SessionConn is the connection under one yamux session, on either end; the
 // gateway and [Client] put one under every session. It does two things.
 //
-// It batches writes: what is written while an earlier write is still under
-// way leaves together in one Write to the connection underneath, which the
-// writer already under way makes before its own Write returns. Nothing waits
-// for more data to arrive, and no goroutine stands between a Write to an
-// idle connection and the connection: it goes out from the caller's
-// goroutine. (The yamux of this module, third_party/yamux, writes a frame's
-// header and body in one Write, from the stream's writer when nothing is
-// queued, and joins queued frames itself; this keeps the batching for any
-// other writer of the connection.) The error of a failed write is returned
-// by the writes after it.
+// It writes from the caller's goroutine, with nothing in between: the yamux
+// of this module (third_party/yamux) writes a frame's header and body in
+// one Write, from the stream's writer when nothing is queued, and joins the
+// frames queued meanwhile into one Write itself, one Write at a time.
 //
 // It ends the waits of its streams when the connection fails, before yamux
 // learns of it (a failed write closes the connection, so that yamux learns
@@ -44,16 +35,19 @@ const sessionCloseFlush = 250 * time.Millisecond
 // way. Sessions that die on a keepalive failure should instead close the
 // connection under the session ([KeepAlive] does).
 //
-// Close flushes what is pending (waiting at most 250ms for a peer that does
-// not read) and closes the connection: gracefully when the writes went out
-// (a *tls.Conn then sends close_notify, which waits up to 5s for room in a
-// full socket buffer), or, when one failed or timed out, by closing what
+// Close lets a write under way finish (waiting at most 250ms for a peer that
+// does not read) and closes the connection: gracefully when the writes went
+// out (a *tls.Conn then sends close_notify, which waits up to 5s for room in
+// a full socket buffer), or, when one failed or timed out, by closing what
 // the connection's NetConn method returns (the TCP connection under a
 // *tls.Conn). Writes after Close fail with net.ErrClosed. The other methods
 // are the connection's.
 type SessionConn struct {
 	net.Conn
-	w *wbatch.Writer
+
+	wmu     sync.Mutex  // held by a Write; Close takes it to wait for the one under way
+	wclosed bool        // under wmu: Close has taken it, writes fail
+	failed  atomic.Bool // a write failed: the connection was aborted
 
 	mu      sync.Mutex
 	streams map[*yamux.Stream]struct{}
@@ -67,8 +61,7 @@ type SessionConn struct {
 
 // NewSessionConn wraps c; hand the result to yamux.Client or yamux.Server.
 func NewSessionConn(c net.Conn) *SessionConn {
-	return &SessionConn{Conn: c, w: wbatch.New(c, wbatch.Options{Inline: true}), streams: map[*yamux.Stream]struct{}{},
-		drained: make(chan struct{})}
+	return &SessionConn{Conn: c, streams: map[*yamux.Stream]struct{}{}, drained: make(chan struct{})}
 }
 
 // sessionDrainWait bounds how long a failed Read waits for the expired
@@ -93,21 +86,24 @@ func (c *SessionConn) Read(p []byte) (int, error) {
 }
 
 func (c *SessionConn) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	switch {
-	case err == nil:
-	case errors.Is(err, wbatch.ErrClosed):
-		err = net.ErrClosed
-	default:
+	case c.wclosed:
+		return 0, net.ErrClosed
+	case c.failed.Load():
+		return len(p), nil // dropped: the peer is gone (see below)
+	}
+	if _, err := c.Conn.Write(p); err != nil {
 		// The connection failed under a write. yamux would close the
 		// session now, with streams still waiting; instead make the
 		// read side fail too, so that the session ends on the read
 		// path (see Read), and drop what is written until then: the
 		// peer is gone.
+		c.failed.Store(true)
 		c.abort()
-		return len(p), nil
 	}
-	return n, err
+	return len(p), nil
 }
 
 // SetWriteDeadline sets the connection's write deadline (yamux bounds the
@@ -200,20 +196,22 @@ func expire(st *yamux.Stream) {
 	_ = st.SetWriteDeadline(past)
 }
 
-// Close expires the tracked streams, flushes what is pending and closes the
-// connection; see [SessionConn].
+// Close expires the tracked streams, waits for the write under way and
+// closes the connection; see [SessionConn].
 func (c *SessionConn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closing.Store(true)
 		c.expire()
-		err := c.w.Close(func() { _ = c.Conn.SetWriteDeadline(time.Now().Add(sessionCloseFlush)) })
-		if _, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && err != nil {
-			// A write failed or timed out: the peer is gone or not
-			// reading. Close the transport under TLS, as tls.Conn.Close
-			// itself does when a write is in flight, instead of sending
-			// close_notify, which would wait up to 5s more on a full
-			// socket buffer.
-			c.abort()
+		// Bound the write under way, then wait for it.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(sessionCloseFlush))
+		c.wmu.Lock()
+		c.wclosed = true
+		c.wmu.Unlock()
+		if _, ok := c.Conn.(interface{ NetConn() net.Conn }); ok && c.failed.Load() {
+			// A write failed or timed out, and the transport under TLS
+			// was closed: the peer is gone or not reading. Closing the
+			// tls.Conn would send close_notify, which would wait up to
+			// 5s more on a full socket buffer.
 			return
 		}
 		c.closeErr = c.Conn.Close()

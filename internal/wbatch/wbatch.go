@@ -2,12 +2,6 @@
 // is still under way into one write: the next one. Nothing waits for more
 // data to arrive, so a write to an idle writer goes out at once; under load,
 // many small writes (yamux frames, log lines) share one system call.
-//
-// By default a goroutine of the Writer does the writes and Write returns
-// once its bytes are queued. With [Options.Inline], there is no goroutine:
-// a Write to an idle Writer writes from the caller's goroutine, and the
-// Writes that arrive meanwhile are queued and written by that caller before
-// its Write returns.
 package wbatch
 
 import (
@@ -36,14 +30,6 @@ type Options struct {
 	// back to the garbage collector; default 4 KiB. An idle Writer holds at
 	// most two such buffers.
 	Keep int
-	// Inline: no goroutine. A Write to an idle Writer goes out from the
-	// caller's goroutine, uncopied (it leads); a Write that finds a write
-	// under way is copied and queued (unless it is Direct-sized: that one
-	// waits for its turn and then leads), and the leader writes what was
-	// queued, in one write, before its own Write returns. A lone write
-	// thus reaches the writer with no goroutine handoff; under load the
-	// writes are joined as without Inline. TopUp is not used.
-	Inline bool
 }
 
 func (o *Options) defaults() {
@@ -88,11 +74,7 @@ func New(w io.Writer, opt Options) *Writer {
 	opt.defaults()
 	b := &Writer{w: w, opt: opt, done: make(chan struct{})}
 	b.cond.L = &b.mu
-	if opt.Inline {
-		close(b.done)
-	} else {
-		go b.flushLoop()
-	}
+	go b.flushLoop()
 	return b
 }
 
@@ -107,9 +89,6 @@ func (b *Writer) stateErr() error {
 // Write queues p, or for a large p writes it after what is pending.
 func (b *Writer) Write(p []byte) (int, error) {
 	b.mu.Lock()
-	if b.opt.Inline {
-		return b.writeInline(p)
-	}
 	if len(p) >= b.opt.Direct {
 		return b.writeDirect(p)
 	}
@@ -166,64 +145,6 @@ func (b *Writer) writeDirect(p []byte) (int, error) {
 	b.finish(pending, err)
 	b.mu.Unlock()
 	return n, err
-}
-
-// writeInline is Write with Options.Inline. Called with mu held; returns
-// with it released.
-func (b *Writer) writeInline(p []byte) (int, error) {
-	large := len(p) >= b.opt.Direct
-	if large {
-		b.direct++
-	}
-	for b.err == nil && !b.closing && ((large && b.busy) || (!large && len(b.buf) >= b.opt.Max)) {
-		b.cond.Wait()
-	}
-	if large {
-		b.direct--
-	}
-	if err := b.stateErr(); err != nil {
-		b.mu.Unlock()
-		return 0, err
-	}
-	if b.busy {
-		// The leader writes it before its Write returns.
-		b.buf = append(b.buf, p...)
-		b.mu.Unlock()
-		return len(p), nil
-	}
-	b.busy = true
-	b.mu.Unlock()
-	n, err := b.w.Write(p)
-	b.mu.Lock()
-	for err == nil && len(b.buf) > 0 {
-		out := b.buf
-		b.buf, b.spare = b.spare[:0], nil
-		b.cond.Broadcast() // room for the Writes waiting on Max
-		b.mu.Unlock()
-		_, derr := b.w.Write(out)
-		b.mu.Lock()
-		if cap(out) <= b.opt.Keep && b.spare == nil {
-			b.spare = out[:0]
-		}
-		if derr != nil {
-			// Those bytes were reported written: the error goes to
-			// the Writes after, as without Inline.
-			b.recordErr(derr)
-			break
-		}
-	}
-	b.busy = false
-	b.recordErr(err)
-	b.cond.Broadcast()
-	b.mu.Unlock()
-	return n, err
-}
-
-// recordErr keeps err as the first write error. Called with mu held.
-func (b *Writer) recordErr(err error) {
-	if err != nil && b.err == nil {
-		b.err = err
-	}
 }
 
 // take hands the pending bytes to a writer and marks the Writer busy.
@@ -287,9 +208,6 @@ func (b *Writer) Close(unblock func()) error {
 	<-b.done
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for b.opt.Inline && b.busy { // the leader of an Inline Writer is writing
-		b.cond.Wait()
-	}
 	return b.err
 }
 
