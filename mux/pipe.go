@@ -90,9 +90,8 @@ func (p *piper) closeAll() {
 // copy moves bytes from src to dst until src ends or an error; it returns
 // the number of bytes written to dst.
 //
-// When src is a yamux stream and dst a TCP or Unix socket (and directPipe
-// is on), the session's receive loop writes the stream's data to dst
-// itself while this copy waits in Read with nothing buffered, as far as
+// When src is a yamux stream and dst a TCP or Unix socket, the session's
+// receive loop writes the stream's data to dst itself while this copy waits in Read with nothing buffered, as far as
 // the socket buffer takes it without blocking (see
 // yamux.Stream.SetDirectReceiver): a request crosses the relay with no
 // goroutine wake-up. What the socket does not take at once, and whatever
@@ -101,7 +100,7 @@ func (p *piper) closeAll() {
 func (p *piper) copy(dst, src net.Conn) int64 {
 	r := newReader(src)
 	defer r.stop()
-	if r.ystream == nil || !r.observed || !directPipe {
+	if r.ystream == nil || !r.observed {
 		return p.copyLoop(dst, r)
 	}
 	w := newDirectWriter(dst)
@@ -127,13 +126,9 @@ func (p *piper) copy(dst, src net.Conn) int64 {
 	return total + direct
 }
 
-// directPipe enables the receive loop's direct writes of [Pipe] (tests
-// turn it off to compare); directHook, when set (by tests, before any
-// Pipe), sees the size of each.
-var (
-	directPipe = true
-	directHook func(n int)
-)
+// directHook, when set (by tests, before any Pipe), sees the size of each
+// direct write.
+var directHook func(n int)
 
 // DeliveryObserver is implemented by a wrapper around a Pipe's yamux
 // stream that must know of the bytes read through the stream but not
