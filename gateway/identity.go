@@ -14,8 +14,10 @@ import (
 // identities counts, per client identity, the sessions and streams it
 // holds over the whole gateway and its stream opens, against the limits
 // the current policy gives it (policy.Limits). An identity is kept while
-// it holds a session or a stream; the counts live in the server, so they
-// survive reloads, and each check reads the limits of the current policy.
+// it holds a session or a stream, or its stream-rate bucket is not full
+// again (else reconnecting would restart the bucket); the counts live in
+// the server, so they survive reloads, and each check reads the limits of
+// the current policy.
 type identities struct {
 	mu sync.Mutex
 	m  map[string]*identityUse
@@ -27,6 +29,10 @@ type identityUse struct {
 	limRate           conn.Rate // what lim was made for
 }
 
+// sweepAt is the number of entries at which useLocked drops those that
+// hold nothing and whose bucket has refilled.
+const sweepAt = 4096
+
 // useLocked returns name's entry, made when missing.
 func (ids *identities) useLocked(name string) *identityUse {
 	if ids.m == nil {
@@ -34,15 +40,22 @@ func (ids *identities) useLocked(name string) *identityUse {
 	}
 	u := ids.m[name]
 	if u == nil {
+		if len(ids.m) >= sweepAt {
+			now := time.Now()
+			for n, e := range ids.m {
+				ids.forgetLocked(n, e, now)
+			}
+		}
 		u = &identityUse{}
 		ids.m[name] = u
 	}
 	return u
 }
 
-// forgetLocked drops name's entry once it holds nothing.
-func (ids *identities) forgetLocked(name string, u *identityUse) {
-	if u.sessions == 0 && u.streams == 0 {
+// forgetLocked drops name's entry once it holds nothing and its stream
+// rate bucket is full again.
+func (ids *identities) forgetLocked(name string, u *identityUse, now time.Time) {
+	if u.sessions == 0 && u.streams == 0 && (u.lim == nil || u.lim.TokensAt(now) >= float64(u.lim.Burst())) {
 		delete(ids.m, name)
 	}
 }
@@ -54,7 +67,7 @@ func (ids *identities) session(name string, l policy.Limits) (release func(), v 
 	defer ids.mu.Unlock()
 	u := ids.useLocked(name)
 	if l.MaxSessions > 0 && u.sessions >= l.MaxSessions {
-		ids.forgetLocked(name, u)
+		ids.forgetLocked(name, u, time.Now())
 		r := refused("", mux.StatusOverloaded,
 			fmt.Sprintf("identity %s has %d sessions open, its limit", name, u.sessions), l.Rule("max_sessions"))
 		return nil, &r
@@ -66,7 +79,7 @@ func (ids *identities) session(name string, l policy.Limits) (release func(), v 
 			ids.mu.Lock()
 			defer ids.mu.Unlock()
 			u.sessions--
-			ids.forgetLocked(name, u)
+			ids.forgetLocked(name, u, time.Now())
 		})
 	}, nil
 }
@@ -78,7 +91,7 @@ func (ids *identities) stream(name string, l policy.Limits, now time.Time) (rele
 	defer ids.mu.Unlock()
 	u := ids.useLocked(name)
 	if l.MaxStreams > 0 && u.streams >= l.MaxStreams {
-		ids.forgetLocked(name, u)
+		ids.forgetLocked(name, u, now)
 		r := refused("", mux.StatusOverloaded,
 			fmt.Sprintf("identity %s has %d streams open, its limit", name, u.streams), l.Rule("max_streams"))
 		return nil, &r
@@ -88,7 +101,7 @@ func (ids *identities) stream(name string, l policy.Limits, now time.Time) (rele
 			u.lim, u.limRate = l.StreamRate.NewLimiter(), l.StreamRate
 		}
 		if !u.lim.AllowN(now, 1) {
-			ids.forgetLocked(name, u)
+			ids.forgetLocked(name, u, now)
 			r := refused("", mux.StatusOverloaded,
 				fmt.Sprintf("identity %s opens streams faster than its limit of %v a second", name, l.StreamRate.PerSec), l.Rule("stream_rate"))
 			return nil, &r
@@ -101,7 +114,7 @@ func (ids *identities) stream(name string, l policy.Limits, now time.Time) (rele
 			ids.mu.Lock()
 			defer ids.mu.Unlock()
 			u.streams--
-			ids.forgetLocked(name, u)
+			ids.forgetLocked(name, u, time.Now())
 		})
 	}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/portcullis-gw/portcullis/gateway"
 	"github.com/portcullis-gw/portcullis/internal/testpki"
 	"github.com/portcullis-gw/portcullis/pki"
+	"github.com/portcullis-gw/portcullis/tunnel"
 )
 
 // clientHello returns the first record a TLS client sends: a complete
@@ -373,5 +374,46 @@ func BenchmarkFairAdmission(b *testing.B) {
 				b.ReportMetric(float64(st.Pending), "pending")
 			}
 		})
+	}
+}
+
+// TestIdentityLimitsAcrossSessions: an identity's session slot comes back
+// when its session ends (one session at a time, three in turn), and its
+// stream rate is not reset by reconnecting: the fourth session's stream is
+// over a burst of 3.
+func TestIdentityLimitsAcrossSessions(t *testing.T) {
+	p := testpki.New(t)
+	cfg := baseConfig(p, config.Route{Name: "echo", Backend: gateway.BuiltinEcho})
+	cfg.MaxSessionsPerIdentity = 1
+	cfg.StreamRatePerIdentity = conn.Rate{PerSec: 0.1, Burst: 3}
+	e := start(t, p, cfg)
+	for i := range 4 {
+		var c net.Conn
+		var err error
+		var d *tunnel.Dialer
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			d = e.dialer(t, p.Client, false)
+			c, err = d.Dial(ctxT(t), "echo")
+			if err == nil || !strings.Contains(err.Error(), "sessions open, its limit") || time.Now().After(deadline) {
+				break
+			}
+			d.Close() // the last session's end may not have reached the gateway yet
+			time.Sleep(20 * time.Millisecond)
+		}
+		if i < 3 {
+			if err != nil {
+				t.Fatalf("session %d, one at a time: %v (its slot or its token was not given back)", i+1, err)
+			}
+			if err := roundTrip(c, 64); err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			d.Close() // ends the session: its slot must come back
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "faster than its limit") {
+			t.Fatalf("a fourth stream within 10 s, on a new session, with a burst of 3: %v; want refused over the stream rate", err)
+		}
 	}
 }
