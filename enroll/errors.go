@@ -24,6 +24,10 @@ const (
 	CodeNonceReplayed  Code = "nonce_replayed"        // this nonce was seen within the window
 	CodeUnknownSigner  Code = "signer_not_in_keyring" // the signing key is not in the keyring the endpoint uses
 	CodeBadSignature   Code = "signature_mismatch"    // signed by a known key, but the bytes changed since
+	CodeKeyRevoked     Code = "key_revoked"           // the user's or signer's OpenPGP key is revoked in the keyring
+	CodeKeyExpired     Code = "key_expired"           // the user's or signer's OpenPGP key has expired in the keyring
+	CodeSigExpired     Code = "signature_expired"     // the signature (or the key's self-signature) has expired
+	CodeUnknownIssuer  Code = "issuer_not_signing"    // the keyring holds the issuer, but not as a key that may sign
 	CodeBadCSR         Code = "csr_invalid"           // the CSR does not parse or its own signature does not verify
 	CodeWeakKey        Code = "weak_key"              // RSA below 2048 bits, or an algorithm not certified
 	CodeTTL            Code = "ttl_invalid"           // a lifetime below the minimum
@@ -64,7 +68,7 @@ func (e *Error) Is(target error) bool {
 // statusOf is the HTTP status of a code.
 func statusOf(c Code) int {
 	switch c {
-	case CodeUnknownSigner, CodeBadSignature, CodeNoClientCert, CodeCertUnknown, CodeCertRevoked, CodeCertExpired, CodeUserRemoved:
+	case CodeUnknownSigner, CodeBadSignature, CodeKeyRevoked, CodeKeyExpired, CodeSigExpired, CodeUnknownIssuer, CodeNoClientCert, CodeCertUnknown, CodeCertRevoked, CodeCertExpired, CodeUserRemoved:
 		return http.StatusForbidden
 	case CodeTimestamp, CodeNonceReplayed:
 		return http.StatusUnauthorized

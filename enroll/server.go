@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/rs/zerolog"
 
 	"github.com/portcullis-gw/portcullis/pki"
@@ -190,7 +191,7 @@ func (s *Server) reload(force bool) error {
 			return fmt.Errorf("user mapping %s: %w", s.cfg.UserMap, err)
 		}
 	}
-	us, err := ResolveUsers(ukr, m)
+	us, err := ResolveUsers(ukr, m, s.cfg.Now())
 	if err != nil {
 		return fmt.Errorf("users keyring %s: %w", s.cfg.UsersKeyring, err)
 	}
@@ -333,10 +334,21 @@ func (c *call) checkSigned(env Envelope, kr, other openpgp.EntityList, krName, o
 		sig = b
 	}
 	msg := []byte(env.Request)
+	now := c.s.cfg.Now()
+	// A signature made on a clock ahead of the service's (within the
+	// accepted skew) is checked at its own time: at the service's it
+	// would count as not yet valid.
+	at := now
 	if who, err := signerOf(sig); err == nil {
 		c.set("signer_key_id", fmt.Sprintf("%016X", who.keyID))
+		if d := who.created.Sub(now); d > c.s.cfg.Skew {
+			return nil, nil, refuse(CodeTimestamp, "the signature was made at %s, %s after the service's time %s; accepted: within ±%s (check the clock)",
+				who.created.UTC().Format(time.RFC3339), d.Round(time.Second), now.UTC().Format(time.RFC3339), c.s.cfg.Skew)
+		} else if d > 0 {
+			at = who.created
+		}
 	}
-	e, err := verify(kr, msg, sig)
+	e, err := verify(kr, msg, sig, at)
 	switch {
 	case errors.Is(err, errNotInKeyring):
 		who, _ := signerOf(sig)
@@ -344,6 +356,17 @@ func (c *call) checkSigned(env Envelope, kr, other openpgp.EntityList, krName, o
 			return nil, nil, refuse(CodeUnknownSigner, "the request is signed by a key of the %s keyring, not of the %s keyring that this call needs", otherName, krName)
 		}
 		return nil, nil, refuse(CodeUnknownSigner, "the request is signed by key %016X, which is not in the %s keyring", who.keyID, krName)
+	case errors.Is(err, errKeyRevoked):
+		who, _ := signerOf(sig)
+		return nil, nil, refuse(CodeKeyRevoked, "the request is signed by key %016X, which is revoked in the %s keyring: it is no longer accepted", who.keyID, krName)
+	case errors.Is(err, errKeyExpired):
+		who, _ := signerOf(sig)
+		return nil, nil, refuse(CodeKeyExpired, "the request is signed by key %016X, which has expired in the %s keyring (extend it with gpg --quick-set-expire and export the keyring again)", who.keyID, krName)
+	case errors.Is(err, errSigExpired):
+		return nil, nil, refuse(CodeSigExpired, "the signature, by a key of the %s keyring, has expired (or the key's self-signature has): sign a new request", krName)
+	case errors.Is(err, errUnknownIssuer):
+		who, _ := signerOf(sig)
+		return nil, nil, refuse(CodeUnknownIssuer, "the request is signed by key %016X, which the %s keyring holds but not as a key that may sign", who.keyID, krName)
 	case errors.Is(err, errMismatch):
 		return nil, nil, refuse(CodeBadSignature, "the signature, by a key of the %s keyring, does not match the request: the request (CSR, TTL, time or nonce) was changed after it was signed", krName)
 	case err != nil:
@@ -357,7 +380,6 @@ func (c *call) checkSigned(env Envelope, kr, other openpgp.EntityList, krName, o
 	if req.Op != c.op {
 		return nil, nil, refuse(CodeWrongOperation, "the request was signed for op %q; this endpoint takes op %q", req.Op, c.op)
 	}
-	now := c.s.cfg.Now()
 	if d := now.Sub(req.Time); d > c.s.cfg.Skew || d < -c.s.cfg.Skew {
 		return nil, nil, refuse(CodeTimestamp, "the request's time %s is %s from the service's %s; accepted: within ±%s (check the clock)",
 			req.Time.Format(time.RFC3339), d.Abs().Round(time.Second), now.UTC().Format(time.RFC3339), c.s.cfg.Skew)
@@ -539,9 +561,21 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	users, _ := s.current()
-	u := users.ByName(leaf.Subject.CommonName)
-	if u == nil {
-		c.fail(w, refuse(CodeUserRemoved, "no key of the users keyring has the name %q any more: the certificate does not renew", leaf.Subject.CommonName))
+	name := leaf.Subject.CommonName
+	u := users.ByName(name)
+	st := users.Gone(name)
+	if u != nil {
+		st = u.KeyState(now)
+	}
+	switch {
+	case errors.Is(st, pgperrors.ErrKeyRevoked):
+		c.fail(w, refuse(CodeKeyRevoked, "the OpenPGP key of %q is revoked in the users keyring: the certificate does not renew", name))
+		return
+	case errors.Is(st, pgperrors.ErrKeyExpired):
+		c.fail(w, refuse(CodeKeyExpired, "the OpenPGP key of %q has expired in the users keyring: the certificate does not renew", name))
+		return
+	case u == nil:
+		c.fail(w, refuse(CodeUserRemoved, "no key of the users keyring has the name %q any more: the certificate does not renew", name))
 		return
 	}
 	var rr RenewRequest

@@ -9,9 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 // armorBody decodes an ASCII-armored block.
@@ -26,19 +29,25 @@ func armorBody(data []byte) (io.Reader, error) {
 	return b.Body, nil
 }
 
-// errNotInKeyring and errMismatch are what verify returns for the two
-// ways a signature can fail once it parses.
+// What verify returns for the ways a signature can fail once it parses.
 var (
-	errNotInKeyring = errors.New("the signing key is not in the keyring")
-	errMismatch     = errors.New("the signature does not match the request")
+	errNotInKeyring  = errors.New("the signing key is not in the keyring")
+	errMismatch      = errors.New("the signature does not match the request")
+	errKeyRevoked    = errors.New("the signing key is revoked")
+	errKeyExpired    = errors.New("the signing key has expired")
+	errSigExpired    = errors.New("the signature has expired")
+	errUnknownIssuer = errors.New("the keyring holds the issuer, but not as a key that may sign")
 )
 
 // verify checks a detached signature (armored or binary) over msg by a key
-// of kr. It tells apart a key that kr lacks (errNotInKeyring) from a key
-// kr holds whose signature does not verify over msg (errMismatch: the
-// bytes changed after signing), and a signature that does not parse
-// (ErrMalformed).
-func verify(kr openpgp.EntityList, msg, sig []byte) (*openpgp.Entity, error) {
+// of kr, at the time now. It tells apart a key that kr lacks
+// (errNotInKeyring), a key kr holds that is revoked (errKeyRevoked) or
+// expired (errKeyExpired) at now, an expired signature (errSigExpired: its
+// own expiry, or that of the key's self-signature), a key kr holds but not
+// with the capability to sign (errUnknownIssuer), a signature that does
+// not verify over msg (errMismatch: the bytes changed after signing), and
+// a signature that does not parse (ErrMalformed).
+func verify(kr openpgp.EntityList, msg, sig []byte, now time.Time) (*openpgp.Entity, error) {
 	who, err := signerOf(sig)
 	if err != nil {
 		return nil, err
@@ -52,11 +61,20 @@ func verify(kr openpgp.EntityList, msg, sig []byte) (*openpgp.Entity, error) {
 			return nil, err
 		}
 	}
-	e, err := openpgp.CheckDetachedSignature(kr, bytes.NewReader(msg), body, nil)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errMismatch, err)
+	e, err := openpgp.CheckDetachedSignature(kr, bytes.NewReader(msg), body, &packet.Config{Time: func() time.Time { return now }})
+	switch {
+	case err == nil:
+		return e, nil
+	case errors.Is(err, pgperrors.ErrKeyRevoked):
+		return nil, fmt.Errorf("%w: %w", errKeyRevoked, err)
+	case errors.Is(err, pgperrors.ErrKeyExpired):
+		return nil, fmt.Errorf("%w: %w", errKeyExpired, err)
+	case errors.Is(err, pgperrors.ErrSignatureExpired):
+		return nil, fmt.Errorf("%w: %w", errSigExpired, err)
+	case errors.Is(err, pgperrors.ErrUnknownIssuer):
+		return nil, fmt.Errorf("%w: %w", errUnknownIssuer, err)
 	}
-	return e, nil
+	return nil, fmt.Errorf("%w: %w", errMismatch, err)
 }
 
 // Signer makes a detached OpenPGP signature over a request.

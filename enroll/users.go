@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"go.yaml.in/yaml/v3"
 
@@ -192,6 +193,44 @@ type User struct {
 	Fingerprint string
 	TTL         time.Duration // 0: the service's default
 	MaxTTL      time.Duration // 0: the service's --max-ttl
+
+	entity *openpgp.Entity
+}
+
+// KeyState is nil while u's OpenPGP key is usable at now, else
+// pgperrors.ErrKeyRevoked or pgperrors.ErrKeyExpired (see keyState).
+func (u *User) KeyState(now time.Time) error {
+	if u.entity == nil {
+		return nil
+	}
+	return keyState(u.entity, now)
+}
+
+// keyState tells whether a key of the keyring still stands for its
+// owner at now: pgperrors.ErrKeyRevoked when the key, or the user ID its
+// name comes from, carries a revocation (gpg --import of the revocation
+// certificate, then the keyring exported again); pgperrors.ErrKeyExpired
+// when its self-signature gives it an expiry that has passed.
+func keyState(e *openpgp.Entity, now time.Time) error {
+	if e.Revoked(now) {
+		return pgperrors.ErrKeyRevoked
+	}
+	sig, id := e.PrimarySelfSignature()
+	if id != nil && id.Revoked(now) {
+		return pgperrors.ErrKeyRevoked
+	}
+	if sig != nil && e.PrimaryKey.KeyExpired(sig, now) {
+		return pgperrors.ErrKeyExpired
+	}
+	return nil
+}
+
+// stateWord names a key state for messages.
+func stateWord(err error) string {
+	if errors.Is(err, pgperrors.ErrKeyRevoked) {
+		return "revoked"
+	}
+	return "expired"
 }
 
 // Users is a users keyring resolved through an optional mapping.
@@ -199,21 +238,33 @@ type Users struct {
 	keyring openpgp.EntityList
 	byFP    map[string]*User
 	byName  map[string]*User
+	// gone is, for a name that only revoked or expired keys resolve to,
+	// why (pgperrors.ErrKeyRevoked or ErrKeyExpired).
+	gone map[string]error
 	// Warnings name the keys that have no usable name (they are refused).
 	Warnings []string
 }
 
 // ResolveUsers resolves every key of a keyring to a user: by its
 // fingerprint in m, else by one of its user IDs' emails in m, else by the
-// local part of its primary user ID's email. m may be nil. Two keys that
-// resolve to one name are an error: certificates would not tell them
+// local part of its primary user ID's email. m may be nil. A key that is
+// revoked or expired at now is no user (a warning says so; its name is
+// remembered, so that a renewal under it is told why). Two usable keys
+// that resolve to one name are an error: certificates would not tell them
 // apart.
-func ResolveUsers(keyring openpgp.EntityList, m *UserMap) (*Users, error) {
-	us := &Users{keyring: keyring, byFP: map[string]*User{}, byName: map[string]*User{}}
+func ResolveUsers(keyring openpgp.EntityList, m *UserMap, now time.Time) (*Users, error) {
+	us := &Users{keyring: keyring, byFP: map[string]*User{}, byName: map[string]*User{}, gone: map[string]error{}}
 	for _, e := range keyring {
 		u, err := resolve(e, m)
 		if err != nil {
 			us.Warnings = append(us.Warnings, fmt.Sprintf("key %s: %v: it is refused", Fingerprint(e), err))
+			continue
+		}
+		if st := keyState(e, now); st != nil {
+			us.Warnings = append(us.Warnings, fmt.Sprintf("key %s (%s) is %s: it is refused", Fingerprint(e), u.Name, stateWord(st)))
+			if _, seen := us.gone[u.Name]; !seen || errors.Is(st, pgperrors.ErrKeyRevoked) {
+				us.gone[u.Name] = st
+			}
 			continue
 		}
 		if prev, dup := us.byName[u.Name]; dup {
@@ -221,6 +272,9 @@ func ResolveUsers(keyring openpgp.EntityList, m *UserMap) (*Users, error) {
 		}
 		us.byFP[u.Fingerprint] = u
 		us.byName[u.Name] = u
+	}
+	for name := range us.byName {
+		delete(us.gone, name)
 	}
 	return us, nil
 }
@@ -237,7 +291,7 @@ func resolve(e *openpgp.Entity, m *UserMap) (*User, error) {
 			emails = append(emails, id.UserId.Email)
 		}
 	}
-	u := &User{Fingerprint: fp, Email: primary}
+	u := &User{Fingerprint: fp, Email: primary, entity: e}
 	if m != nil {
 		var hit *UserEntry
 		for i := range m.Users {
@@ -287,6 +341,10 @@ func (us *Users) ByFingerprint(fp string) *User { return us.byFP[fp] }
 // ByName returns the user of a name.
 func (us *Users) ByName(name string) *User { return us.byName[name] }
 
+// Gone returns, for a name that no usable key has but a revoked or
+// expired one does, pgperrors.ErrKeyRevoked or ErrKeyExpired; else nil.
+func (us *Users) Gone(name string) error { return us.gone[name] }
+
 // Len is the number of users.
 func (us *Users) Len() int { return len(us.byName) }
 
@@ -294,7 +352,8 @@ func (us *Users) Len() int { return len(us.byName) }
 // verifies.
 type signer struct {
 	keyID       uint64
-	fingerprint string // of the issuer subkey or key, when the signature says
+	fingerprint string    // of the issuer subkey or key, when the signature says
+	created     time.Time // the signature's creation time
 }
 
 // signerOf reads the issuer of a detached signature, armored or binary,
@@ -316,7 +375,7 @@ func signerOf(sig []byte) (signer, error) {
 	if !ok {
 		return signer{}, fmt.Errorf("%w: not an OpenPGP signature (packet %T)", ErrMalformed, p)
 	}
-	out := signer{}
+	out := signer{created: s.CreationTime}
 	if s.IssuerKeyId != nil {
 		out.keyID = *s.IssuerKeyId
 	}
