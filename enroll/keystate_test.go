@@ -142,9 +142,21 @@ func TestRevokedKeyReplaced(t *testing.T) {
 	g.revoke(old)
 	g.genKey("Alice <alice@example.com>", "ed25519")
 	g.reexport(users, "alice@example.com")
-	if _, err := s.client(t, cert).Renew(context.Background(), newCSR(t), 0); err != nil {
+	out, err := s.client(t, cert).Renew(context.Background(), newCSR(t), 0)
+	if err != nil {
 		t.Fatalf("renewal after the key was replaced: %v", err)
 	}
+	if out.Name != "alice" {
+		t.Fatalf("renewed as %q", out.Name)
+	}
+	// The new key is the user alice.
+	key := g.fingerprint("alice@example.com")
+	for _, line := range strings.Split(string(g.run(nil, "--with-colons", "--list-keys", "alice@example.com")), "\n") {
+		if f := strings.Split(line, ":"); f[0] == "fpr" && len(f) > 9 && f[9] != old {
+			key = f[9]
+		}
+	}
+	issueTLS(t, s.client(t, nil), g.signer(key))
 }
 
 // An expired signature, and a signature made on a clock a little ahead.
