@@ -33,7 +33,8 @@ const (
 	CodeTTL            Code = "ttl_invalid"           // a lifetime below the minimum
 	CodeUnmapped       Code = "user_not_mapped"       // the signer has no usable name
 	CodeNoClientCert   Code = "client_certificate_required"
-	CodeCertUnknown    Code = "certificate_unknown" // not issued by this CA (not in its index)
+	CodeCertUnknown    Code = "certificate_unknown"      // not issued by this CA (not in its index)
+	CodeNotEnrolled    Code = "certificate_not_enrolled" // of this CA, but not an identity the service issues (spiffe://ORG/user/NAME)
 	CodeCertRevoked    Code = "certificate_revoked"
 	CodeCertExpired    Code = "certificate_expired"
 	CodeUserRemoved    Code = "user_removed" // renewal for a name no longer in the users keyring
@@ -68,7 +69,7 @@ func (e *Error) Is(target error) bool {
 // statusOf is the HTTP status of a code.
 func statusOf(c Code) int {
 	switch c {
-	case CodeUnknownSigner, CodeBadSignature, CodeKeyRevoked, CodeKeyExpired, CodeSigExpired, CodeUnknownIssuer, CodeNoClientCert, CodeCertUnknown, CodeCertRevoked, CodeCertExpired, CodeUserRemoved:
+	case CodeUnknownSigner, CodeBadSignature, CodeKeyRevoked, CodeKeyExpired, CodeSigExpired, CodeUnknownIssuer, CodeNoClientCert, CodeCertUnknown, CodeNotEnrolled, CodeCertRevoked, CodeCertExpired, CodeUserRemoved:
 		return http.StatusForbidden
 	case CodeTimestamp, CodeNonceReplayed:
 		return http.StatusUnauthorized

@@ -208,3 +208,32 @@ func TestVerifyUnknownIssuer(t *testing.T) {
 		t.Fatalf("a key without the capability to sign: %v, want %v", err, errUnknownIssuer)
 	}
 }
+
+// A client certificate issued by hand in the service's CA renews only
+// when it has the identity the service issues: not a bare name, not
+// another URI, not with names added.
+func TestRenewRefusesHandIssued(t *testing.T) {
+	k := makeKeys(t)
+	s := startService(t, Config{UsersKeyring: k.users, AdminKeyring: k.admins})
+	for _, tc := range []struct {
+		what string
+		req  pki.Request
+	}{
+		{"no URI", pki.Request{Kind: pki.Client, Name: "alice"}},
+		{"another URI", pki.Request{Kind: pki.Client, Name: "alice", URIs: []string{"spiffe://corp/app/alice"}}},
+		{"another organisation", pki.Request{Kind: pki.Client, Name: "alice", URIs: []string{"spiffe://other/user/alice"}}},
+		{"a DNS name too", pki.Request{Kind: pki.Client, Name: "alice", URIs: []string{"spiffe://corp/user/alice"}, DNS: []string{"alice.example.com"}}},
+		{"an OU", pki.Request{Kind: pki.Client, Name: "alice", URIs: []string{"spiffe://corp/user/alice"}, OU: []string{"admins"}}},
+	} {
+		certPath, keyPath, err := s.dir.Issue(tc.req, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.client(t, &pair).Renew(context.Background(), newCSR(t), 0)
+		wantCode(t, s, "a hand-issued certificate with "+tc.what, err, CodeNotEnrolled)
+	}
+}

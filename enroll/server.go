@@ -560,6 +560,10 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, refuse(CodeCertRevoked, "the certificate (serial %s) was revoked at %s (%s): it cannot renew", rec.Serial, rec.RevokedAt.Format(time.RFC3339), rec.Reason))
 		return
 	}
+	if why := s.notEnrolled(leaf, rec); why != "" {
+		c.fail(w, refuse(CodeNotEnrolled, "the certificate (serial %s) is not one the service issues to an enrolled user: %s; only those renew (log in for one)", rec.Serial, why))
+		return
+	}
 	users, _ := s.current()
 	name := leaf.Subject.CommonName
 	u := users.ByName(name)
@@ -612,6 +616,29 @@ func (s *Server) renew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.done(w, "enroll_renewed", out)
+}
+
+// notEnrolled says why leaf, of this CA, is not a certificate of the form
+// certify issues (a client certificate with the user's name as its
+// common name, spiffe://ORG/user/NAME as its one URI, at most one email
+// and nothing else), or "" when it is. A certificate issued by hand in
+// the same CA under another identity does not renew into a user's.
+func (s *Server) notEnrolled(leaf *x509.Certificate, rec pki.Record) string {
+	name := leaf.Subject.CommonName
+	want := "spiffe://" + s.cfg.Org + "/user/" + name
+	switch {
+	case CheckUserName(name) != nil:
+		return fmt.Sprintf("its common name %q is no user name", clip(name))
+	case len(leaf.URIs) != 1 || leaf.URIs[0].String() != want:
+		return fmt.Sprintf("its URIs are %q, want only %s", leaf.URIs, want)
+	case len(rec.URIs) != 1 || rec.URIs[0] != want || rec.Kind != pki.Client.String():
+		return fmt.Sprintf("the index records it as a %s certificate with URIs %q", rec.Kind, rec.URIs)
+	case len(leaf.DNSNames) > 0 || len(leaf.IPAddresses) > 0 || len(leaf.EmailAddresses) > 1:
+		return "it carries DNS names, IP addresses or several emails"
+	case len(leaf.Subject.Organization) > 0 || len(leaf.Subject.OrganizationalUnit) > 0:
+		return "its subject has an organization or organizational unit"
+	}
+	return ""
 }
 
 // revocations serves POST /v1/revocations, by an admin.
