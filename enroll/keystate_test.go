@@ -237,3 +237,15 @@ func TestRenewRefusesHandIssued(t *testing.T) {
 		wantCode(t, s, "a hand-issued certificate with "+tc.what, err, CodeNotEnrolled)
 	}
 }
+
+// The renewal loop gives up on the refusals a retry would meet again.
+func TestFinalRefusals(t *testing.T) {
+	for _, c := range []Code{CodeKeyRevoked, CodeKeyExpired, CodeNotEnrolled, CodeUserRemoved} {
+		if !final(c) {
+			t.Errorf("%s is retried", c)
+		}
+	}
+	if final(CodeInternal) {
+		t.Errorf("%s is not retried", CodeInternal)
+	}
+}

@@ -123,7 +123,7 @@ func (r *Renewer) Run(ctx context.Context) error {
 // final reports whether a refusal would be met again by a retry.
 func final(c Code) bool {
 	switch c {
-	case CodeCertRevoked, CodeCertUnknown, CodeCertExpired, CodeUserRemoved, CodeNoClientCert:
+	case CodeCertRevoked, CodeCertUnknown, CodeNotEnrolled, CodeCertExpired, CodeUserRemoved, CodeKeyRevoked, CodeKeyExpired, CodeNoClientCert:
 		return true
 	}
 	return false
