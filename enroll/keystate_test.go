@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -247,5 +250,32 @@ func TestFinalRefusals(t *testing.T) {
 	}
 	if final(CodeInternal) {
 		t.Errorf("%s is not retried", CodeInternal)
+	}
+}
+
+// An unknown path is refused in JSON, with not_found.
+func TestUnknownPathJSON(t *testing.T) {
+	g := newGnuPG(t)
+	g.genKey("Admin <sec@example.com>", "ed25519")
+	kr := g.export(true, "sec@example.com")
+	s := startService(t, Config{UsersKeyring: kr, AdminKeyring: kr})
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(s.ca)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	for _, path := range []string{"/", "/v1/nope", "/v2/certificates"} {
+		resp, err := hc.Get(s.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct{ Error Error }
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 404 || body.Error.Code != CodeNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+			t.Fatalf("GET %s: %d %s %+v (%v)", path, resp.StatusCode, resp.Header.Get("Content-Type"), body, err)
+		}
+	}
+	if !strings.Contains(s.logs.String(), `"code":"not_found"`) {
+		t.Fatalf("no audit event:\n%s", s.logs.String())
 	}
 }

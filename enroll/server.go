@@ -119,6 +119,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("/v1/revocations", s.revocations)
 	s.mux.HandleFunc("/v1/crl", s.crl)
 	s.mux.HandleFunc("/v1/ca", s.ca)
+	s.mux.HandleFunc("/", s.notFound)
 	return s, nil
 }
 
@@ -778,6 +779,12 @@ func (s *Server) ca(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(pki.EncodeCertsPEM(certs...))
+}
+
+// notFound answers a path the API does not have, in JSON like every
+// other refusal.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.begin(r, "").fail(w, refuse(CodeNotFound, "%s %s: no such endpoint (the API: /v1/certificates, /v1/renew, /v1/revocations, /v1/crl, /v1/ca)", r.Method, clip(r.URL.Path)))
 }
 
 // nonceCache remembers the nonces of accepted requests until their
