@@ -107,6 +107,13 @@ func (s *EnrollServe) Validate() error {
 	if s.MaxTTL != 0 && s.MaxTTL < minTTL {
 		add(set["MaxTTL"].Fail(s.MaxTTL.String(), fmt.Sprintf("below %s (0 means no cap)", minTTL), nil))
 	}
+	// A --ttl above --max-ttl would be cut without a word; the default
+	// --ttl follows a lower --max-ttl.
+	if def, _ := time.ParseDuration(set["TTL"].Default()); s.MaxTTL >= minTTL && s.TTL > s.MaxTTL && s.TTL != def {
+		e := set["TTL"].Fail(s.TTL.String(), fmt.Sprintf("above --max-ttl %s (%s): the default lifetime cannot be longer than the longest", s.MaxTTL, set["MaxTTL"].Env()), nil)
+		e.Want = "a --ttl at most --max-ttl, or a longer --max-ttl"
+		add(e)
+	}
 	add(settings.OneOf(set["LogLevel"], s.LogLevel, logLevels()))
 	add(settings.OneOf(set["LogFormat"], s.LogFormat, logFormats()))
 	return errors.Join(errs...)
