@@ -100,13 +100,13 @@ func GenerateKey(kt KeyType) (crypto.Signer, error) {
 	return k, nil
 }
 
-// checkPublicKey accepts the public key algorithms and sizes this package
-// certifies: ECDSA P-256/P-384/P-521, RSA of at least 2048 bits, Ed25519.
 // CheckPublicKey reports whether pub is a key this package certifies:
 // ECDSA P-256, P-384 or P-521, RSA of 2048 bits or more, or Ed25519.
 // Errors wrap ErrKeyType and name the key.
 func CheckPublicKey(pub crypto.PublicKey) error { return checkPublicKey(pub) }
 
+// checkPublicKey accepts the public key algorithms and sizes this package
+// certifies: ECDSA P-256/P-384/P-521, RSA of at least 2048 bits, Ed25519.
 func checkPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
