@@ -12,9 +12,11 @@
 //	                       signer must be in the users keyring; the identity
 //	                       (CN NAME, email SAN, URI spiffe://ORG/user/NAME)
 //	                       comes from the signer's key, never from the CSR
-//	POST /v1/renew         over mTLS with a valid, unrevoked certificate of
-//	                       this CA whose name is still in the users keyring:
-//	                       a new certificate, same identity, the CSR's new key
+//	POST /v1/renew         over mTLS with a valid, unrevoked certificate the
+//	                       service issued (URI spiffe://ORG/user/NAME) whose
+//	                       name still has an unrevoked, unexpired key in the
+//	                       users keyring: a new certificate, same identity,
+//	                       the CSR's new key
 //	POST /v1/revocations   a signed revoke request by an admin key: the index
 //	                       and crl.pem are rewritten
 //	GET  /v1/certificates  a signed list request by an admin key (headers)
