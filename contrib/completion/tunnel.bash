@@ -11,8 +11,8 @@ _tunnel() {
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 
 	local commands="forward nc bench login status whoami help version"
-	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --renew --same-user --refusal --admin --help"
-	local nc_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --help"
+	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --renew --same-user --refusal --admin --dir --help"
+	local nc_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --dir --help"
 	local login_flags="--enroll --ca --gpg-key --pgp-key --gpg --ttl --dir --help"
 	local status_flags="--dir --help"
 	local bench_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --mode --route -c --concurrency -d --duration -n --count --json --source --size --resume --sessions --streams --direction --op-timeout --unsafe-plaintext --help"
