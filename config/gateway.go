@@ -316,7 +316,13 @@ func (g *Gateway) Validate() error {
 	add(settings.NotNegative(set["MaxConnLifetime"], g.MaxConnLifetime, "means never"))
 	add(settings.NotNegative(set["AbuseHold"], g.AbuseHold, "holds no one"))
 	if g.AbuseHold > 0 {
-		add(settings.Positive(set["AbuseHoldMax"], g.AbuseHoldMax))
+		if e := settings.Positive(set["AbuseHoldMax"], g.AbuseHoldMax); e != nil {
+			add(e)
+		} else if g.AbuseHoldMax < g.AbuseHold {
+			e := set["AbuseHoldMax"].Fail(g.AbuseHoldMax.String(), "must be at least --abuse-hold ("+g.AbuseHold.String()+")", nil)
+			e.Want = "a duration of at least --abuse-hold, e.g. " + (10 * g.AbuseHold).String()
+			add(e)
+		}
 	}
 	add(settings.InRange(set["PrefixV4"], g.PrefixV4, 1, 32))
 	add(settings.InRange(set["PrefixV6"], g.PrefixV6, 1, 128))
@@ -370,6 +376,7 @@ func (g *Gateway) checkFlagPolicy(set map[string]*settings.Setting) []*settings.
 		spec.Gate = append(spec.Gate, policy.Rules{Source: g.AllowFile})
 	}
 	spec.DialTimeout = max(spec.DialTimeout, 1) // checked on its own
+	spec.Limits = policy.Limits{}               // the identity limits too
 	_, err := policy.Build(spec)
 	if err == nil {
 		return nil

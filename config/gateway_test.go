@@ -496,3 +496,39 @@ func TestBadAllowReportedOnce(t *testing.T) {
 		t.Errorf("reported %d times, or on another flag:\n%v", n, err)
 	}
 }
+
+// TestGatewayLimitErrors: a bad identity limit or abuse hold is reported
+// once, under its own flag; --drain-timeout 0 and --abuse-hold 0 reach the
+// server as "none", not as its defaults.
+func TestGatewayLimitErrors(t *testing.T) {
+	f := newTestFiles(t)
+	for _, tc := range []struct {
+		extra map[string]string
+		want  string
+	}{
+		{map[string]string{"max-sessions-per-identity": "-1"}, "--max-sessions-per-identity (GATEWAY_MAX_SESSIONS_PER_IDENTITY): must be from 0"},
+		{map[string]string{"abuse-hold": "5m", "abuse-hold-max": "1m"}, "--abuse-hold-max (GATEWAY_ABUSE_HOLD_MAX): must be at least --abuse-hold (5m0s)"},
+	} {
+		m := gatewayArgs(f)
+		for k, v := range tc.extra {
+			m[k] = []string{v}
+		}
+		_, err := ParseGateway(argv(m), envMap(nil), nil)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want %q", tc.extra, err, tc.want)
+			continue
+		}
+		if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
+			t.Errorf("%v: %d problems reported, want 1:\n%v", tc.extra, n, err)
+		}
+	}
+	m := gatewayArgs(f)
+	m["drain-timeout"], m["abuse-hold"] = []string{"0s"}, []string{"0s"}
+	g, err := ParseGateway(argv(m), envMap(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := g.ServerConfig(nil); sc.LifetimeDrain >= 0 || sc.AbuseHold >= 0 {
+		t.Errorf("--drain-timeout 0 --abuse-hold 0 gave LifetimeDrain %v, AbuseHold %v; want negative (none)", sc.LifetimeDrain, sc.AbuseHold)
+	}
+}

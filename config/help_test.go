@@ -102,6 +102,7 @@ var commands = []struct {
 			{"--lazy", "[$TUNNEL_LAZY]"},
 			{"--renew", "(default true) [$TUNNEL_RENEW]"},
 			{"--admin ADDR", "[$TUNNEL_ADMIN]"},
+			{"--dir DIR", "[$TUNNEL_DIR]"},
 			{"-h, --help", "show this help"},
 		}...),
 		extra: []string{"Usage: tunnel forward [flags] -L [BIND:]PORT=ROUTE", "Examples:", "-L 5432=pg", "TUNNEL_LOCAL=", "TUNNEL_ and the flag name"},
@@ -153,8 +154,11 @@ var commands = []struct {
 			_, err := ParseNC(a, l, w)
 			return err
 		},
-		entries: append(tunnelEntries(), [2]string{"-h, --help", "show this help"}),
-		extra:   []string{"Usage: tunnel nc [flags] ROUTE", "Examples:", "ProxyCommand", "TUNNEL_ and the flag name"},
+		entries: append(tunnelEntries(), [][2]string{
+			{"--dir DIR", "[$TUNNEL_DIR]"},
+			{"-h, --help", "show this help"},
+		}...),
+		extra: []string{"Usage: tunnel nc [flags] ROUTE", "Examples:", "ProxyCommand", "TUNNEL_ and the flag name"},
 	},
 }
 

@@ -37,9 +37,9 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 		Pending: conn.PendingConfig{Max: g.MaxPending, PerAddr: g.MaxPendingPerAddr, PerPrefix: g.MaxPendingPerPrefix,
 			PrefixV4: g.PrefixV4, PrefixV6: g.PrefixV6},
 		MaxConnLifetime:           g.MaxConnLifetime,
-		AbuseHold:                 abuseHold(g.AbuseHold),
+		AbuseHold:                 orNone(g.AbuseHold),
 		AbuseHoldMax:              g.AbuseHoldMax,
-		LifetimeDrain:             g.DrainTimeout,
+		LifetimeDrain:             orNone(g.DrainTimeout),
 		ConnRate:                  gateway.SourceLimit{PerAddr: g.ConnRatePerAddr, PerPrefix: g.ConnRatePerPrefix},
 		HandshakeRate:             gateway.SourceLimit{PerAddr: g.HandshakeRatePerAddr, PerPrefix: g.HandshakeRatePerPrefix},
 		ReadyDespiteReloadFailure: g.ReadyDespiteReloadFailure,
@@ -47,9 +47,10 @@ func (g *Gateway) ServerConfig(log *zerolog.Logger) gateway.Config {
 	}
 }
 
-// abuseHold maps --abuse-hold to gateway.Config.AbuseHold: there 0 is the
-// default and a negative duration none.
-func abuseHold(d time.Duration) time.Duration {
+// orNone maps a flag's 0 ("none": --abuse-hold 0 holds no one,
+// --drain-timeout 0 closes at once) to gateway.Config's negative duration:
+// there 0 takes the default.
+func orNone(d time.Duration) time.Duration {
 	if d == 0 {
 		return -1
 	}

@@ -86,9 +86,15 @@ var tunnelSettings = sync.OnceValue(func() map[string]*settings.Setting {
 // canonical form of each valid pin (64 lowercase hex digits; pins that do
 // not parse are left as given, for Validate to report), and, when neither
 // --cert nor --key is given, the certificate, key and CA of tunnel login
-// (see [Tunnel.LoginStore]).
+// (see [Tunnel.LoginStore]) in the default directory ([enroll.DefaultDir]).
 func (t *Tunnel) Normalize() {
-	t.useLogin()
+	t.normalize("")
+}
+
+// normalize is Normalize with the directory of tunnel login to look in
+// (empty: the default one).
+func (t *Tunnel) normalize(loginDir string) {
+	t.useLogin(loginDir)
 	t.DefaultServerName()
 	for i, p := range t.Pins {
 		if n, err := ParsePin(p); err == nil {
@@ -390,9 +396,34 @@ type Forward struct {
 	// Renew renews a certificate of tunnel login at two thirds of its life.
 	Renew bool   `flag:"renew" default:"true" help:"with the certificate of tunnel login: renew it at two thirds of its life from the enrollment service, and move new connections to it at once (open ones carry on)"`
 	Admin string `flag:"admin" meta:"ADDR" help:"serve /healthz and /metrics (Prometheus: session, gateway in use, streams and bytes by route, reconnects, certificate expiry) on this address; empty disables" forms:"HOST:PORT, e.g. 127.0.0.1:9091, or empty to disable"`
+	LoginDir
 
 	sameUserGiven bool // --same-user or its variable was set, not defaulted
 }
+
+// LoginDir is the --dir of forward and nc: the directory of tunnel login
+// whose certificate, key and CA they use when --cert and --key are not
+// given.
+type LoginDir struct {
+	// Dir is the directory; empty means [enroll.DefaultDir].
+	Dir string `flag:"dir" meta:"DIR" help:"the directory of tunnel login, whose certificate, key and CA are used when --cert and --key are not given (default $XDG_CONFIG_HOME/portcullis, else ~/.config/portcullis)" forms:"the --dir given to tunnel login, e.g. --dir ~/.config/portcullis-work"`
+}
+
+// problem reports a --dir given without --cert and --key that holds no
+// certificate of tunnel login: the certificate would be missing, and the
+// user asked for that directory's.
+func (d LoginDir) problem(t *Tunnel) error {
+	if d.Dir == "" || t.loginDir != "" || t.Cert != "" || t.Key != "" {
+		return nil
+	}
+	e := loginDirSettings()["Dir"].Fail(d.Dir, "holds no certificate of tunnel login", nil)
+	e.Want = "the --dir given to tunnel login, or --cert and --key"
+	return e
+}
+
+var loginDirSettings = sync.OnceValue(func() map[string]*settings.Setting {
+	return settings.Index[LoginDir](TunnelPrefix)
+})
 
 // Refusal is one --refusal: the style in which the local clients of a
 // route are told that the gateway refused their stream.
@@ -541,10 +572,11 @@ func ParseForward(args []string, lookup func(string) (string, bool), usage io.Wr
 	return f, nil
 }
 
-// Normalize is [Tunnel.Normalize], and turns the same-user check off on a
-// system that cannot do it when it was not asked for.
+// Normalize is [Tunnel.Normalize], with the certificate of tunnel login
+// looked for in --dir when it is given, and turns the same-user check off
+// on a system that cannot do it when it was not asked for.
 func (f *Forward) Normalize() {
-	f.Tunnel.Normalize()
+	f.Tunnel.normalize(f.Dir)
 	if !sameUserSystem && !f.sameUserGiven {
 		f.SameUser = false
 	}
@@ -580,6 +612,9 @@ func envGiven(lookup func(string) (string, bool), name string) bool {
 // [Tunnel.Validate]. It does not modify f.
 func (f *Forward) Validate() error {
 	errs := f.Tunnel.problems()
+	if err := f.LoginDir.problem(&f.Tunnel); err != nil {
+		errs = append(errs, err)
+	}
 	s := forwardSettings()["Locals"]
 	if len(f.Locals) == 0 {
 		e := s.Fail("", "required: no local listener", nil)
@@ -631,6 +666,7 @@ func (f *Forward) Validate() error {
 // NC holds the settings of "tunnel nc".
 type NC struct {
 	Tunnel
+	LoginDir
 	// Route is the route to connect stdin and stdout to: the one positional
 	// argument.
 	Route string
@@ -677,10 +713,19 @@ func ParseNC(args []string, lookup func(string) (string, bool), usage io.Writer)
 	return n, nil
 }
 
+// Normalize is [Tunnel.Normalize], with the certificate of tunnel login
+// looked for in --dir when it is given.
+func (n *NC) Normalize() {
+	n.Tunnel.normalize(n.Dir)
+}
+
 // Validate checks the common tunnel settings and the route. It returns
 // every problem found, joined; see [Tunnel.Validate]. It does not modify n.
 func (n *NC) Validate() error {
 	errs := n.Tunnel.problems()
+	if err := n.LoginDir.problem(&n.Tunnel); err != nil {
+		errs = append(errs, err)
+	}
 	if err := mux.ValidRoute(n.Route); err != nil {
 		errs = append(errs, &settings.Error{
 			Flag: "argument ROUTE", Problem: "invalid route name", Value: n.Route,
@@ -709,9 +754,10 @@ func (*Login) Doc() settings.Doc {
 made here (it never leaves this machine; written 0600), with a certificate
 signing request, and the request is signed with your OpenPGP key. The service
 issues a certificate for the identity of that key. The key, the certificate and
-the CA bundle go to DIR, where tunnel forward and tunnel nc find them when
---cert, --key and --ca are not given; tunnel forward renews the certificate
-before it expires. Prints who you are and until when.`,
+the CA bundle go to DIR, where tunnel forward and tunnel nc (given the same
+--dir, when it is not the default) find them when --cert, --key and --ca are
+not given; tunnel forward renews the certificate before it expires. Prints who
+you are and until when.`,
 		Examples: []string{
 			"tunnel login --enroll https://enroll.example.com:8444 --ca ca.crt --gpg-key alice@example.com",
 			"tunnel forward --gateway gw.example.com:8443 -L 5432=pg",
@@ -809,15 +855,18 @@ func (t *Tunnel) LoginStore() (enroll.Store, bool) {
 }
 
 // useLogin fills in --cert, --key and --ca from the directory of tunnel
-// login when none of --cert and --key is given and the directory holds a
-// certificate.
-func (t *Tunnel) useLogin() {
+// login (dir, or the default one when dir is empty) when none of --cert
+// and --key is given and the directory holds a certificate.
+func (t *Tunnel) useLogin(dir string) {
 	if t.Cert != "" || t.Key != "" {
 		return
 	}
-	dir, err := enroll.DefaultDir()
-	if err != nil {
-		return
+	if dir == "" {
+		d, err := enroll.DefaultDir()
+		if err != nil {
+			return
+		}
+		dir = d
 	}
 	st := enroll.Store{Dir: dir}
 	if !st.Exists() {

@@ -2,11 +2,13 @@ package config
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/portcullis-gw/portcullis/enroll"
 	"github.com/portcullis-gw/portcullis/internal/testnet"
 	"github.com/portcullis-gw/portcullis/mux"
 	"github.com/portcullis-gw/portcullis/tunnel"
@@ -366,6 +368,68 @@ func TestForwardLocalSide(t *testing.T) {
 		_, err := ParseForward(append(tunnelArgs(f), "-L", "5432=pg", "--refusal", tt.arg), envMap(nil), nil)
 		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "--refusal") {
 			t.Errorf("--refusal %s: %v; want an error naming --refusal and containing %q", tt.arg, err, tt.want)
+		}
+	}
+}
+
+// TestLoginDir checks that forward and nc take the certificate, key and CA
+// of tunnel login from --dir (or TUNNEL_DIR) when --cert and --key are not
+// given, and refuse a --dir that holds none.
+func TestLoginDir(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // no login in the default directory
+	dir := t.TempDir()
+	st := enroll.Store{Dir: dir}
+	for _, p := range []string{st.CertPath(), st.KeyPath(), st.CAPath()} {
+		if err := os.WriteFile(p, []byte("x\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(what string, tu *Tunnel) {
+		t.Helper()
+		if tu.Cert != st.CertPath() || tu.Key != st.KeyPath() || tu.CA != st.CAPath() {
+			t.Errorf("%s: cert, key, ca = %q, %q, %q, want those of %s", what, tu.Cert, tu.Key, tu.CA, dir)
+		}
+		if got, ok := tu.LoginStore(); !ok || got.Dir != dir {
+			t.Errorf("%s: LoginStore() = %v, %v, want %s", what, got, ok, dir)
+		}
+	}
+	fw, err := ParseForward([]string{"--gateway", "gw.example.com:8443", "-L", "5432=pg", "--dir", dir}, envMap(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("forward --dir", &fw.Tunnel)
+	nc, err := ParseNC([]string{"--gateway", "gw.example.com:8443", "pg"}, envMap(map[string]string{"TUNNEL_DIR": dir}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("nc with TUNNEL_DIR", &nc.Tunnel)
+
+	// --cert and --key win over --dir.
+	f := newTestFiles(t)
+	nc, err = ParseNC(append(tunnelArgs(f), "--dir", dir, "pg"), envMap(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc.Cert != f.cert || nc.CA != f.ca {
+		t.Errorf("nc --cert --dir: cert, ca = %q, %q, want %q, %q", nc.Cert, nc.CA, f.cert, f.ca)
+	}
+	if _, ok := nc.LoginStore(); ok {
+		t.Error("nc --cert --dir: LoginStore() reports a login")
+	}
+
+	empty := t.TempDir()
+	for _, args := range [][]string{
+		{"forward", "--gateway", "gw.example.com:8443", "-L", "5432=pg", "--dir", empty},
+		{"nc", "--gateway", "gw.example.com:8443", "--dir", empty, "pg"},
+	} {
+		var err error
+		if args[0] == "forward" {
+			_, err = ParseForward(args[1:], envMap(nil), nil)
+		} else {
+			_, err = ParseNC(args[1:], envMap(nil), nil)
+		}
+		if err == nil || !strings.Contains(err.Error(), "--dir") || !strings.Contains(err.Error(), "holds no certificate of tunnel login") {
+			t.Errorf("%s with an empty --dir: err = %v, want one about --dir", args[0], err)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,8 @@ import (
 type chainCache struct {
 	mu sync.Mutex
 	m  map[[32]byte][][]*x509.Certificate
+
+	built atomic.Int64 // chains verified here (not found in the cache), for tests
 }
 
 // maxCachedChains bounds the cache; when full it is emptied and refills
@@ -122,6 +125,9 @@ func (st *ServerState) verifyChains(certs []*x509.Certificate, now time.Time) ([
 	}
 	for _, c := range certs[1:] {
 		opts.Intermediates.AddCert(c)
+	}
+	if st.chains != nil {
+		st.chains.built.Add(1)
 	}
 	chains, err := certs[0].Verify(opts)
 	if err != nil {

@@ -58,7 +58,7 @@ func TestCachingServerConfig(t *testing.T) {
 	}
 
 	// A good client: verified once, then from the cache.
-	before := conn.CachedChains(st)
+	before, built := conn.CachedChains(st), conn.ChainsBuilt(st)
 	for i := range 3 {
 		srv, cli := handshake(t, st.CachingServerConfig(), clientCreds(t, p.Client, p.CAFile).TLSConfig(client(p.Client)))
 		if srv.err != nil || cli.err != nil {
@@ -79,9 +79,17 @@ func TestCachingServerConfig(t *testing.T) {
 	if n := conn.CachedChains(st) - before; n != 1 {
 		t.Errorf("%d chains cached for 3 handshakes of one client, want 1", n)
 	}
+	// Verified once in the handshakes; ClientChains at a late time
+	// verifies anew each time (its cached chain is out of date there).
+	if n := conn.ChainsBuilt(st) - built; n != 1+3 {
+		t.Errorf("%d chains built for 3 handshakes of one client and 3 late lookups, want 1+3", n)
+	}
 	// ServerConfig's handshakes fill the same cache.
 	st3 := serverState(t, p, "")
 	if srv, _ := handshake(t, st3.ServerConfig(), clientCreds(t, p.Client, p.CAFile).TLSConfig(client(p.Client))); srv.err != nil || conn.CachedChains(st3) != 1 {
 		t.Errorf("ServerConfig handshake: %v, %d chains cached, want 1", srv.err, conn.CachedChains(st3))
+	}
+	if srv, _ := handshake(t, st3.CachingServerConfig(), clientCreds(t, p.Client, p.CAFile).TLSConfig(client(p.Client))); srv.err != nil || conn.ChainsBuilt(st3) != 0 {
+		t.Errorf("a caching handshake after a ServerConfig one: %v, %d chains built, want 0 (from the cache)", srv.err, conn.ChainsBuilt(st3))
 	}
 }

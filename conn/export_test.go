@@ -12,6 +12,15 @@ var IsPKCS12Data = isPKCS12Data
 // LoadPKCS12 reads a PKCS#12 bundle with the password in passFile.
 var LoadPKCS12 = loadPKCS12
 
+// ChainsBuilt is the number of client chains st verified itself, not
+// finding them in its cache.
+func ChainsBuilt(st *ServerState) int64 {
+	if st.chains == nil {
+		return 0
+	}
+	return st.chains.built.Load()
+}
+
 // CachedChains is the number of client chains st's cache holds.
 func CachedChains(st *ServerState) int {
 	if st.chains == nil {

@@ -107,12 +107,7 @@ func (e *PendingFullError) Error() string {
 // or, when there is none, refuses c with a *PendingFullError (c is left
 // open: the caller resets it).
 func (p *Pending) Add(c net.Conn, addr netip.Addr) (*Ticket, error) {
-	t := &Ticket{p: p, conn: c, addr: addr}
-	bits := p.cfg.PrefixV6
-	if addr.Is4() {
-		bits = p.cfg.PrefixV4
-	}
-	t.prefix, _ = addr.Prefix(bits)
+	t := &Ticket{p: p, conn: c, addr: addr, prefix: SourcePrefix(addr, p.cfg.PrefixV4, p.cfg.PrefixV6)}
 	caps := [levels]int{p.cfg.Max, p.cfg.PerPrefix, p.cfg.PerAddr}
 
 	var victims []*Ticket

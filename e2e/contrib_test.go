@@ -47,17 +47,20 @@ func helpFlags(t *testing.T, bin string, args ...string) []string {
 // completionCommands maps each flag list of the completion files (by its
 // variable, NAME_flags) to the command whose --help it follows.
 var completionCommands = map[string][]string{
-	"gateway:run":        {"run"},
-	"gateway:explain":    {"explain"},
-	"gateway:pki_init":   {"pki", "init"},
-	"gateway:pki_issue":  {"pki", "issue"},
-	"gateway:pki_sign":   {"pki", "sign"},
-	"gateway:pki_revoke": {"pki", "revoke"},
-	"gateway:pki_crl":    {"pki", "crl"},
-	"gateway:pki_show":   {"pki", "show"},
-	"tunnel:forward":     {"forward"},
-	"tunnel:nc":          {"nc"},
-	"tunnel:bench":       {"bench"},
+	"gateway:run":          {"run"},
+	"gateway:explain":      {"explain"},
+	"gateway:pki_init":     {"pki", "init"},
+	"gateway:pki_issue":    {"pki", "issue"},
+	"gateway:pki_sign":     {"pki", "sign"},
+	"gateway:pki_revoke":   {"pki", "revoke"},
+	"gateway:pki_crl":      {"pki", "crl"},
+	"gateway:pki_show":     {"pki", "show"},
+	"gateway:enroll_serve": {"enroll", "serve"},
+	"tunnel:forward":       {"forward"},
+	"tunnel:nc":            {"nc"},
+	"tunnel:bench":         {"bench"},
+	"tunnel:login":         {"login"},
+	"tunnel:status":        {"status"},
 }
 
 var (
@@ -176,7 +179,9 @@ func TestBashCompletion(t *testing.T) {
 		words    []string
 		want     []string
 	}{
-		{"gateway.bash", "_gateway", []string{"gateway", ""}, []string{"run", "explain", "pki", "help", "version"}},
+		{"gateway.bash", "_gateway", []string{"gateway", ""}, []string{"run", "explain", "pki", "enroll", "help", "version"}},
+		{"gateway.bash", "_gateway", []string{"gateway", "enroll", ""}, []string{"serve"}},
+		{"gateway.bash", "_gateway", []string{"gateway", "enroll", "serve", "--users-"}, []string{"--users-keyring", "--users-map"}},
 		{"gateway.bash", "_gateway", []string{"gateway", "pki", "i"}, []string{"init", "issue"}},
 		{"gateway.bash", "_gateway", []string{"gateway", "run", "--max-pending-per"}, []string{"--max-pending-per-addr", "--max-pending-per-prefix"}},
 		{"gateway.bash", "_gateway", []string{"gateway", "--listen", ":8443", "--no-l"}, []string{"--no-landlock"}},
@@ -185,6 +190,8 @@ func TestBashCompletion(t *testing.T) {
 		{"tunnel.bash", "_tunnel", []string{"tunnel", "b"}, []string{"bench"}},
 		{"tunnel.bash", "_tunnel", []string{"tunnel", "nc", "--key-p"}, []string{"--key-pass-file"}},
 		{"tunnel.bash", "_tunnel", []string{"tunnel", "bench", "--mode", "t"}, []string{"throughput"}},
+		{"tunnel.bash", "_tunnel", []string{"tunnel", "login", "--gp"}, []string{"--gpg-key", "--gpg"}},
+		{"tunnel.bash", "_tunnel", []string{"tunnel", "whoami", "--"}, []string{"--dir", "--help"}},
 	}
 	for _, c := range cases {
 		got := bashComplete(t, c.file, c.fn, c.words...)

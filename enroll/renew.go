@@ -104,14 +104,14 @@ func (r *Renewer) Run(ctx context.Context) error {
 		var e *Error
 		if errors.As(err, &e) && final(e.Code) {
 			r.Log.Error().Str("event", "renew_refused").Str("code", string(e.Code)).Err(err).
-				Str("serial", pki.FormatSerial(leaf.SerialNumber)).Dur("time_left", left).
+				Str("serial", pki.FormatSerial(leaf.SerialNumber)).Dur("time_left_ms", left).
 				Msg("the enrollment service refuses to renew this certificate: run tunnel login again")
 			return err
 		}
 		ev := r.Log.Warn().Str("event", "renew_failed").Err(err).Int("failures", failures).
 			Str("serial", pki.FormatSerial(leaf.SerialNumber))
 		if left > 0 {
-			ev.Str("time_left", left.Round(time.Second).String()).Msg("renewal failed; retrying")
+			ev.Dur("time_left_ms", left).Msg("renewal failed; retrying")
 		} else {
 			r.Log.Error().Str("event", "cert_expired").Time("not_after", leaf.NotAfter).
 				Msg("the certificate expired before it could be renewed: run tunnel login again")

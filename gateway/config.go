@@ -47,7 +47,7 @@ type Config struct {
 	// new streams on it; a tunnel opens a new session) and closes it
 	// LifetimeDrain later with whatever is still open. 0: no limit.
 	MaxConnLifetime time.Duration
-	LifetimeDrain   time.Duration // default 30s
+	LifetimeDrain   time.Duration // default 30s; negative: closed at once
 
 	// ConnRate limits new connections per second from one source address
 	// and from one source network (the Pending prefix lengths), checked in
@@ -138,12 +138,30 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.AbuseHoldMax = time.Minute
 	case cfg.AbuseHoldMax < 0:
 		errs = append(errs, fmt.Errorf("gateway: Config.AbuseHoldMax %v: must not be negative", cfg.AbuseHoldMax))
+	case cfg.AbuseHoldMax < cfg.AbuseHold:
+		errs = append(errs, fmt.Errorf("gateway: Config.AbuseHoldMax %v: must be at least AbuseHold %v", cfg.AbuseHoldMax, cfg.AbuseHold))
 	}
-	if cfg.LifetimeDrain == 0 {
+	switch {
+	case cfg.LifetimeDrain == 0:
 		cfg.LifetimeDrain = 30 * time.Second
+	case cfg.LifetimeDrain < 0:
+		cfg.LifetimeDrain = 0 // closed at once
 	}
-	if cfg.MaxConnLifetime < 0 || cfg.LifetimeDrain < 0 {
-		errs = append(errs, fmt.Errorf("gateway: Config.MaxConnLifetime %v, LifetimeDrain %v: must not be negative", cfg.MaxConnLifetime, cfg.LifetimeDrain))
+	if cfg.MaxConnLifetime < 0 {
+		errs = append(errs, fmt.Errorf("gateway: Config.MaxConnLifetime %v: must not be negative", cfg.MaxConnLifetime))
+	}
+	for _, r := range []struct {
+		name string
+		r    SourceLimit
+	}{{"ConnRate", cfg.ConnRate}, {"HandshakeRate", cfg.HandshakeRate}} {
+		for _, x := range []struct {
+			scope string
+			rate  conn.Rate
+		}{{"PerAddr", r.r.PerAddr}, {"PerPrefix", r.r.PerPrefix}} {
+			if !x.rate.IsZero() && x.rate.Burst < 1 {
+				errs = append(errs, fmt.Errorf("gateway: Config.%s.%s %v a second: its burst %d must be at least 1", r.name, x.scope, x.rate.PerSec, x.rate.Burst))
+			}
+		}
 	}
 	if cfg.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("gateway: Config.IdleTimeout %v: must not be negative", cfg.IdleTimeout))

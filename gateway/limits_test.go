@@ -417,3 +417,16 @@ func TestIdentityLimitsAcrossSessions(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigRejectsBadRates: a rate with no burst would refuse everything;
+// New says which setting is wrong.
+func TestConfigRejectsBadRates(t *testing.T) {
+	_, err := gateway.New(gateway.Config{ConnRate: gateway.SourceLimit{PerAddr: conn.Rate{PerSec: 5}},
+		HandshakeRate: gateway.SourceLimit{PerPrefix: conn.Rate{PerSec: 2, Burst: -1}}, AbuseHold: time.Minute, AbuseHoldMax: time.Second})
+	for _, want := range []string{"Config.ConnRate.PerAddr 5 a second: its burst 0 must be at least 1",
+		"Config.HandshakeRate.PerPrefix 2 a second", "Config.AbuseHoldMax 1s: must be at least AbuseHold 1m0s"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("New: %v; want %q", err, want)
+		}
+	}
+}

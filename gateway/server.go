@@ -384,10 +384,11 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		}
 		return st.muxTLS, nil // authorization comes per stream
 	}
-	cfg := st.directTLS.Clone()
+	base := st.directTLS
 	if cached {
-		cfg = st.directCached.Clone()
+		base = st.directCached
 	}
+	cfg := base.Clone()
 	// Direct mode: the route is known now (SNI), so refuse during the
 	// handshake: the client gets an alert, and no byte reaches a backend.
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {

@@ -184,7 +184,6 @@ func (s *suite) startLatencyTargets(pgAddr string) ([]*latTarget, error) {
 		}{lBefore, s.o.latBefore, false})
 	}
 	gws := map[string]string{} // binary directory -> gateway address
-	var gwProcs []*child
 	for _, tu := range tunnels {
 		t := &latTarget{name: tu.name}
 		gwAddr, ok := gws[tu.bin]
@@ -198,9 +197,10 @@ func (s *suite) startLatencyTargets(pgAddr string) ([]*latTarget, error) {
 				errs = append(errs, fmt.Errorf("%s: %w", tu.name, err))
 				continue
 			}
-			gwProcs = append(gwProcs, gw)
 			gws[tu.bin], gwAddr = addr, addr
-			t.procs = append(t.procs, gw) // stopped with the first target that uses it
+			// Stopped with the relay target, which is always returned:
+			// whatever fails below, no gateway is left running.
+			relay.procs = append(relay.procs, gw)
 		}
 		echoL, err := freePort()
 		if err != nil {
@@ -228,6 +228,7 @@ func (s *suite) startLatencyTargets(pgAddr string) ([]*latTarget, error) {
 			continue
 		}
 		if err := waitTCP(c, wait...); err != nil {
+			c.stop()
 			errs = append(errs, err)
 			continue
 		}
@@ -240,7 +241,6 @@ func (s *suite) startLatencyTargets(pgAddr string) ([]*latTarget, error) {
 	} else {
 		out = append(out, g)
 	}
-	_ = gwProcs
 	return out, errors.Join(errs...)
 }
 

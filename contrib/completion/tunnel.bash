@@ -11,13 +11,23 @@ _tunnel() {
 	prev=${COMP_WORDS[COMP_CWORD-1]}
 
 	local commands="forward nc bench login status whoami help version"
-	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --renew --same-user --refusal --admin --help"
-	local nc_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --help"
+	local forward_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format -L --local --lazy --renew --same-user --refusal --admin --dir --help"
+	local nc_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --dir --help"
+	local login_flags="--enroll --ca --gpg-key --pgp-key --gpg --ttl --dir --help"
+	local status_flags="--dir --help"
 	local bench_flags="--gateway --cert --key --key-pass-file --ca --server-name --direct --connect-timeout --pin --gateway-allow --log-level --log-format --mode --route -c --concurrency -d --duration -n --count --json --source --size --resume --sessions --streams --direction --op-timeout --unsafe-plaintext --help"
 
 	case $prev in
-	--cert|--key|--key-pass-file|--ca)
+	--cert|--key|--key-pass-file|--ca|--pgp-key)
 		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--dir)
+		COMPREPLY=($(compgen -d -- "$cur"))
+		return
+		;;
+	--gpg)
+		COMPREPLY=($(compgen -c -- "$cur"))
 		return
 		;;
 	--log-level)
@@ -36,7 +46,7 @@ _tunnel() {
 		COMPREPLY=($(compgen -W "up down both" -- "$cur"))
 		return
 		;;
-	--gateway|--server-name|--connect-timeout|--pin|--gateway-allow|-L|--local|--admin|--route|-c|--concurrency|-d|--duration|-n|--count|--source|--size|--sessions|--streams|--op-timeout)
+	--gateway|--server-name|--connect-timeout|--pin|--gateway-allow|-L|--local|--admin|--route|-c|--concurrency|-d|--duration|-n|--count|--source|--size|--sessions|--streams|--op-timeout|--enroll|--gpg-key|--ttl)
 		return # a value of the user's own
 		;;
 	esac
@@ -54,6 +64,8 @@ _tunnel() {
 	forward) flags=$forward_flags ;;
 	nc) flags=$nc_flags ;;
 	bench) flags=$bench_flags ;;
+	login) flags=$login_flags ;;
+	status|whoami) flags=$status_flags ;;
 	*) return ;;
 	esac
 	COMPREPLY=($(compgen -W "$flags" -- "$cur"))

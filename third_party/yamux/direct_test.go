@@ -198,9 +198,18 @@ func TestDirectWriteQueuedWhileBusy(t *testing.T) {
 		i := i
 		go func() { _, err := locals[i].Write([]byte(fmt.Sprintf("stream %d", i))); errs <- err }()
 	}
-	// The others queue: wait until they all sit in sendCh or the loop
-	// took them (it then waits for the lock).
-	time.Sleep(50 * time.Millisecond)
+	// The others queue: wait until they all sit in sendCh, or the loop
+	// took one of them (it then waits for the lock) and the rest sit there.
+	queued := func() bool {
+		n := len(client.sendCh)
+		return n == streams-1 || (n == streams-2 && client.loopWants.Load())
+	}
+	for deadline := time.Now().Add(5 * time.Second); !queued() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if !queued() {
+		t.Fatalf("%d of %d Writes queued within 5s", len(client.sendCh), streams-1)
+	}
 	wc.release(gate)
 	if err := <-first; err != nil {
 		t.Fatal(err)

@@ -123,7 +123,8 @@ func (s *Stream) StreamID() uint32 {
 // Read is used to read from the stream
 func (s *Stream) Read(b []byte) (n int, err error) {
 	defer asyncNotify(s.recvNotifyCh)
-	var gone bool // the stream left the session: its bytes are not budgeted
+	var gone bool  // the stream left the session: its bytes are not budgeted
+	var armed bool // this Read armed direct delivery: it must disarm it
 START:
 
 	// If the stream is closed and there's no data buffered, return EOF
@@ -172,6 +173,7 @@ START:
 		// and not passed on: the receive loop may hand data to the
 		// direct receiver until this Read wakes.
 		s.directArmed = s.direct != nil
+		armed = s.directArmed
 		s.recvLock.Unlock()
 		goto WAIT
 	}
@@ -207,7 +209,10 @@ WAIT:
 	case <-timeout:
 		timedOut = true
 	}
-	s.disarm()
+	if armed {
+		s.disarm()
+		armed = false
+	}
 	if timedOut {
 		return 0, ErrTimeout
 	}
@@ -290,14 +295,21 @@ func (s *Stream) deliver(conn io.Reader, length uint32, flags uint16) (bool, err
 }
 
 // updateDue reports whether a window update is due, as sendWindowUpdate
-// would find (it holds recvLock: recvTarget changes under it too).
+// would find. Called with recvLock held.
 func (s *Stream) updateDue() bool {
-	max := s.session.config.MaxStreamWindowSize
+	delta, max := s.windowDelta()
+	return delta >= max/2
+}
+
+// windowDelta is the window update that would restore the stream's window
+// to max, its full size (recvTarget under a receive budget). Called with
+// recvLock held (recvTarget changes under it and controlHdrLock).
+func (s *Stream) windowDelta() (delta, max uint32) {
+	max = s.session.config.MaxStreamWindowSize
 	if s.session.config.SessionReceiveBudget != 0 {
 		max = s.recvTarget
 	}
-	delta := (max - uint32(s.recvBuf.Len())) - s.recvWindow
-	return delta >= max/2
+	return (max - uint32(s.recvBuf.Len())) - s.recvWindow, max
 }
 
 // Write is used to write to the stream
@@ -425,13 +437,9 @@ func (s *Stream) sendWindowUpdate() error {
 
 	// Determine the delta update
 	budget := s.session.config.SessionReceiveBudget
-	max := s.session.config.MaxStreamWindowSize
-	if budget != 0 {
-		max = s.recvTarget
-	}
 	s.recvLock.Lock()
-	bufLen := uint32(s.recvBuf.Len())
-	delta := (max - bufLen) - s.recvWindow
+	s.directDue = false // this update covers what direct deliveries made due
+	delta, max := s.windowDelta()
 
 	// Check if we can omit the update
 	if delta < (max/2) && flags == 0 {
