@@ -241,7 +241,8 @@ func (s *suite) hostileSection() string {
 		"**pings**: 500,000 pings a session, answers never read; **unknown**: 20,000 16-byte data frames a session for streams never opened; "+
 		"**logs**: 40,000 refused streams a session (request and close, 64 unanswered at most); **window**: 16 streams a session, "+
 		"1 MiB sent on each at once whatever the window. A session the gateway closes is replaced by a new one (full handshake) while "+
-		"time is left (at most 1,000 sessions for pings, 200 for window, 100 refused, 50 unknown, 10 logs). "+
+		"time is left (at most 1,000 sessions for pings, 200 for window, 100 refused, 50 unknown, 10 logs); a connection the gateway "+
+		"resets before the handshake ends (its address held after abuse) is dialed again 5 ms later. "+
 		"Meanwhile a good client in the suite's process (from 127.0.0.1, a session of its own) makes, every %v, a 64-byte round trip on "+
 		"a stream it keeps open and a stream open (open, 64-byte round trip, close), on builtin:echo (`%s`), %d of each unloaded and "+
 		"again under the flood (fewer when the flood ends first). "+
